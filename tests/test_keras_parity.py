@@ -1,0 +1,94 @@
+"""Parity with an independent implementation: Keras 3 Applications (JAX
+backend). Build the Keras model with random weights (BatchNorm statistics
+randomised too), copy them with zoo.weights.from_keras, compare logits on
+random images: max |ours - Keras| <= 1e-4 * max |Keras logit|, float32.
+"""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+import jax  # noqa: E402
+
+import zoo  # noqa: E402
+from zoo.weights import WeightMismatchError, from_keras  # noqa: E402
+
+# zoo name -> Keras constructor, extra arguments, input scale. EfficientNet
+# starts with Rescaling(1/255) and a Normalization that is the identity
+# without ImageNet weights, so Keras gets the same images times 255.
+KERAS = {
+    "mobilenet_v1": ("MobileNet", {}, 1.0),
+    "mobilenet_v2": ("MobileNetV2", {}, 1.0),
+    "mobilenet_v3_small": ("MobileNetV3Small", {"include_preprocessing": False}, 1.0),
+    "mobilenet_v3_large": ("MobileNetV3Large", {"include_preprocessing": False}, 1.0),
+    **{f"efficientnet_b{i}": (f"EfficientNetB{i}", {}, 255.0) for i in range(8)},
+}
+# Keras checkpoints' conventions: TensorFlow SAME padding, BatchNorm eps 1e-3.
+KERAS_CONVENTIONS = {"padding": "same", "bn_eps": 1e-3}
+
+
+def keras_model(name, resolution, **extra):
+    ctor, kwargs, _ = KERAS[name]
+    model = getattr(keras.applications, ctor)(
+        weights=None, input_shape=(resolution, resolution, 3), classifier_activation=None,
+        **kwargs, **extra)
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            g, b, m, v = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.2, b.shape),
+                               rng.normal(0, 0.2, m.shape), rng.uniform(0.5, 1.5, v.shape)])
+    return model
+
+
+def check_parity(name, resolution, width=None):
+    extra = {"alpha": width} if width else {}
+    km = keras_model(name, resolution, **extra)
+    options = dict(KERAS_CONVENTIONS, **({"width": width} if width else {}))
+    variables = from_keras(km, name, **options)
+    x = np.random.default_rng(0).standard_normal((2, resolution, resolution, 3)).astype("f4")
+    ours = np.asarray(jax.jit(zoo.build(name, **options).apply)(variables, x))
+    theirs = np.asarray(km.predict(x * KERAS[name][2], verbose=0))
+    scale = np.abs(theirs).max()
+    assert scale > 1e-2
+    assert np.abs(ours - theirs).max() <= 1e-4 * scale, (name, np.abs(ours - theirs).max(), scale)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small",
+                                  "mobilenet_v3_large", "efficientnet_b0"])
+def test_keras_parity(name):
+    check_parity(name, 224)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [f"efficientnet_b{i}" for i in range(1, 5)])
+def test_keras_parity_native_resolution(name):
+    check_parity(name, zoo.get_spec(name).input_size)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [f"efficientnet_b{i}" for i in range(5, 8)])
+def test_keras_parity_big_variants_reduced_resolution(name):
+    # Fully convolutional up to the pooling: every layer and weight is
+    # exercised at 160 px; the full resolution only costs time.
+    check_parity(name, 160)
+
+
+@pytest.mark.parametrize("name,width", [("mobilenet_v1", 0.25), ("mobilenet_v2", 0.35),
+                                        ("mobilenet_v2", 1.4), ("mobilenet_v3_large", 0.75)])
+def test_keras_parity_width_multipliers(name, width):
+    check_parity(name, 128 if width < 1 else 160, width)
+
+
+def test_wrong_model_is_reported_by_name():
+    km = keras_model("mobilenet_v2", 96)
+    with pytest.raises(WeightMismatchError) as err:
+        from_keras(km, "mobilenet_v2", width=0.5)
+    msg = str(err.value)
+    assert "mis-shaped" in msg and "blocks_1/expand/conv/kernel" in msg
+    with pytest.raises(WeightMismatchError) as err:
+        from_keras(km, "mobilenet_v1")
+    msg = str(err.value)
+    assert "missing" in msg and "conv_dw_1" in msg
+    assert "unexpected" in msg and "block_16_project/kernel" in msg

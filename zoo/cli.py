@@ -1,0 +1,159 @@
+"""The ``zoo`` command line.
+
+    zoo list [PATTERN]        models with parameters, multiply-adds, resolution
+    zoo info NAME             one model's spec, counts and published figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional, Sequence
+
+EXAMPLES = {
+    "list": "examples:\n  zoo list\n  zoo list 'efficientnet_lite*'\n  zoo list --json\n"
+            "  zoo list --published      # the README's table of ours vs published",
+    "info": "examples:\n  zoo info efficientnet_b0\n  zoo info mobilenet_v2 --width 0.5 --resolution 160",
+}
+
+
+def _counts(name: str, width: Optional[float] = None, resolution: Optional[int] = None):
+    from zoo.counting import analytic_counts
+    from zoo.registry import build, get_spec
+
+    spec = get_spec(name, width=width, resolution=resolution)
+    return spec, analytic_counts(build(name, width=width), spec.input_size)
+
+
+def _rows(names: Sequence[str], progress: bool):
+    from rich.progress import Progress
+
+    rows = []
+    with Progress(transient=True, disable=not progress) as bar:
+        task = bar.add_task("counting", total=len(names))
+        for name in names:
+            bar.update(task, description=f"counting {name}")
+            spec, counts = _counts(name)
+            rows.append({"name": name, "params": counts.params, "macs": counts.macs,
+                         "resolution": spec.input_size, "pretrained": spec.has_pretrained})
+            bar.advance(task)
+    return rows
+
+
+def cmd_list(args) -> int:
+    from zoo.registry import list_models
+
+    names = list_models(args.pattern)
+    if not names:
+        print(f"no model matches {args.pattern!r}; `zoo list` shows them all", file=sys.stderr)
+        return 1
+    rows = _rows(names, progress=sys.stderr.isatty())
+    if args.published:
+        print(published_table(rows))
+        return 0
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'name':<22}{'params':>10}{'MACs':>10}{'input':>7}  pretrained")
+    for r in rows:
+        print(f"{r['name']:<22}{r['params'] / 1e6:>9.2f}M{r['macs'] / 1e6:>9.0f}M"
+              f"{r['resolution']:>7}  {'yes' if r['pretrained'] else 'no'}")
+    return 0
+
+
+def published_table(rows) -> str:
+    """Markdown: our counts against the published figures, with sources.
+    Notes that explain a difference are numbered below the table."""
+    from zoo.registry import get_spec
+
+    lines = ["| model | params (ours) | published | diff | MACs (ours) | published | diff "
+             "| top-1 | source |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    notes: list[str] = []
+    for r in rows:
+        p = get_spec(r["name"]).published
+        if p is None:
+            continue
+        mark = ""
+        if p.note:
+            if p.note not in notes:
+                notes.append(p.note)
+            mark = f" [{notes.index(p.note) + 1}]"
+        lines.append(
+            f"| {r['name']}{mark} | {r['params'] / 1e6:.2f}M | {p.params / 1e6:.1f}M "
+            f"| {r['params'] / p.params - 1:+.1%} | {r['macs'] / 1e6:,.0f}M | {p.macs / 1e6:,.0f}M "
+            f"| {r['macs'] / p.macs - 1:+.1%} | {p.top1} | {p.source} |")
+    lines.append("")
+    lines += [f"[{i}] {n}  " for i, n in enumerate(notes, 1)]
+    return "\n".join(lines)
+
+
+def cmd_info(args) -> int:
+    spec, counts = _counts(args.name, args.width, args.resolution)
+    info = {
+        "name": spec.name, "family": spec.family, "task": spec.task,
+        "input_size": spec.input_size, "mean": spec.mean, "std": spec.std,
+        "crop_fraction": round(spec.crop_fraction, 4), "interpolation": spec.interpolation,
+        "num_classes": spec.num_classes, "padding": spec.padding, "bn_eps": spec.bn_eps,
+        "config": dict(spec.config), "params": counts.params, "macs": counts.macs,
+        "pretrained": [w.__dict__ for w in spec.weights], "license": spec.license,
+    }
+    if spec.published:
+        p = spec.published
+        info["published"] = {"params": p.params, "macs": p.macs, "top1": p.top1,
+                             "source": p.source, "note": p.note}
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    for k, v in info.items():
+        if k == "published":
+            print(f"{'published':<15}params {v['params'] / 1e6:.1f}M, MACs {v['macs'] / 1e6:.0f}M, "
+                  f"top-1 {v['top1']}%  ({v['source']})")
+            if v["note"]:
+                print(f"{'':<15}{v['note']}")
+        elif k in ("params", "macs"):
+            print(f"{k:<15}{v:,}")
+        else:
+            print(f"{k:<15}{v}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="zoo", description="A JAX/Flax model zoo for on-device vision.",
+        epilog="examples:\n  zoo list\n  zoo info efficientnet_lite0",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name, help_):
+        return sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES[name],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    s = add("list", "List models with parameters, multiply-adds and input size.")
+    s.add_argument("pattern", nargs="?", default="*", help="glob filter (default: all)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--published", action="store_true",
+                   help="Markdown table of our counts against the published figures")
+    s.set_defaults(func=cmd_list)
+
+    s = add("info", "Show one model's spec, counts and published figures.")
+    s.add_argument("name")
+    s.add_argument("--width", type=float, help="width multiplier (default: the spec's)")
+    s.add_argument("--resolution", type=int, help="input size in pixels (default: the spec's)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (KeyError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"zoo {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
