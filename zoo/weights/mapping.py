@@ -36,11 +36,12 @@ class Report:
 
 
 def template_leaves(template) -> list[tuple[tuple[str, ...], jax.ShapeDtypeStruct]]:
-    """(collection, module..., leaf) paths of a variables tree, in order."""
+    """(collection, module..., leaf) paths of a variables tree, parameters
+    first (they say more about a mismatch than BatchNorm statistics)."""
     out = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(template)[0]:
         out.append((tuple(str(getattr(k, "key", k)) for k in path), leaf))
-    return out
+    return sorted(out, key=lambda item: item[0][0] != "params")
 
 
 def fill(template, lookup: Callable[[tuple[str, ...]], object], report: Report,
