@@ -10,6 +10,8 @@ measurement behind the README's claim about the CPU path.
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import time
 
@@ -47,7 +49,14 @@ def main(argv=None) -> None:
     p.add_argument("--batch", type=int, default=1)
     args = p.parse_args(argv)
     dev = jax.devices()[0]
-    print(f"backend {jax.default_backend()} ({dev.device_kind}), batch {args.batch}, "
+    cpu = platform.processor() or "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"backend {jax.default_backend()} ({dev.device_kind}; CPU {cpu}, {os.cpu_count()} cores), "
+          f"jax {jax.__version__}, batch {args.batch}, "
           f"median of {args.runs} interleaved runs, float32\n")
     print("| model | grouped conv (reference) ms | shifted MACs (xla_fast) ms | speed-up |")
     print("|---|---:|---:|---:|")
