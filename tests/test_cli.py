@@ -60,7 +60,47 @@ def test_errors_are_one_line_not_a_traceback(args, message):
     assert message in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("sub", ["list", "info"])
+@pytest.mark.parametrize("sub", ["list", "info", "predict"])
 def test_help_has_examples(sub):
     r = zoo_cli(sub, "--help")
     assert r.returncode == 0 and "examples:" in r.stdout and f"zoo {sub}" in r.stdout
+
+
+def test_predict_folder_json(tmp_path):
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    Image.fromarray(skimage.data.chelsea()).save(tmp_path / "chelsea.png")
+    Image.fromarray(skimage.data.coffee()).save(tmp_path / "coffee.jpg", quality=95)
+    (tmp_path / "notes.txt").write_text("not an image")  # skipped: not an image suffix
+    r = zoo_cli("predict", str(tmp_path), "--model", "mobilenet_v2", "--top", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [o["image"].rsplit("/", 1)[1] for o in out] == ["chelsea.png", "coffee.jpg"]
+    assert [o["top"][0]["label"] for o in out] == ["Egyptian cat", "espresso"]
+    assert len(out[0]["top"]) == 2 and 0 < out[0]["top"][0]["probability"] <= 1
+    assert np.isclose(sum(t["probability"] for t in out[1]["top"]), 1, atol=0.1)
+
+
+def test_predict_text_and_examples():
+    r = zoo_cli("predict", "--example", "chelsea", "--model", "mobilenet_v2", "--top", "1")
+    assert r.returncode == 0, r.stderr
+    assert "Egyptian cat  [285]" in r.stdout
+
+
+@pytest.mark.parametrize("setup,message", [
+    (lambda d: d / "missing.jpg", "no such file or folder"),
+    (lambda d: (d / "bad.jpg").write_bytes(b"\xff\xd8 truncated") and d / "bad.jpg",
+     "cannot read image"),
+    (lambda d: d, "has no images"),
+])
+def test_predict_bad_input(tmp_path, setup, message):
+    target = setup(tmp_path)
+    r = zoo_cli("predict", str(target), "--model", "mobilenet_v2")
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_predict_model_without_weights():
+    r = zoo_cli("predict", "--example", "chelsea", "--model", "mobilenet_v1")
+    assert r.returncode == 2 and "no pretrained weights" in r.stderr

@@ -5,10 +5,16 @@
     spec = zoo.get_spec("efficientnet_b0")
     model, variables = zoo.create("efficientnet_b0", pretrained=False, seed=0)
     logits = model.apply(variables, images)   # NHWC float32, normalised per spec
+    variables = zoo.load_pretrained("efficientnet_lite0")
+    x = zoo.preprocess(uint8_images, spec)
+    zoo.decode_predictions(logits, top=5)
 """
 
 from zoo.counting import count_macs, count_params
+from zoo.preprocess import decode_predictions, imagenet_labels, preprocess
 from zoo.registry import ModelSpec, Published, WeightSource, build, create, get_spec, list_models
+from zoo.weights.pretrained import load_pretrained
 
 __all__ = ["ModelSpec", "Published", "WeightSource", "build", "count_macs", "count_params",
-           "create", "get_spec", "list_models"]
+           "create", "decode_predictions", "get_spec", "imagenet_labels", "list_models",
+           "load_pretrained", "preprocess"]

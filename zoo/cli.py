@@ -2,6 +2,7 @@
 
     zoo list [PATTERN]        models with parameters, multiply-adds, resolution
     zoo info NAME             one model's spec, counts and published figures
+    zoo predict IMAGE...      classify images with a pretrained model
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 EXAMPLES = {
     "list": "examples:\n  zoo list\n  zoo list 'efficientnet_lite*'\n  zoo list --json\n"
             "  zoo list --published      # the README's table of ours vs published",
     "info": "examples:\n  zoo info efficientnet_b0\n  zoo info mobilenet_v2 --width 0.5 --resolution 160",
+    "predict": "examples:\n  zoo predict cat.jpg\n  zoo predict cat.jpg --model mobilenet_v2\n"
+               "  zoo predict photos/ --model mobilenet_v2 --top 3 --json\n"
+               "  zoo predict --example chelsea --example coffee   # scikit-image's sample photos",
 }
 
 
@@ -118,6 +123,75 @@ def cmd_info(args) -> int:
     return 0
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def _image_paths(items: Sequence[str]) -> list[Path]:
+    paths = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ValueError(f"folder {p} has no images ({', '.join(IMAGE_SUFFIXES)})")
+            paths += found
+        elif p.exists():
+            paths.append(p)
+        else:
+            raise ValueError(f"no such file or folder: {p}")
+    return paths
+
+
+def _read_image(path: Path):
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ValueError(f"cannot read image {path}: {e}") from None
+
+
+def _example(name: str):
+    import skimage.data
+
+    if name not in ("astronaut", "chelsea", "coffee", "rocket"):
+        raise ValueError(f"--example {name}: use astronaut, chelsea, coffee or rocket")
+    return getattr(skimage.data, name)()
+
+
+def cmd_predict(args) -> int:
+    import jax
+
+    from zoo.preprocess import decode_predictions, preprocess
+    from zoo.registry import create, get_spec
+
+    inputs = [(str(p), _read_image(p)) for p in _image_paths(args.images)]
+    inputs += [(f"example:{e}", _example(e)) for e in args.example or ()]
+    if not inputs:
+        raise ValueError("give image files, folders or --example NAME")
+    spec = get_spec(args.model)
+    model, variables = create(args.model, pretrained=True)
+    apply = jax.jit(model.apply)
+    results = []
+    for start in range(0, len(inputs), args.batch):
+        chunk = inputs[start:start + args.batch]
+        logits = apply(variables, preprocess([im for _, im in chunk], spec))
+        for (label, _), top in zip(chunk, decode_predictions(logits, top=args.top)):
+            results.append({"image": label, "model": args.model,
+                            "top": [{"class": i, "label": n, "probability": round(p, 6)}
+                                    for i, n, p in top]})
+    if args.json:
+        print(json.dumps(results, indent=1))
+        return 0
+    for r in results:
+        print(f"{r['image']}  ({r['model']})")
+        for t in r["top"]:
+            print(f"  {t['probability']:7.2%}  {t['label']}  [{t['class']}]")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zoo", description="A JAX/Flax model zoo for on-device vision.",
@@ -142,14 +216,28 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--resolution", type=int, help="input size in pixels (default: the spec's)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_info)
+
+    s = add("predict", "Classify images with a pretrained model (ImageNet labels).")
+    s.add_argument("images", nargs="*", help="image files (JPEG, PNG, ...) or folders of them")
+    s.add_argument("--model", default="efficientnet_lite2",
+                   help="a model with pretrained weights (default: efficientnet_lite2, the most "
+                        "accurate one available offline)")
+    s.add_argument("--example", action="append", metavar="NAME",
+                   help="a scikit-image sample photo: chelsea, coffee, astronaut, rocket")
+    s.add_argument("--top", type=int, default=5, help="classes to show per image (default 5)")
+    s.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_predict)
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from zoo.weights.fetch import WeightFetchError
+
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError, TypeError, WeightFetchError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"zoo {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -137,6 +137,15 @@ def build(name: str, *, width: Optional[float] = None, num_classes: Optional[int
           bn_eps: Optional[float] = None, **config: Any):
     """The flax Module of ``name`` (no variables). See ``create``."""
     entry = _entry(name)
+    known = {f.name for f in dataclasses.fields(entry.builder)} - {"parent", "name"}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        hint = (" (resolution belongs to the spec: zoo.get_spec(name, resolution=...); the "
+                "network itself takes any size)" if "resolution" in unknown else "")
+        valid = (known - {"settings", "model_name"}) | {"dtype", "implementation", "padding",
+                                                        "bn_eps"}
+        raise TypeError(f"{name}: unknown option(s) {', '.join(unknown)}{hint}. "
+                        f"Options: {', '.join(sorted(valid))}")
     spec = get_spec(name, width=width)
     settings = ConvSettings(padding=padding or spec.padding,
                             bn_eps=spec.bn_eps if bn_eps is None else bn_eps,
@@ -160,9 +169,14 @@ def create(name: str, pretrained: bool = False, seed: int = 0, **options: Any):
     """
     model = build(name, **options)
     if pretrained:
-        raise NotImplementedError(
-            f"pretrained weights for {name!r} are not wired up yet (issue 3); "
-            "use pretrained=False, or load converted weights with zoo.weights.from_keras")
+        fixed = sorted(k for k in ("padding", "bn_eps", "width", "num_classes")
+                       if options.get(k) is not None)
+        if fixed:
+            raise ValueError(f"{name}: the pretrained weights fix {', '.join(fixed)}; leave "
+                             "them at the spec's values, or convert weights yourself "
+                             "(zoo.weights)")
+        from zoo.weights.pretrained import load_pretrained
+        return model, load_pretrained(name)
     return model, init_variables(model, seed)
 
 

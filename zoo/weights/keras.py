@@ -13,24 +13,36 @@ the tensors map as
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from zoo.weights.mapping import Report, fill, template_leaves
+from zoo.weights.mapping import load_named
 
-_LEAF_TO_KERAS = {
+_LEAVES = {
     ("params", "kernel"): ("kernel", "depthwise_kernel"),
-    ("params", "bias"): ("bias",),
     ("params", "scale"): ("gamma",),
     ("batch_stats", "mean"): ("moving_mean",),
     ("batch_stats", "var"): ("moving_variance",),
 }
-_BN_OFFSET = ("beta",)
+# Preprocessing layers (Rescaling, Normalization) carry statistics, not
+# weights of the network: zoo.preprocess does their job.
+_PREPROCESSING = ("Normalization", "Rescaling")
 
 
-def _keras_weights(layer) -> dict[str, np.ndarray]:
-    return {w.name.split("/")[-1]: np.asarray(v) for w, v in zip(layer.weights, layer.get_weights())}
+def _leaf_names(collection: str, leaf: str, batchnorm: bool):
+    if leaf == "bias":
+        return ("beta",) if batchnorm else ("bias",)
+    return _LEAVES.get((collection, leaf), ())
+
+
+def _to_ours(arr: np.ndarray, shape: tuple[int, ...]):
+    if arr.shape == shape:
+        return arr
+    if arr.size == int(np.prod(shape)):
+        if arr.ndim == 4 and len(shape) == 4 and arr.shape[3] == 1 and shape[2] == 1:
+            return arr.reshape(shape)  # depthwise (k, k, C, 1) -> (k, k, 1, C)
+        if arr.ndim == 4 and arr.shape[:2] == (1, 1) and len(shape) == 2:
+            return arr.reshape(shape)  # 1x1 conv -> dense
+    return None
 
 
 def from_keras(keras_model, name: str, **options) -> dict:
@@ -48,54 +60,13 @@ def from_keras(keras_model, name: str, **options) -> dict:
     model = build(name, **options)
     if not hasattr(model, "keras_names"):
         raise ValueError(f"{name}: no Keras counterpart is known for this family")
-    names = model.keras_names()
-    template = jax.eval_shape(model.init, jax.random.PRNGKey(0),
-                              jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32))
-    layers = {layer.name: layer for layer in keras_model.layers}
-    report = Report(source=f"keras model {keras_model.name!r}")
-    used: set[str] = set()
-    cache: dict[str, dict[str, np.ndarray]] = {}
-
-    def lookup(path):
-        collection, module, leaf = path[0], path[1:-1], path[-1]
-        keras_name = names.get(module)
-        layer = layers.get(keras_name) if keras_name else None
-        if layer is None:
-            report.missing.append(f"{'/'.join(path)} (Keras layer {keras_name or '?'} not found)")
-            return None
-        weights = cache.setdefault(keras_name, _keras_weights(layer))
-        is_bn = type(layer).__name__ == "BatchNormalization"
-        candidates = _BN_OFFSET if (is_bn and leaf == "bias") else _LEAF_TO_KERAS.get((collection, leaf), ())
-        for c in candidates:
-            if c in weights:
-                used.add(f"{keras_name}/{c}")
-                return weights[c]
-        report.missing.append(f"{'/'.join(path)} (Keras layer {keras_name} has {sorted(weights)})")
-        return None
-
-    def convert(path, arr, shape):
-        if arr.shape == shape:
-            return arr
-        if arr.size == int(np.prod(shape)):
-            if arr.ndim == 4 and len(shape) == 4 and arr.shape[3] == 1 and shape[2] == 1:
-                return arr.reshape(shape)  # depthwise (k, k, C, 1) -> (k, k, 1, C)
-            if arr.ndim == 4 and arr.shape[:2] == (1, 1) and len(shape) == 2:
-                return arr.reshape(shape)  # 1x1 conv -> dense
-        return None
-
-    variables = fill(template, lookup, report, convert)
+    source, skip = {}, set()
     for layer in keras_model.layers:
-        for w in layer.weights:
+        for w, v in zip(layer.weights, layer.get_weights()):
             key = f"{layer.name}/{w.name.split('/')[-1]}"
-            if key not in used:
-                report.unexpected.append(key)
-    # Non-weight Keras layers (e.g. Normalization's mean/variance) are only
-    # unexpected if they carry trainable meaning; preprocessing layers are
-    # the caller's business (zoo.preprocess), so they are not reported.
-    report.unexpected = [k for k in report.unexpected if not _is_preprocessing(layers, k)]
-    report.raise_if_any(name)
-    return variables
-
-
-def _is_preprocessing(layers, key: str) -> bool:
-    return type(layers[key.split("/")[0]]).__name__ in ("Normalization", "Rescaling")
+            source[key] = v
+            if type(layer).__name__ in _PREPROCESSING:
+                skip.add(key)
+    return load_named(model, name, model.keras_names(), source,
+                      source_label=f"keras model {keras_model.name!r}", sep="/",
+                      leaf_names=_leaf_names, to_ours=_to_ours, ignore=skip.__contains__)

@@ -1,12 +1,18 @@
-"""Filling a variables template from named source arrays, with a report of
-every key that is missing, unexpected or mis-shaped."""
+"""Filling a model's variables from a flat dict of named source arrays, with
+a report of every key that is missing, unexpected or mis-shaped.
+
+Each reader supplies: which source layer each of our modules comes from
+(the family's ``keras_names()`` / ``torch_names()``), how our leaf names are
+spelled in the source, and how a source array is laid out in ours.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable
+from typing import Callable, Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -44,28 +50,48 @@ def template_leaves(template) -> list[tuple[tuple[str, ...], jax.ShapeDtypeStruc
     return sorted(out, key=lambda item: item[0][0] != "params")
 
 
-def fill(template, lookup: Callable[[tuple[str, ...]], object], report: Report,
-         convert: Callable[[tuple[str, ...], np.ndarray, tuple[int, ...]], np.ndarray | None],
-         ) -> dict:
-    """Build variables shaped like ``template``: ``lookup(path)`` gives the
-    source array (or None when missing, recorded by the caller), ``convert``
-    maps it to our layout (None when it cannot)."""
+def variables_template(model):
+    """Shapes and dtypes of ``model``'s variables, without allocating them."""
+    return jax.eval_shape(model.init, jax.random.PRNGKey(0),
+                          jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32))
+
+
+def load_named(model, model_name: str, names: Mapping[tuple[str, ...], str],
+               source: Mapping[str, np.ndarray], *, source_label: str, sep: str,
+               leaf_names: Callable[[str, str, bool], Sequence[str]],
+               to_ours: Callable[[np.ndarray, tuple[int, ...]], np.ndarray | None],
+               ignore: Callable[[str], bool] = lambda key: False) -> dict:
+    """Variables for ``model`` taken from ``source`` (flat ``layer<sep>leaf``
+    keys): our module path ``p`` reads ``names[p] + sep + leaf`` for the first
+    leaf spelling ``leaf_names(collection, our_leaf, is_batchnorm)`` that
+    exists; ``to_ours(array, our_shape)`` changes the layout (None if it
+    cannot). Source keys never read, unless ``ignore(key)``, are unexpected.
+    Raises ``WeightMismatchError`` naming every bad key."""
+    template = variables_template(model)
+    leaves = template_leaves(template)
+    batchnorms = {p[1:-1] for p, _ in leaves if p[-1] == "scale"}
+    report = Report(source=source_label)
+    used: set[str] = set()
     result: dict = {}
-    for path, leaf in template_leaves(template):
-        arr = lookup(path)
-        if arr is None:
+    for path, leaf in leaves:
+        collection, module, name = path[0], path[1:-1], path[-1]
+        layer = names.get(module)
+        keys = [f"{layer}{sep}{n}" for n in leaf_names(collection, name, module in batchnorms)]
+        key = next((k for k in keys if k in source), None) if layer is not None else None
+        if key is None:
+            report.missing.append(f"{'/'.join(path)} (looked for {' or '.join(keys) or '?'})")
             continue
-        value = convert(path, np.asarray(arr), tuple(leaf.shape))
+        used.add(key)
+        arr = np.asarray(source[key])
+        value = to_ours(arr, tuple(leaf.shape))
         if value is None or tuple(value.shape) != tuple(leaf.shape):
-            report.misshaped.append(
-                f"{'/'.join(path)}: ours {tuple(leaf.shape)}, source {tuple(np.shape(arr))}")
+            report.misshaped.append(f"{'/'.join(path)}: ours {tuple(leaf.shape)}, "
+                                    f"{key} {tuple(arr.shape)}")
             continue
         node = result
         for k in path[:-1]:
             node = node.setdefault(k, {})
-        node[path[-1]] = np.asarray(value, dtype=leaf.dtype)
+        node[name] = np.asarray(value, dtype=leaf.dtype)
+    report.unexpected = [k for k in source if k not in used and not ignore(k)]
+    report.raise_if_any(model_name)
     return result
-
-
-def dotted(paths: Iterable[tuple[str, ...]]) -> list[str]:
-    return ["/".join(p) for p in paths]

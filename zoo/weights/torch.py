@@ -1,0 +1,61 @@
+"""Copy a PyTorch state dict (read by ``zoo.weights.torch_pickle``, no torch
+needed) into our variables.
+
+Each family names the torch module prefix of each of its modules
+(``model.torch_names()``: lukemelas/efficientnet-pytorch names for
+EfficientNet, torchvision's for MobileNetV2); the tensors map as
+
+    Conv2d weight (O, I, k, k)              -> conv/kernel (k, k, I, O)
+    depthwise Conv2d weight (C, 1, k, k)    -> dw/conv/kernel (k, k, 1, C)
+    1x1 Conv2d weight (O, I, 1, 1)          -> Dense kernel (I, O)   (SE)
+    Linear weight (O, I)                    -> Dense kernel (I, O)
+    BatchNorm2d weight, bias                -> bn/scale, bn/bias
+    running_mean, running_var               -> batch_stats .../mean, .../var
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from zoo.weights.mapping import load_named
+
+_LEAVES = {
+    ("params", "kernel"): ("weight",),
+    ("params", "bias"): ("bias",),
+    ("params", "scale"): ("weight",),
+    ("batch_stats", "mean"): ("running_mean",),
+    ("batch_stats", "var"): ("running_var",),
+}
+
+
+def _leaf_names(collection: str, leaf: str, batchnorm: bool):
+    return _LEAVES.get((collection, leaf), ())
+
+
+def _to_ours(arr: np.ndarray, shape: tuple[int, ...]):
+    if arr.ndim == 4 and len(shape) == 4:
+        return arr.transpose(2, 3, 1, 0)  # OIHW -> HWIO
+    if arr.ndim == 4 and len(shape) == 2 and arr.shape[2:] == (1, 1):
+        return arr[:, :, 0, 0].T  # 1x1 conv -> dense
+    if arr.ndim == 2 and len(shape) == 2:
+        return arr.T  # Linear (out, in) -> (in, out)
+    return arr
+
+
+def from_torch(state_dict: Mapping[str, np.ndarray], name: str, *, source: str = "state dict",
+               **options) -> dict:
+    """Variables for zoo model ``name`` from a PyTorch state dict (name ->
+    numpy array). ``options`` are ``zoo.create``'s; the model must use the
+    conventions the weights were trained with (see the spec's ``padding``
+    and ``bn_eps``). Raises ``WeightMismatchError`` naming every missing,
+    unexpected or mis-shaped key."""
+    from zoo.registry import build
+
+    model = build(name, **options)
+    if not hasattr(model, "torch_names"):
+        raise ValueError(f"{name}: no PyTorch layout is known for this family")
+    return load_named(model, name, model.torch_names(), state_dict, source_label=source,
+                      sep=".", leaf_names=_leaf_names, to_ours=_to_ours,
+                      ignore=lambda key: key.endswith("num_batches_tracked"))
