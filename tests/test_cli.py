@@ -60,7 +60,7 @@ def test_errors_are_one_line_not_a_traceback(args, message):
     assert message in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("sub", ["list", "info", "predict"])
+@pytest.mark.parametrize("sub", ["list", "info", "predict", "convert-weights"])
 def test_help_has_examples(sub):
     r = zoo_cli(sub, "--help")
     assert r.returncode == 0 and "examples:" in r.stdout and f"zoo {sub}" in r.stdout

@@ -8,8 +8,10 @@
     variables = zoo.load_pretrained("efficientnet_lite0")
     x = zoo.preprocess(uint8_images, spec)
     zoo.decode_predictions(logits, top=5)
+    zoo.save(variables, path); zoo.restore(path)      # Orbax checkpoints
 """
 
+from zoo.checkpoint import restore, save
 from zoo.counting import count_macs, count_params
 from zoo.preprocess import decode_predictions, imagenet_labels, preprocess
 from zoo.registry import ModelSpec, Published, WeightSource, build, create, get_spec, list_models
@@ -17,4 +19,4 @@ from zoo.weights.pretrained import load_pretrained
 
 __all__ = ["ModelSpec", "Published", "WeightSource", "build", "count_macs", "count_params",
            "create", "decode_predictions", "get_spec", "imagenet_labels", "list_models",
-           "load_pretrained", "preprocess"]
+           "load_pretrained", "preprocess", "restore", "save"]

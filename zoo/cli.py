@@ -3,6 +3,7 @@
     zoo list [PATTERN]        models with parameters, multiply-adds, resolution
     zoo info NAME             one model's spec, counts and published figures
     zoo predict IMAGE...      classify images with a pretrained model
+    zoo convert-weights SRC   any supported weight file -> Orbax checkpoint
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ EXAMPLES = {
     "predict": "examples:\n  zoo predict cat.jpg\n  zoo predict cat.jpg --model mobilenet_v2\n"
                "  zoo predict photos/ --model mobilenet_v2 --top 3 --json\n"
                "  zoo predict --example chelsea --example coffee   # scikit-image's sample photos",
+    "convert-weights": "examples:\n"
+                       "  zoo convert-weights pretrained --model efficientnet_lite0 --out ckpt/lite0\n"
+                       "  zoo convert-weights mobilenet_v2-b0353104.pth --model mobilenet_v2 --out ckpt/mnv2\n"
+                       "  zoo convert-weights efficientnetb0.h5 --model efficientnet_b0 --out ckpt/b0",
 }
 
 
@@ -192,6 +197,23 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_convert_weights(args) -> int:
+    from zoo.checkpoint import save
+    from zoo.counting import count_params
+
+    if args.source == "pretrained":
+        from zoo.weights.pretrained import load_pretrained
+        variables = load_pretrained(args.model)
+    else:
+        from zoo.weights.files import load_weight_file
+        options = {k: v for k, v in (("width", args.width), ("num_classes", args.num_classes))
+                   if v is not None}
+        variables = load_weight_file(args.source, args.model, **options)
+    out = save(variables, args.out, overwrite=args.overwrite)
+    print(f"wrote {out}: {args.model}, {count_params(variables):,} parameters")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zoo", description="A JAX/Flax model zoo for on-device vision.",
@@ -228,6 +250,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_predict)
+
+    s = add("convert-weights", "Write an Orbax checkpoint from a weight file or the spec's "
+                               "pretrained source.")
+    s.add_argument("source", help="a .pth/.pt/.bin/.safetensors/.h5/.keras file, or 'pretrained'")
+    s.add_argument("--model", required=True, help="the zoo model the weights are for")
+    s.add_argument("--out", required=True, help="checkpoint directory to create")
+    s.add_argument("--width", type=float, help="width multiplier of the weights")
+    s.add_argument("--num-classes", type=int, help="classifier size of the weights")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    s.set_defaults(func=cmd_convert_weights)
     return p
 
 
@@ -237,7 +269,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, ValueError, TypeError, WeightFetchError) as e:
+    except (KeyError, ValueError, TypeError, OSError, WeightFetchError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"zoo {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -1,0 +1,29 @@
+"""Any supported weight file -> our variables, chosen by the file's suffix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
+
+
+def load_weight_file(path, name: str, **options) -> dict:
+    """Variables for zoo model ``name`` from a PyTorch (.pth/.pt/.bin),
+    safetensors or Keras (.h5/.keras) file. ``options`` are ``zoo.create``'s."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weight file at {path}")
+    suffix = path.suffix.lower()
+    if suffix in TORCH_SUFFIXES + (".safetensors",):
+        from zoo.weights.torch import from_torch
+        from zoo.weights.torch_pickle import load_safetensors, load_torch
+
+        state = load_safetensors(path) if suffix == ".safetensors" else load_torch(path)
+        return from_torch(state, name, source=str(path), **options)
+    if suffix in KERAS_SUFFIXES:
+        from zoo.weights.keras_files import from_keras_file
+
+        return from_keras_file(path, name, **options)
+    raise ValueError(f"{path}: unknown weight format {suffix!r}; supported: "
+                     f"{', '.join(TORCH_SUFFIXES + ('.safetensors',) + KERAS_SUFFIXES)}")
