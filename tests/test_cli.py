@@ -20,10 +20,14 @@ def test_list_shows_all_seventeen():
     r = zoo_cli("list")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
-    assert lines[0].split() == ["name", "params", "MACs", "input", "pretrained"]
+    assert lines[0].split() == ["name", "params", "MACs", "input", "pretrained", "weights", "from"]
     assert [line.split()[0] for line in lines[1:]] == sorted(NAMES)
     row = next(line for line in lines if line.startswith("efficientnet_b0 "))
-    assert row.split()[1:4] == ["5.29M", "386M", "224"]
+    assert row.split()[1:5] == ["5.29M", "386M", "224", "url"]
+    row = next(line for line in lines if line.startswith("efficientnet_lite0 "))
+    assert row.split()[4:] == ["package", "index"]
+    row = next(line for line in lines if line.startswith("mobilenet_v1 "))
+    assert row.split()[4:] == ["-"]
 
 
 def test_list_pattern_json_and_published():

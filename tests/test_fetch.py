@@ -115,7 +115,7 @@ def test_download_verify_and_cache_hit(server, cache):
     src = WeightSource("raw", SHA, url=server.url("good"))
     path = F.fetch(src, name="m")
     assert path == cache / f"{SHA[:16]}-w.bin"
-    assert path.read_bytes() == PAYLOAD and F.sha256_file(path) == SHA
+    assert path.read_bytes() == PAYLOAD and F.file_digest(path) == SHA
     assert F.fetch(src, name="m") == path
     assert server.hits["good"] == 1  # the second fetch was served from the cache
     assert leftovers(cache) == [path.name]
@@ -128,8 +128,20 @@ def test_default_cache_dir_and_basename(monkeypatch, tmp_path):
     assert F.cache_path(src) == tmp_path / ".cache/zoo/weights" / f"{'ab' * 8}-b c.pth"
     src = WeightSource("tflite", "cd" * 32, package="p==1", path="p/models/x.tflite")
     assert F.cache_path(src).name == f"{'cd' * 8}-x.tflite"
-    with pytest.raises(F.WeightFetchError, match="not a SHA-256"):
+    with pytest.raises(F.WeightFetchError, match="sha256 .abc. is not 64 hex digits"):
         F.fetch(WeightSource("raw", "abc", url="http://127.0.0.1:9/x"))
+
+
+def test_md5_pinned_source(server, cache):
+    """Keras Applications pins its files by MD5 only; such sources verify MD5."""
+    md5 = hashlib.md5(PAYLOAD).hexdigest()
+    path = F.fetch(WeightSource("keras_h5", md5=md5, url=server.url("good")), name="m")
+    assert path.name == f"{md5[:16]}-w.bin" and F.file_digest(path, "md5") == md5
+    with pytest.raises(F.HashMismatchError, match="expected md5"):
+        F.fetch(WeightSource("keras_h5", md5=hashlib.md5(b"x").hexdigest(),
+                             url=server.url("good")))
+    with pytest.raises(F.WeightFetchError, match="md5 .abc. is not 32 hex digits"):
+        F.fetch(WeightSource("keras_h5", md5="abc", url=server.url("good")))
 
 
 def test_wrong_hash_leaves_nothing(server, cache):
@@ -146,7 +158,7 @@ def test_connection_cut_half_way(server, cache):
         F.fetch(WeightSource("raw", SHA, url=server.url("truncated")))
     assert leftovers(cache) == []
     path = F.fetch(WeightSource("raw", SHA, url=server.url("good")))
-    assert F.sha256_file(path) == SHA
+    assert F.file_digest(path) == SHA
 
 
 def test_interrupt_deletes_temp_file(cache, monkeypatch):
@@ -201,7 +213,7 @@ def test_killed_process_leaves_no_final_file(server, cache):
     assert len(stale) == 1 and 0 < stale[0].stat().st_size < len(PAYLOAD)
     # A fresh temp file may belong to a live download: kept. An hour-old one is swept.
     path = F.fetch(WeightSource("raw", SHA, url=server.url("good")))
-    assert F.sha256_file(path) == SHA and stale[0].exists()
+    assert F.file_digest(path) == SHA and stale[0].exists()
     old = time.time() - 2 * F.STALE_AFTER
     os.utime(stale[0], (old, old))
     path.unlink()
@@ -219,7 +231,7 @@ def test_two_processes_share_one_download(server, cache):
     paths = {pathlib.Path(out.strip()) for out, _ in outs}
     assert paths == {cache / f"{SHA[:16]}-w.bin"}
     assert server.hits["slow"] == 1
-    assert F.sha256_file(paths.pop()) == SHA and leftovers(cache) == [f"{SHA[:16]}-w.bin"]
+    assert F.file_digest(paths.pop()) == SHA and leftovers(cache) == [f"{SHA[:16]}-w.bin"]
 
 
 def test_offline(server, cache, monkeypatch):

