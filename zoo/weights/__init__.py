@@ -5,6 +5,7 @@ Every reader reports missing, unexpected and mis-shaped keys by name.
 """
 
 from zoo.weights.keras import from_keras
+from zoo.weights.keras_files import from_keras_file
 from zoo.weights.mapping import WeightMismatchError
 
 __all__ = ["WeightMismatchError", "from_keras"]

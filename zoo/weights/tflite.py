@@ -56,6 +56,9 @@ import numpy as np
 import tflite as _schema
 
 FILE_IDENTIFIER = b"TFL3"
+# What the generated accessors raise on reading past the end or garbage offsets.
+_PARSE_ERRORS = (struct.error, IndexError, ValueError, TypeError, AttributeError, OverflowError,
+                 UnicodeError)
 
 
 class TFLiteFormatError(ValueError):
@@ -279,10 +282,11 @@ def read_tflite(path: os.PathLike | str, *, subgraph: Optional[int] = None) -> T
     try:
         model = _schema.Model.GetRootAs(buf, 0)
         n_sub = model.SubgraphsLength()
-    except (struct.error, IndexError, ValueError) as e:
-        raise TFLiteFormatError(f"{path} is truncated or corrupt: {e}") from e
-    if n_sub == 0:
-        raise TFLiteFormatError(f"{path}: the model has no subgraph")
+    except _PARSE_ERRORS as e:
+        raise TFLiteFormatError(f"{path} is truncated or corrupt: "
+                                f"{type(e).__name__}: {e}") from e
+    if n_sub == 0 or 4 * n_sub > len(buf):
+        raise TFLiteFormatError(f"{path} is truncated or corrupt: {n_sub} subgraphs")
     if subgraph is None and n_sub > 1:
         raise ValueError(f"{path} has {n_sub} subgraphs: pass subgraph= (0 is the main "
                          "one; the others are bodies of control-flow ops)")
@@ -293,8 +297,7 @@ def read_tflite(path: os.PathLike | str, *, subgraph: Optional[int] = None) -> T
         return _read(path, buf, model, chosen, n_sub)
     except TFLiteFormatError:
         raise
-    except (struct.error, IndexError, ValueError, TypeError, AttributeError, OverflowError,
-            UnicodeError) as e:  # the generated accessors read past the end, or garbage
+    except _PARSE_ERRORS as e:  # the generated accessors read past the end, or garbage
         raise TFLiteFormatError(f"{path} is truncated or corrupt: "
                                 f"{type(e).__name__}: {e}") from e
 
