@@ -27,6 +27,7 @@ import zoo  # noqa: E402
 from zoo.weights import WeightMismatchError, from_keras_file  # noqa: E402
 from zoo.weights.keras_files import WeightFileError  # noqa: E402
 
+
 RESOLUTION = {"mobilenet_v2": 96, "mobilenet_v3_small": 128, "efficientnet_b0": 128}
 FORMATS = ["legacy", "legacy_model", "keras2", "weights_h5", "keras", "keras_nameless"]
 
@@ -48,8 +49,10 @@ def _keras2_name(model_name, layer):
 
 
 def _write_keras2(km, model_name, path):
-    """A Keras 2 ``save_weights`` HDF5 file: root ``layer_names``; group per
-    layer with ``weight_names`` like ``Conv/BatchNorm/gamma:0``."""
+    """A Keras 2 ``save_weights`` HDF5 file: root ``layer_names``; a group
+    per layer with ``weight_names`` like ``Conv/BatchNorm/gamma:0``, byte
+    strings. ``layer_names`` is split into ``layer_names0``, ``layer_names1``,
+    ... as Keras 2 does for attributes over 64 KB."""
     with h5py.File(path, "w") as f:
         f.attrs["keras_version"] = b"2.4.0"
         f.attrs["backend"] = b"tensorflow"
@@ -65,9 +68,9 @@ def _write_keras2(km, model_name, path):
                     leaf = "depthwise_kernel"
                 weight_names.append(f"{name}/{leaf}:0".encode())
                 g.create_dataset(weight_names[-1].decode(), data=v)
-            g.attrs["weight_names"] = np.array(weight_names, dtype=object) if weight_names \
-                else np.zeros((0,), "S1")
-        f.attrs["layer_names"] = np.array(names, dtype=object)
+            g.attrs["weight_names"] = np.asarray(weight_names)
+        for i, chunk in enumerate(np.array_split(np.asarray(names), 3)):
+            f.attrs[f"layer_names{i}"] = chunk
 
 
 def _strip_names(src, dst):
@@ -110,17 +113,26 @@ def _write_files(km, model_name, tmp):
     return files
 
 
+_BUILT = {}
+
+
+def _built(name, tmp_path_factory):
+    """One Keras model per zoo model, built once: its files, its logits on
+    random images, our jitted model."""
+    if name not in _BUILT:
+        res = RESOLUTION[name]
+        km = keras_model(name, res)
+        x = np.random.default_rng(0).standard_normal((2, res, res, 3)).astype("f4")
+        theirs = np.asarray(km.predict(x * KERAS[name][2], verbose=0))
+        files = _write_files(km, name, tmp_path_factory.mktemp(name))
+        apply = jax.jit(zoo.build(name, **KERAS_CONVENTIONS).apply)
+        _BUILT[name] = name, files, x, theirs, apply
+    return _BUILT[name]
+
+
 @pytest.fixture(scope="module", params=list(RESOLUTION))
 def case(request, tmp_path_factory):
-    """One Keras model per zoo model: its files, its logits, our jitted model."""
-    name = request.param
-    res = RESOLUTION[name]
-    km = keras_model(name, res)
-    x = np.random.default_rng(0).standard_normal((2, res, res, 3)).astype("f4")
-    theirs = np.asarray(km.predict(x * KERAS[name][2], verbose=0))
-    files = _write_files(km, name, tmp_path_factory.mktemp(name))
-    apply = jax.jit(zoo.build(name, **KERAS_CONVENTIONS).apply)
-    return name, files, x, theirs, apply
+    return _built(request.param, tmp_path_factory)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -135,8 +147,7 @@ def test_keras_file_parity(case, fmt):
 
 @pytest.fixture(scope="module")
 def v2_files(tmp_path_factory):
-    km = keras_model("mobilenet_v2", 96)
-    return _write_files(km, "mobilenet_v2", tmp_path_factory.mktemp("v2err"))
+    return _built("mobilenet_v2", tmp_path_factory)[1]
 
 
 @pytest.mark.parametrize("fmt", ["legacy", "keras"])

@@ -144,7 +144,7 @@ def _legacy_classes(f) -> dict[str, str]:
 
 
 def _read_legacy(f, label: str):
-    root = f if "layer_names" in f.attrs or "layer_names0" in f.attrs else f["model_weights"]
+    root = f if _has_layer_names(f) else f["model_weights"]
     classes = _legacy_classes(f)
     source, skip = {}, set()
     for layer in _attr_list(root, "layer_names") or []:
@@ -251,7 +251,7 @@ def _read_keras3(f, label: str, config=None):
         cls, cfg = at_path or (None, {})
         if cls is None:  # no config: the class from the saved path
             cls = _CLASS_OF_SNAKE.get(re.sub(r"_\d+$", "", path.rsplit("/", 1)[-1]))
-        indices = sorted(variables, key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
+        indices = sorted(variables, key=lambda k: (int(k) if k.isdigit() else 1 << 30, k))
         leaves = _variable_names(cls, cfg, len(indices)) or [f"vars/{i}" for i in indices]
         for index, leaf in zip(indices, leaves):
             key = f"{name}/{leaf}"
@@ -281,9 +281,12 @@ def _dataset(ds) -> np.ndarray:
 
 # ------------------------------------------------------------------- entry
 
+def _has_layer_names(group) -> bool:
+    return "layer_names" in group.attrs or "layer_names0" in group.attrs
+
+
 def _read_h5(f, label: str, config=None):
-    if "layer_names" in f.attrs or "layer_names0" in f.attrs or (
-            "model_weights" in f and "layer_names" in f["model_weights"].attrs):
+    if _has_layer_names(f) or ("model_weights" in f and _has_layer_names(f["model_weights"])):
         return _read_legacy(f, label)
     if "layers" in f:
         return _read_keras3(f, label, config)
