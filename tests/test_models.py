@@ -131,5 +131,5 @@ def test_bad_options_are_named():
         zoo.build("mobilenet_v2", implementation="cuda")
     with pytest.raises(ValueError, match="dtype=int8"):
         zoo.build("mobilenet_v2", dtype="int8")
-    with pytest.raises(NotImplementedError, match="issue 3"):
-        zoo.create("mobilenet_v2", pretrained=True)
+    with pytest.raises(TypeError, match=r"unknown option\(s\) resolution.*zoo.get_spec"):
+        zoo.create("mobilenet_v2", resolution=160)
