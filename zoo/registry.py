@@ -77,10 +77,6 @@ class ModelSpec:
     license: str = ""
     config: tuple[tuple[str, Any], ...] = ()  # family builder arguments
 
-    @property
-    def has_pretrained(self) -> bool:
-        return bool(self.weights)
-
 
 @dataclasses.dataclass(frozen=True)
 class _Entry:
