@@ -13,17 +13,9 @@ import jax  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo.weights import WeightMismatchError, from_keras  # noqa: E402
+from zoo.weights.keras import KERAS_APPLICATIONS  # noqa: E402
 
-# zoo name -> Keras constructor, extra arguments, input scale. EfficientNet
-# starts with Rescaling(1/255) and a Normalization that is the identity
-# without ImageNet weights, so Keras gets the same images times 255.
-KERAS = {
-    "mobilenet_v1": ("MobileNet", {}, 1.0),
-    "mobilenet_v2": ("MobileNetV2", {}, 1.0),
-    "mobilenet_v3_small": ("MobileNetV3Small", {"include_preprocessing": False}, 1.0),
-    "mobilenet_v3_large": ("MobileNetV3Large", {"include_preprocessing": False}, 1.0),
-    **{f"efficientnet_b{i}": (f"EfficientNetB{i}", {}, 255.0) for i in range(8)},
-}
+KERAS = KERAS_APPLICATIONS  # zoo name -> (constructor, extra arguments, input scale)
 # Keras checkpoints' conventions: TensorFlow SAME padding, BatchNorm eps 1e-3.
 KERAS_CONVENTIONS = {"padding": "same", "bn_eps": 1e-3}
 

@@ -30,7 +30,7 @@ def reference_logits(name, x):
         elp = pytest.importorskip("efficientnet_lite_pytorch")
         model = elp.EfficientNet.from_pretrained(name.replace("_", "-"), weights_path=str(path))
     else:
-        from torch_reference import MobileNetV2
+        from benchmarks.torch_reference import MobileNetV2
         model = MobileNetV2()
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     model.eval()

@@ -4,6 +4,8 @@
     zoo info NAME             one model's spec, counts and published figures
     zoo predict IMAGE...      classify images with a pretrained model
     zoo convert-weights SRC   any supported weight file -> Orbax checkpoint
+    zoo bench ...             latency, FLOPs, memory, compile time (the benchmarks package)
+    zoo bench compare A B     p50 ratios of two result files
 """
 
 from __future__ import annotations
@@ -25,6 +27,19 @@ EXAMPLES = {
                        "  zoo convert-weights pretrained --model efficientnet_lite0 --out ckpt/lite0\n"
                        "  zoo convert-weights mobilenet_v2-b0353104.pth --model mobilenet_v2 --out ckpt/mnv2\n"
                        "  zoo convert-weights efficientnetb0.h5 --model efficientnet_b0 --out ckpt/b0",
+    "bench": "examples:\n"
+             "  zoo bench --models efficientnet_b0 --out results/\n"
+             "  zoo bench --models 'efficientnet_b0,mobilenet*' --batch 1,8 --dtype float32,bfloat16 \\\n"
+             "            --runs 20 --warmup 3 --repeat 3 --time-budget 120 --out results/\n"
+             "  zoo bench --models mobilenet_v2 --batch 8 --data-parallel   # batch split over "
+             "jax.devices()\n"
+             "  zoo bench compare results/bench-A.json results/bench-B.json   # p50 ratios B/A\n"
+             "\n"
+             "`zoo bench [run] [options]` measures (run is the default action);\n"
+             "`zoo bench compare A.json B.json` compares two result files.\n"
+             "Writes bench-<env>-<time>.json (raw), .csv and .md to --out and prints the table.\n"
+             "A configuration that fails, runs out of memory or exceeds --time-budget is a row\n"
+             "with its status; the run goes on.",
 }
 
 
@@ -216,6 +231,88 @@ def cmd_convert_weights(args) -> int:
     return 0
 
 
+def _bench_models(spec: str) -> list[str]:
+    """Comma-separated names and globs -> registered names, in order, unique."""
+    from zoo.registry import get_spec, list_models
+
+    names: list[str] = []
+    for item in filter(None, (i.strip() for i in spec.split(","))):
+        if any(c in item for c in "*?["):
+            found = list_models(item)
+            if not found:
+                raise ValueError(f"--models {item!r} matches no model; `zoo list` shows them all")
+        else:
+            get_spec(item)  # unknown names fail here, with suggestions
+            found = [item]
+        names += [n for n in found if n not in names]
+    if not names:
+        raise ValueError("--models: give at least one name or glob")
+    return names
+
+
+def _csv_list(text: str, kind, what: str) -> list:
+    try:
+        values = [kind(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{what} {text!r}: expected a comma-separated list") from None
+    if not values:
+        raise ValueError(f"{what}: give at least one value")
+    return values
+
+
+def cmd_bench(args) -> int:
+    """`zoo bench [run]` measures; `zoo bench compare A B` compares. The
+    action is an optional first positional (default "run") so both forms
+    parse with one subparser and `zoo bench --help` documents both."""
+    if args.action == "compare":
+        if len(args.files) != 2:
+            raise ValueError("compare takes two result files: zoo bench compare A.json B.json")
+        from benchmarks.report import compare
+        print(compare(*args.files), end="")
+        return 0
+    if args.action != "run":
+        raise ValueError(f"unknown action {args.action!r}: use `zoo bench --models ...` or "
+                         "`zoo bench compare A.json B.json`")
+    if args.files:
+        raise ValueError(f"unexpected arguments {' '.join(args.files)!r} (models go in --models)")
+    names = _bench_models(args.models)
+    batches = _csv_list(args.batch, int, "--batch")
+    dtypes = _csv_list(args.dtype, str, "--dtype")
+    bad = [d for d in dtypes if d not in ("float32", "bfloat16", "float16")]
+    if bad or min(batches) < 1 or args.runs < 1 or args.warmup < 0 or args.repeat < 1:
+        raise ValueError(f"bad values: --dtype {bad or 'ok'} (float32, bfloat16, float16), "
+                         "--batch >= 1, --runs >= 1, --warmup >= 0, --repeat >= 1")
+
+    from rich.progress import Progress
+
+    from benchmarks import env as bench_env
+    from benchmarks import report
+    from benchmarks.runner import measure, roofline
+
+    env = bench_env.collect()  # records sys.argv: the exact command
+    configs = [(n, b, d) for n in names for b in batches for d in dtypes]
+    results = []
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("roofline", total=len(configs) * args.repeat)
+        roof = roofline()
+        for k in range(args.repeat):
+            for name, batch, dtype in configs:
+                bar.update(task, description=f"{name} b{batch} {dtype} "
+                                             f"(repeat {k + 1}/{args.repeat})")
+                r = measure(name, batch=batch, dtype=dtype, runs=args.runs,
+                            warmup=args.warmup, implementation=args.implementation,
+                            time_budget=args.time_budget, roof=roof,
+                            data_parallel=args.data_parallel)
+                r["repeat"] = k
+                results.append(r)
+                bar.advance(task)
+    paths = report.write(results, env, args.out, roof=roof)
+    print(report.markdown(report.summarize(results), env), end="")
+    for kind, path in paths.items():
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zoo", description="A JAX/Flax model zoo for on-device vision.",
@@ -262,6 +359,30 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--num-classes", type=int, help="classifier size of the weights")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     s.set_defaults(func=cmd_convert_weights)
+
+    s = add("bench", "Benchmark models: latency, FLOPs, memory, compile time "
+                     "(or `zoo bench compare A.json B.json`).")
+    s.add_argument("action", nargs="?", default="run", metavar="run|compare",
+                   help="run (default) measures; compare prints p50 ratios of two result files")
+    s.add_argument("files", nargs="*", metavar="FILE", help="compare: the two .json result files")
+    s.add_argument("--models", default="*",
+                   help="comma-separated names or globs, e.g. 'efficientnet_b0,mobilenet*' "
+                        "(default: all)")
+    s.add_argument("--batch", default="1", help="comma-separated batch sizes (default 1)")
+    s.add_argument("--dtype", default="float32",
+                   help="comma-separated compute dtypes: float32, bfloat16 (default float32)")
+    s.add_argument("--runs", type=int, default=20, help="timed calls per configuration (20)")
+    s.add_argument("--warmup", type=int, default=3, help="untimed calls before timing (3)")
+    s.add_argument("--repeat", type=int, default=1,
+                   help="measure the whole set K times and report the p50 spread (1)")
+    s.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="per configuration; past it the row says timeout (default: none)")
+    s.add_argument("--implementation", default="auto",
+                   help="depthwise-conv implementation: auto, reference, xla_fast, pallas")
+    s.add_argument("--data-parallel", action="store_true",
+                   help="split each batch over all of jax.devices() (jax.sharding)")
+    s.add_argument("--out", default="results", help="folder for the result files (results/)")
+    s.set_defaults(func=cmd_bench)
     return p
 
 

@@ -17,6 +17,18 @@ import numpy as np
 
 from zoo.weights.mapping import load_named
 
+# zoo name -> (keras.applications constructor, extra arguments, input scale).
+# EfficientNet starts with Rescaling(1/255) and a Normalization that is the
+# identity without ImageNet weights, so it takes our normalised images times
+# 255; MobileNetV3's built-in rescaling is switched off.
+KERAS_APPLICATIONS = {
+    "mobilenet_v1": ("MobileNet", {}, 1.0),
+    "mobilenet_v2": ("MobileNetV2", {}, 1.0),
+    "mobilenet_v3_small": ("MobileNetV3Small", {"include_preprocessing": False}, 1.0),
+    "mobilenet_v3_large": ("MobileNetV3Large", {"include_preprocessing": False}, 1.0),
+    **{f"efficientnet_b{i}": (f"EfficientNetB{i}", {}, 255.0) for i in range(8)},
+}
+
 _LEAVES = {
     ("params", "kernel"): ("kernel", "depthwise_kernel"),
     ("params", "scale"): ("gamma",),

@@ -1,0 +1,175 @@
+"""Result files: raw JSON, CSV and a Markdown table; and ``compare`` of two runs.
+
+``write`` puts three files in an output folder, named
+``bench-<env tag>-<UTC timestamp>.{json,csv,md}`` so results from different
+machines and library versions never overwrite each other:
+
+- JSON (raw): ``{"env": ..., "roofline": ..., "results": [every result of
+  every repeat], "summary": [one row per configuration]}``;
+- CSV: every result, one row each, columns ``benchmarks.runner.FIELDS`` plus
+  ``repeat``;
+- Markdown: the summary table, then the environment.
+
+With ``--repeat K`` each configuration was measured K times; its summary row
+is the repeat with the median p50, plus ``p50_min``/``p50_max`` and
+``p50_spread = (max - min) / min`` across repeats: the run-to-run spread that
+says how far apart two tables must be before a difference means something.
+
+Each file is written to a temporary name in the same folder and renamed, so a
+reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from benchmarks.runner import FIELDS
+
+KEY = ("model", "batch", "dtype", "devices", "implementation")
+
+
+def _key(r: dict) -> tuple:
+    return tuple(r.get(k) for k in KEY)
+
+
+def summarize(results: list[dict]) -> list[dict]:
+    """One row per configuration (first-seen order) over its repeats."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault(_key(r), []).append(r)
+    rows = []
+    for rs in groups.values():
+        ok = [r for r in rs if r["status"] == "ok"]
+        if ok:
+            p50s = sorted(r["p50_ms"] for r in ok)
+            median = statistics.median_low(p50s)
+            row = dict(next(r for r in ok if r["p50_ms"] == median))
+            row.update(p50_min=p50s[0], p50_max=p50s[-1],
+                       p50_spread=(p50s[-1] - p50s[0]) / p50s[0] if p50s[0] else None)
+        else:
+            row = dict(rs[0])
+            row.update(p50_min=None, p50_max=None, p50_spread=None)
+        row["repeats"] = len(rs)
+        row["repeats_ok"] = len(ok)
+        row.pop("repeat", None)
+        rows.append(row)
+    return rows
+
+
+def _f(v, fmt: str, scale: float = 1.0) -> str:
+    return "-" if v is None else format(v / scale, fmt)
+
+
+def markdown(summary: list[dict], env: Optional[dict] = None) -> str:
+    """The summary as a Markdown table (``!`` marks a flagged FLOP ratio)."""
+    lines = ["| model | batch | dtype | p50 ms | p90 ms | p50 spread | images/s | MACs (M) "
+             "| XLA/analytic | compile s | temp MiB | roofline | status |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in summary:
+        ratio = _f(r.get("flops_ratio"), ".3f") + (" !" if r.get("flops_flag") else "")
+        spread = _f(r.get("p50_spread"), ".1%") if r.get("repeats", 1) > 1 else "-"
+        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['message']}"
+        status = status.replace("|", "/")[:120]
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {r['dtype']} | {_f(r.get('p50_ms'), '.2f')} "
+            f"| {_f(r.get('p90_ms'), '.2f')} | {spread} | {_f(r.get('throughput_ips'), '.1f')} "
+            f"| {_f(r.get('macs'), ',.0f', 1e6)} | {ratio} | {_f(r.get('compile_s'), '.2f')} "
+            f"| {_f(r.get('temp_bytes'), '.1f', 2**20)} | {_f(r.get('roofline_fraction'), '.1%')} "
+            f"| {status} |")
+    lines += ["", "XLA/analytic: `cost_analysis` flops / (2 x analytic multiply-adds); `!` marks "
+              "a difference over 10 % (check both counts). roofline: achieved FLOP/s "
+              "(2 x MACs / p50) over a float32 matmul's FLOP/s measured in the same run."]
+    if env:
+        lines += ["", f"jax {env.get('jax')}, jaxlib {env.get('jaxlib')}, flax {env.get('flax')}; "
+                      f"{env.get('backend')} ({env.get('device_kind')} x{env.get('device_count')}); "
+                      f"CPU {env.get('cpu')}, {env.get('cpu_cores')} cores; "
+                      f"XLA_FLAGS={env.get('xla_flags') or '(none)'}; "
+                      f"git {env.get('git_commit')}; {env.get('date_utc')}",
+                  "", f"command: `{' '.join(env.get('command') or [])}`"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(results: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=("repeat",) + FIELDS, extrasaction="ignore",
+                       lineterminator="\n")
+    w.writeheader()
+    for r in results:
+        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def write(results: list[dict], env: dict, out_dir, *, roof: Optional[dict] = None,
+          stamp: Optional[str] = None) -> dict[str, Path]:
+    """Write JSON, CSV and Markdown to ``out_dir``; returns {"json"|"csv"|"md": path}."""
+    from benchmarks.env import tag
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = stamp or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = out / f"bench-{tag(env)}-{stamp}"
+    summary = summarize(results)
+    doc = {"env": env, "command": env.get("command"), "roofline": roof, "results": results,
+           "summary": summary}
+    return {
+        "json": write_atomic(base.with_suffix(".json"), json.dumps(doc, indent=1) + "\n"),
+        "csv": write_atomic(base.with_suffix(".csv"), to_csv(results)),
+        "md": write_atomic(base.with_suffix(".md"), markdown(summary, env)),
+    }
+
+
+def _load_summary(path) -> dict[tuple, dict]:
+    doc = json.loads(Path(path).read_text())
+    rows = doc.get("summary") or summarize(doc["results"])
+    return {_key(r): r for r in rows}
+
+
+def compare(a_json, b_json) -> str:
+    """Markdown: p50 of each configuration in A and B and the ratio B/A
+    (below 1: B is faster). Configurations in only one file, or failed in
+    either, are listed with their status."""
+    a, b = _load_summary(a_json), _load_summary(b_json)
+    lines = [f"A: {a_json}", f"B: {b_json}", "",
+             "| model | batch | dtype | A p50 ms | B p50 ms | B/A |",
+             "|---|---:|---|---:|---:|---:|"]
+    for k in list(a) + [k for k in b if k not in a]:
+        ra, rb = a.get(k), b.get(k)
+        ref = ra or rb
+
+        def cell(r):
+            if r is None:
+                return "absent"
+            return _f(r.get("p50_ms"), ".2f") if r["status"] == "ok" else r["status"]
+
+        ok = ra and rb and ra["status"] == rb["status"] == "ok"
+        ratio = f"{rb['p50_ms'] / ra['p50_ms']:.2f}" if ok else "-"
+        lines.append(f"| {ref['model']} | {ref['batch']} | {ref['dtype']} | {cell(ra)} "
+                     f"| {cell(rb)} | {ratio} |")
+    return "\n".join(lines) + "\n"

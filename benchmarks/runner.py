@@ -1,0 +1,246 @@
+"""Measure one (model, batch, dtype, device) configuration, and the device's roofline.
+
+What ``measure`` records, and why:
+
+- **Lowering and compile time apart.** ``jax.jit(apply).lower(...)`` traces the
+  Flax module and emits StableHLO (Python-side cost: grows with the number of
+  layers); ``.compile()`` runs XLA (backend-side cost: fusion, layout,
+  codegen). A slow first call can come from either; timing them apart says
+  which.
+- **Latency percentiles, not a mean alone.** ``runs`` timed calls after
+  ``warmup`` untimed ones, each ended by ``block_until_ready`` (JAX dispatch
+  is asynchronous: without it we would time the dispatch, not the work). The
+  median (p50) is the headline: a single descheduling or page fault moves the
+  mean but not the median. p90, min, mean and std show the spread; throughput
+  is ``batch / p50``.
+- **Multiply-adds two ways.** ``macs`` is the analytic count of
+  ``zoo.counting.analytic_counts`` (papers' convention: convolutions and dense
+  layers only) at the spec's resolution, times the batch. ``xla_flops`` is
+  ``compiled.cost_analysis()["flops"]``. ``flops_ratio = xla_flops / (2 *
+  macs)``: about 1 means XLA sees the same network we count. On CPU float32
+  it is slightly above 1 (about 1.1 for MobileNetV3-Small) because XLA also
+  counts BatchNorm, activations, pooling and residual adds; in bfloat16 it is
+  higher still (the dtype converts are counted). ``flops_flag`` is True when
+  the ratio differs from 1 by more than 10 %: it means "do not trust one of
+  the two numbers without a look" (XLA's counters are missing or wrong on
+  some GPU versions, and Pallas calls are only counted through their
+  ``cost_estimate``), not that the model is wrong.
+- **Memory.** ``compiled.memory_analysis()`` argument/output/temp bytes
+  (XLA's static buffer assignment, exact for the compiled program); the
+  device's ``memory_stats()["peak_bytes_in_use"]`` where the backend keeps it
+  (GPU, TPU; None on CPU), else the process's peak resident set size
+  (``ru_maxrss``, a lifetime high-water mark of the whole process, so only an
+  upper bound for any one configuration).
+- **Roofline in the same process.** ``roofline()`` measures a float32
+  matmul's FLOP/s and a large elementwise copy's bytes/s on the same device,
+  in the same run, so ``roofline_fraction = (2 * macs / p50) / matmul FLOP/s``
+  compares like with like (a bfloat16 configuration is still compared with
+  the float32 matmul).
+- **Failures are results.** Out of memory, any exception, or a configuration
+  running past ``time_budget`` seconds is returned as ``status`` "oom",
+  "error" or "timeout" with a ``message``; the caller goes on with the next
+  configuration. The budget is checked between stages (create, lower,
+  compile, each timed call): a single XLA compile cannot be interrupted
+  in-process.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+FLOPS_TOLERANCE = 0.10  # flag |xla_flops / (2 * macs) - 1| above this
+
+#: Every key of a result, in the order of the CSV columns.
+FIELDS = (
+    "model", "batch", "dtype", "device", "devices", "implementation", "status", "message",
+    "input_size", "lower_s", "compile_s", "runs", "warmup",
+    "p50_ms", "p90_ms", "min_ms", "mean_ms", "std_ms", "throughput_ips",
+    "macs", "xla_flops", "flops_ratio", "flops_flag", "transcendentals", "bytes_accessed",
+    "argument_bytes", "output_bytes", "temp_bytes", "device_peak_bytes", "host_peak_rss_bytes",
+    "params", "weight_bytes", "achieved_flops_per_s", "roofline_flops_per_s",
+    "roofline_fraction",
+)
+
+
+class BudgetExceeded(Exception):
+    """A configuration ran past its ``time_budget``."""
+
+
+def _median_time(fn, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def roofline(*, matmul_n: int = 2048, copy_mib: int = 64, runs: int = 5,
+             device: Optional[Any] = None) -> dict:
+    """The device's attainable float32 matmul FLOP/s and memory bytes/s.
+
+    Matmul: ``n x n @ n x n`` (``2 n^3`` FLOPs). Copy: ``y = x * 2`` over
+    ``copy_mib`` MiB of float32 (read once, written once: ``2 * size`` bytes;
+    a multiply so XLA cannot elide it). Medians of ``runs`` calls after one
+    compile-and-warm-up call. The defaults take about a second on 2 CPU cores.
+    """
+    device = device or jax.devices()[0]
+    key = jax.random.PRNGKey(0)
+    a = jax.device_put(jax.random.normal(key, (matmul_n, matmul_n), jnp.float32), device)
+    matmul = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(matmul(a))
+    t_mm = _median_time(lambda: matmul(a), runs)
+    n = copy_mib * 2**20 // 4
+    x = jax.device_put(jnp.ones((n,), jnp.float32), device)
+    copy = jax.jit(lambda x: x * 2.0)
+    jax.block_until_ready(copy(x))
+    t_cp = _median_time(lambda: copy(x), runs)
+    return {"matmul_n": matmul_n, "matmul_flops_per_s": 2 * matmul_n**3 / t_mm,
+            "copy_mib": copy_mib, "copy_bytes_per_s": 2 * n * 4 / t_cp, "runs": runs}
+
+
+def _classify(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}"
+    if isinstance(e, MemoryError) or "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower():
+        return "oom"
+    return "error"
+
+
+def _message(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}".strip()
+    first = text.splitlines()[0] if text else type(e).__name__
+    return first[:500]
+
+
+def _peak_memory(device) -> tuple[Optional[int], Optional[int]]:
+    """(device peak bytes or None, host peak RSS bytes or None)."""
+    peak = None
+    try:
+        stats = device.memory_stats()
+        if stats:
+            peak = stats.get("peak_bytes_in_use")
+    except Exception:  # backends without memory_stats raise or return None
+        peak = None
+    if peak is not None:
+        return int(peak), None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return None, int(rss if sys.platform == "darwin" else rss * 1024)  # KiB on Linux
+
+
+def _percentile(sorted_ms: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(sorted_ms), q))
+
+
+def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
+            warmup: int = 3, implementation: str = "auto",
+            time_budget: Optional[float] = None, roof: Optional[dict] = None,
+            data_parallel: bool = False, seed: int = 0) -> dict:
+    """Benchmark ``name`` at ``batch`` images in compute ``dtype``; a flat dict.
+
+    Keys are ``FIELDS``; on failure ``status`` is "oom", "error" or "timeout",
+    ``message`` says why, and the measurements not reached are None.
+    ``roof`` is a ``roofline()`` result (measured once per run by the caller;
+    None leaves ``roofline_fraction`` None). ``data_parallel`` splits the
+    batch over all of ``jax.devices()`` (``jax.sharding``, variables
+    replicated); ``batch`` is the global batch and must divide evenly.
+    """
+    devices = jax.devices() if data_parallel else jax.devices()[:1]
+    device = devices[0]
+    r: dict[str, Any] = dict.fromkeys(FIELDS)
+    r.update(model=name, batch=int(batch), dtype=str(dtype), device=device.device_kind,
+             devices=len(devices), implementation=implementation, runs=int(runs),
+             warmup=int(warmup), status="ok", message="")
+    start = time.perf_counter()
+
+    def check_budget(stage: str) -> None:
+        if time_budget is not None and time.perf_counter() - start > time_budget:
+            raise BudgetExceeded(f"time budget {time_budget:g} s exceeded after {stage} "
+                                 f"({time.perf_counter() - start:.1f} s)")
+
+    try:
+        import zoo
+        from zoo.counting import analytic_counts
+
+        spec = zoo.get_spec(name)
+        model, variables = zoo.create(name, seed=seed, dtype=dtype,
+                                      implementation=implementation)
+        r["input_size"] = spec.input_size
+        r["params"] = zoo.count_params(variables)
+        r["weight_bytes"] = int(sum(a.nbytes for a in jax.tree_util.tree_leaves(variables)))
+        r["macs"] = int(analytic_counts(model, spec.input_size).macs) * int(batch)
+        x = np.random.default_rng(seed).standard_normal(
+            (batch, spec.input_size, spec.input_size, 3)).astype(np.float32)
+        if len(devices) > 1:
+            from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+            if batch % len(devices):
+                raise ValueError(f"data-parallel: batch {batch} does not split over "
+                                 f"{len(devices)} devices")
+            mesh = Mesh(np.array(devices), ("data",))
+            x = jax.device_put(x, NamedSharding(mesh, P("data")))
+            variables = jax.device_put(variables, NamedSharding(mesh, P()))
+        else:
+            x = jax.device_put(x, device)
+            variables = jax.device_put(variables, device)
+        check_budget("create")
+
+        t = time.perf_counter()
+        lowered = jax.jit(model.apply).lower(variables, x)
+        r["lower_s"] = time.perf_counter() - t
+        check_budget("lowering")
+        t = time.perf_counter()
+        compiled = lowered.compile()
+        r["compile_s"] = time.perf_counter() - t
+        check_budget("compile")
+
+        cost = compiled.cost_analysis()
+        if isinstance(cost, (list, tuple)):  # older jax: one dict per computation
+            cost = cost[0] if cost else {}
+        cost = cost or {}
+        if cost.get("flops") is not None:
+            # SPMD: the compiled module is one device's share of the work.
+            r["xla_flops"] = float(cost["flops"]) * len(devices)
+            if r["macs"]:
+                r["flops_ratio"] = r["xla_flops"] / (2 * r["macs"])
+                r["flops_flag"] = abs(r["flops_ratio"] - 1) > FLOPS_TOLERANCE
+        r["transcendentals"] = cost.get("transcendentals")
+        r["bytes_accessed"] = cost.get("bytes accessed")
+        mem = compiled.memory_analysis()
+        if mem is not None:
+            r["argument_bytes"] = int(mem.argument_size_in_bytes)
+            r["output_bytes"] = int(mem.output_size_in_bytes)
+            r["temp_bytes"] = int(mem.temp_size_in_bytes)
+
+        for i in range(warmup):
+            jax.block_until_ready(compiled(variables, x))
+            check_budget(f"warm-up call {i + 1}")
+        times = []
+        for i in range(runs):
+            t = time.perf_counter()
+            jax.block_until_ready(compiled(variables, x))
+            times.append((time.perf_counter() - t) * 1e3)
+            check_budget(f"timed call {i + 1} of {runs}")
+        times.sort()
+        r["p50_ms"] = statistics.median(times)
+        r["p90_ms"] = _percentile(times, 90)
+        r["min_ms"] = times[0]
+        r["mean_ms"] = statistics.fmean(times)
+        r["std_ms"] = statistics.pstdev(times)
+        r["throughput_ips"] = batch / (r["p50_ms"] / 1e3)
+        r["achieved_flops_per_s"] = 2 * r["macs"] / (r["p50_ms"] / 1e3)
+        if roof:
+            r["roofline_flops_per_s"] = roof["matmul_flops_per_s"]
+            r["roofline_fraction"] = r["achieved_flops_per_s"] / roof["matmul_flops_per_s"]
+    except BudgetExceeded as e:
+        r.update(status="timeout", message=str(e))
+    except Exception as e:  # noqa: BLE001 - every failure (MemoryError too) is a result
+        r.update(status=_classify(e), message=_message(e))
+    r["device_peak_bytes"], r["host_peak_rss_bytes"] = _peak_memory(device)
+    return r
