@@ -78,8 +78,9 @@ def markdown(summary: list[dict], env: Optional[dict] = None) -> str:
         spread = _f(r.get("p50_spread"), ".1%") if r.get("repeats", 1) > 1 else "-"
         status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['message']}"
         status = status.replace("|", "/")[:120]
+        batch = f"{r['batch']}" + (f" ({r['devices']} dev)" if (r.get("devices") or 1) > 1 else "")
         lines.append(
-            f"| {r['model']} | {r['batch']} | {r['dtype']} | {_f(r.get('p50_ms'), '.2f')} "
+            f"| {r['model']} | {batch} | {r['dtype']} | {_f(r.get('p50_ms'), '.2f')} "
             f"| {_f(r.get('p90_ms'), '.2f')} | {spread} | {_f(r.get('throughput_ips'), '.1f')} "
             f"| {_f(r.get('macs'), ',.0f', 1e6)} | {ratio} | {_f(r.get('compile_s'), '.2f')} "
             f"| {_f(r.get('temp_bytes'), '.1f', 2**20)} | {_f(r.get('roofline_fraction'), '.1%')} "
@@ -134,14 +135,14 @@ def write(results: list[dict], env: dict, out_dir, *, roof: Optional[dict] = Non
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stamp = stamp or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = out / f"bench-{tag(env)}-{stamp}"
+    base = f"bench-{tag(env)}-{stamp}"  # not Path.with_suffix: the tag has dots
     summary = summarize(results)
     doc = {"env": env, "command": env.get("command"), "roofline": roof, "results": results,
            "summary": summary}
     return {
-        "json": write_atomic(base.with_suffix(".json"), json.dumps(doc, indent=1) + "\n"),
-        "csv": write_atomic(base.with_suffix(".csv"), to_csv(results)),
-        "md": write_atomic(base.with_suffix(".md"), markdown(summary, env)),
+        "json": write_atomic(out / f"{base}.json", json.dumps(doc, indent=1) + "\n"),
+        "csv": write_atomic(out / f"{base}.csv", to_csv(results)),
+        "md": write_atomic(out / f"{base}.md", markdown(summary, env)),
     }
 
 

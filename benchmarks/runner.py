@@ -150,7 +150,10 @@ def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
     ``roof`` is a ``roofline()`` result (measured once per run by the caller;
     None leaves ``roofline_fraction`` None). ``data_parallel`` splits the
     batch over all of ``jax.devices()`` (``jax.sharding``, variables
-    replicated); ``batch`` is the global batch and must divide evenly.
+    replicated); ``batch`` is the global batch and must divide evenly. Then
+    ``xla_flops`` is one device's ``cost_analysis`` times the device count
+    (the compiled SPMD module is one device's share), while the
+    ``memory_analysis`` bytes stay per device.
     """
     devices = jax.devices() if data_parallel else jax.devices()[:1]
     device = devices[0]
@@ -236,8 +239,9 @@ def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
         r["throughput_ips"] = batch / (r["p50_ms"] / 1e3)
         r["achieved_flops_per_s"] = 2 * r["macs"] / (r["p50_ms"] / 1e3)
         if roof:
-            r["roofline_flops_per_s"] = roof["matmul_flops_per_s"]
-            r["roofline_fraction"] = r["achieved_flops_per_s"] / roof["matmul_flops_per_s"]
+            # One device's matmul rate; data-parallel runs have len(devices) of them.
+            r["roofline_flops_per_s"] = roof["matmul_flops_per_s"] * len(devices)
+            r["roofline_fraction"] = r["achieved_flops_per_s"] / r["roofline_flops_per_s"]
     except BudgetExceeded as e:
         r.update(status="timeout", message=str(e))
     except Exception as e:  # noqa: BLE001 - every failure (MemoryError too) is a result

@@ -1,0 +1,211 @@
+"""The benchmark suite (benchmarks.runner/env/report, `zoo bench`): every field
+present and sane, failures recorded as results, files written atomically.
+Sanity only: no assertion about how fast anything is."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import zoo
+from benchmarks import env as bench_env
+from benchmarks import report
+from benchmarks.runner import FIELDS, measure, roofline
+
+MODEL = "mobilenet_v3_small"  # the smallest network: about 2 s to build and compile
+
+
+@pytest.fixture(scope="module")
+def roof():
+    return roofline(matmul_n=256, copy_mib=4, runs=2)
+
+
+@pytest.fixture(scope="module")
+def result(roof):
+    return measure(MODEL, batch=1, dtype="float32", runs=3, warmup=1, roof=roof)
+
+
+def zoo_cli(*args, env=None):
+    exe = shutil.which("zoo")
+    cmd = [exe] if exe else [sys.executable, "-m", "zoo.cli"]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=300,
+                          env=env)
+
+
+def test_roofline(roof):
+    assert roof["matmul_flops_per_s"] > 0 and roof["copy_bytes_per_s"] > 0
+
+
+def test_measure_fields_and_sanity(result):
+    r = result
+    assert set(r) == set(FIELDS)
+    assert r["status"] == "ok" and r["message"] == ""
+    assert (r["model"], r["batch"], r["dtype"], r["devices"]) == (MODEL, 1, "float32", 1)
+    assert r["lower_s"] > 0 and r["compile_s"] > 0
+    assert r["p90_ms"] >= r["p50_ms"] >= r["min_ms"] > 0
+    assert r["mean_ms"] >= r["min_ms"] and r["std_ms"] >= 0
+    assert r["throughput_ips"] == pytest.approx(1 / (r["p50_ms"] / 1e3))
+    model = zoo.build(MODEL)
+    assert r["macs"] == zoo.count_macs(model, 224)
+    assert 0.9 <= r["flops_ratio"] <= 1.3 and r["flops_flag"] is False
+    assert r["xla_flops"] == pytest.approx(r["flops_ratio"] * 2 * r["macs"])
+    assert r["temp_bytes"] >= 0 and r["output_bytes"] == 1000 * 4
+    assert r["argument_bytes"] >= r["weight_bytes"]  # the variables and the image
+    _, variables = zoo.create(MODEL)
+    assert r["params"] == zoo.count_params(variables) == 2542856
+    assert r["weight_bytes"] >= 4 * r["params"]  # plus BatchNorm statistics
+    # CPU keeps no device memory statistics: the host's peak RSS instead.
+    assert r["device_peak_bytes"] is None and r["host_peak_rss_bytes"] > 0
+    assert r["roofline_fraction"] == pytest.approx(
+        r["achieved_flops_per_s"] / r["roofline_flops_per_s"])
+    assert r["achieved_flops_per_s"] == pytest.approx(2 * r["macs"] / (r["p50_ms"] / 1e3))
+
+
+@pytest.mark.parametrize("exc,status", [
+    (MemoryError("cannot allocate"), "oom"),
+    (RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 9.1GiB"), "oom"),
+    (ZeroDivisionError("inside the model"), "error"),
+])
+def test_failures_are_results_and_the_run_goes_on(monkeypatch, exc, status):
+    real_create = zoo.create
+
+    def create(name, **kw):
+        if name == "efficientnet_b7":
+            raise exc
+        return real_create(name, **kw)
+
+    monkeypatch.setattr(zoo, "create", create)
+    names = ["efficientnet_b7", "not_a_model"] + ([MODEL] if status == "error" else [])
+    rows = [measure(name, batch=1, runs=1, warmup=0) for name in names]
+    assert [r["status"] for r in rows] == [status, "error", "ok"][:len(names)]
+    assert type(exc).__name__ in rows[0]["message"] and str(exc).split(":")[0] in rows[0]["message"]
+    assert "unknown model 'not_a_model'" in rows[1]["message"]
+    assert rows[0]["p50_ms"] is None and rows[0]["host_peak_rss_bytes"] > 0
+    assert set(rows[0]) == set(FIELDS)
+
+
+def test_time_budget_exceeded_is_timeout():
+    r = measure(MODEL, batch=1, runs=1, warmup=0, time_budget=0.0)
+    assert r["status"] == "timeout" and "time budget 0 s exceeded" in r["message"]
+    assert r["p50_ms"] is None
+
+
+def test_env_record_and_tag():
+    e = bench_env.collect(["zoo", "bench"])
+    for k in ("jax", "jaxlib", "flax", "backend", "device_kind", "device_count", "cpu",
+              "cpu_cores", "xla_flags", "git_commit", "date_utc", "command"):
+        assert k in e
+    assert e["jax"] == "0.10.2" and e["command"] == ["zoo", "bench"]
+    assert bench_env.tag(e) == f"cpu-{os.cpu_count()}cores-jax0.10.2"
+    gpu = dict(e, backend="gpu", device_kind="NVIDIA A100-SXM4-40GB", device_count=8)
+    assert bench_env.tag(gpu) == "gpu-nvidia-a100-sxm4-40gbx8-jax0.10.2"
+
+
+def _results(result):
+    failed = dict.fromkeys(FIELDS)
+    failed.update(model="efficientnet_b7", batch=8, dtype="float32", devices=1,
+                  implementation="auto", status="oom", message="MemoryError: | big")
+    slower = dict(result, p50_ms=result["p50_ms"] * 1.5)
+    return [dict(result, repeat=0), dict(failed, repeat=0), dict(slower, repeat=1),
+            dict(failed, repeat=1)]
+
+
+def test_report_writes_json_csv_md(tmp_path, result, roof):
+    env = bench_env.collect(["zoo", "bench", "--models", MODEL])
+    paths = report.write(_results(result), env, tmp_path, roof=roof, stamp="20250101T000000Z")
+    stem = f"bench-{bench_env.tag(env)}-20250101T000000Z"
+    assert {p.name for p in paths.values()} == {stem + s for s in (".json", ".csv", ".md")}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths.values())
+    doc = json.loads(paths["json"].read_text())
+    assert doc["env"]["jax"] == "0.10.2" and doc["command"] == ["zoo", "bench", "--models", MODEL]
+    assert doc["roofline"] == roof and len(doc["results"]) == 4
+    ok, failed = doc["summary"]
+    assert ok["repeats"] == 2 and ok["p50_min"] == result["p50_ms"]
+    assert ok["p50_spread"] == pytest.approx(0.5)
+    assert failed["status"] == "oom" and failed["repeats_ok"] == 0
+    rows = paths["csv"].read_text().splitlines()
+    assert rows[0].split(",")[:3] == ["repeat", "model", "batch"] and len(rows) == 5
+    md = paths["md"].read_text()
+    assert f"| {MODEL} | 1 | float32 | {result['p50_ms']:.2f} |" in md
+    assert "50.0%" in md and "| oom: MemoryError: / big |" in md
+    assert "jax 0.10.2" in md and f"--models {MODEL}" in md
+
+
+def test_write_is_atomic(tmp_path, monkeypatch):
+    target = tmp_path / "x.json"
+    report.write_atomic(target, "old")
+
+    def fail(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        report.write_atomic(target, "new")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_compare(tmp_path, result):
+    env = bench_env.collect(["zoo", "bench"])
+    a = report.write(_results(result)[:2], env, tmp_path / "a")["json"]
+    faster = dict(result, p50_ms=result["p50_ms"] / 2, repeat=0)
+    b = report.write([faster], env, tmp_path / "b")["json"]
+    text = report.compare(a, b)
+    assert f"| {MODEL} | 1 | float32 | {result['p50_ms']:.2f} | {result['p50_ms'] / 2:.2f} | 0.50 |" in text
+    assert "| efficientnet_b7 | 8 | float32 | oom | absent | - |" in text
+
+
+def test_cli_bench_end_to_end_and_compare(tmp_path):
+    r = zoo_cli("bench", "--models", "mobilenet_v3_s*", "--batch", "1", "--runs", "2",
+                "--warmup", "1", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert f"| {MODEL} | 1 | float32 |" in r.stdout and "| ok |" in r.stdout
+    [js] = tmp_path.glob("bench-cpu-*cores-jax0.10.2-*.json")
+    assert {p.suffix for p in tmp_path.iterdir()} == {".json", ".csv", ".md"}
+    doc = json.loads(js.read_text())
+    assert doc["command"][1:3] == ["bench", "--models"] and doc["results"][0]["status"] == "ok"
+    r = zoo_cli("bench", "compare", str(js), str(js))
+    assert r.returncode == 0, r.stderr
+    assert f"| {MODEL} | 1 | float32 |" in r.stdout and r.stdout.rstrip().endswith("| 1.00 |")
+
+
+@pytest.mark.parametrize("args,message", [
+    (("bench", "--models", "effnet_b0"), "Did you mean 'efficientnet_b0'"),
+    (("bench", "--models", "resnet*"), "matches no model"),
+    (("bench", "compare", "only_one.json"), "compare takes two result files"),
+    (("bench", "mobilenet_v2"), "unknown action 'mobilenet_v2'"),
+    (("bench", "--models", MODEL, "--dtype", "int8"), "--dtype ['int8']"),
+])
+def test_cli_bench_errors(args, message):
+    r = zoo_cli(*args)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_bench_help_has_examples():
+    r = zoo_cli("bench", "--help")
+    assert r.returncode == 0 and "zoo bench compare" in r.stdout and "--time-budget" in r.stdout
+
+
+def test_data_parallel_over_two_simulated_devices():
+    code = textwrap.dedent(f"""
+        import json, jax
+        from benchmarks.runner import measure
+        assert len(jax.devices()) == 2
+        ok = measure({MODEL!r}, batch=2, runs=1, warmup=0, data_parallel=True)
+        odd = measure({MODEL!r}, batch=3, runs=1, warmup=0, data_parallel=True)
+        print(json.dumps([ok, odd]))
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    ok, odd = json.loads(r.stdout.strip().splitlines()[-1])
+    assert ok["status"] == "ok" and ok["devices"] == 2
+    assert ok["macs"] == 2 * zoo.count_macs(zoo.build(MODEL), 224)
+    assert 0.9 <= ok["flops_ratio"] <= 1.3  # per-device cost x devices = whole batch
+    assert odd["status"] == "error" and "does not split over 2 devices" in odd["message"]
+    assert ok["roofline_fraction"] is None  # no roof given
+    assert "| 2 (2 dev) | float32 |" in report.markdown([dict(ok, repeats=1)])
