@@ -85,9 +85,28 @@ def markdown(summary: list[dict], env: Optional[dict] = None) -> str:
             f"| {_f(r.get('macs'), ',.0f', 1e6)} | {ratio} | {_f(r.get('compile_s'), '.2f')} "
             f"| {_f(r.get('temp_bytes'), '.1f', 2**20)} | {_f(r.get('roofline_fraction'), '.1%')} "
             f"| {status} |")
+    peers = sorted({q for r in summary for q in (r.get("peers") or {})})
+    if peers:
+        lines[0] += " " + " | ".join(f"{q} p50 ms (x zoo)" for q in peers) + " |"
+        lines[1] += "---:|" * len(peers)
+        for i, r in enumerate(summary, start=2):
+            cells = []
+            for q in peers:
+                m = (r.get("peers") or {}).get(q)
+                if m is None:
+                    cells.append("-")
+                elif m["status"] != "ok":
+                    cells.append(f"{m['status']}: {m['message']}".replace("|", "/")[:80])
+                else:
+                    cells.append(f"{m['p50_ms']:.2f} ({_f(m.get('ratio'), '.2f')}x)")
+            lines[i] += " " + " | ".join(cells) + " |"
     lines += ["", "XLA/analytic: `cost_analysis` flops / (2 x analytic multiply-adds); `!` marks "
               "a difference over 10 % (check both counts). roofline: achieved FLOP/s "
               "(2 x MACs / p50) over a float32 matmul's FLOP/s measured in the same run."]
+    if peers:
+        lines += ["", "Peers: the same architecture with random weights on the same batch, "
+                      "float32, timed the same way; (x zoo) = peer p50 / zoo p50, above 1 the "
+                      "zoo is faster (see benchmarks/peers.py)."]
     if env:
         lines += ["", f"jax {env.get('jax')}, jaxlib {env.get('jaxlib')}, flax {env.get('flax')}; "
                       f"{env.get('backend')} ({env.get('device_kind')} x{env.get('device_count')}); "
@@ -99,12 +118,19 @@ def markdown(summary: list[dict], env: Optional[dict] = None) -> str:
 
 
 def to_csv(results: list[dict]) -> str:
+    """One row per result; each peer adds ``<peer>_p50_ms``, ``<peer>_ratio``
+    and ``<peer>_status`` columns."""
+    peers = sorted({q for r in results for q in (r.get("peers") or {})})
+    peer_cols = tuple(f"{q}_{k}" for q in peers for k in ("p50_ms", "ratio", "status"))
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=("repeat",) + FIELDS, extrasaction="ignore",
+    w = csv.DictWriter(buf, fieldnames=("repeat",) + FIELDS + peer_cols, extrasaction="ignore",
                        lineterminator="\n")
     w.writeheader()
     for r in results:
-        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+        row = dict(r)
+        for q, m in (r.get("peers") or {}).items():
+            row.update({f"{q}_{k}": m.get(k) for k in ("p50_ms", "ratio", "status")})
+        w.writerow({k: ("" if v is None else v) for k, v in row.items()})
     return buf.getvalue()
 
 

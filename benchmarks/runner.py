@@ -139,6 +139,47 @@ def _percentile(sorted_ms: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(sorted_ms), q))
 
 
+def _latency(call, runs: int, warmup: int, check_budget=lambda stage: None) -> dict:
+    """``warmup`` untimed then ``runs`` timed calls of a synchronous ``call``
+    (it must wait for its result); percentiles in ms."""
+    for i in range(warmup):
+        call()
+        check_budget(f"warm-up call {i + 1}")
+    times = []
+    for i in range(runs):
+        t = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - t) * 1e3)
+        check_budget(f"timed call {i + 1} of {runs}")
+    times.sort()
+    return {"p50_ms": statistics.median(times), "p90_ms": _percentile(times, 90),
+            "min_ms": times[0], "mean_ms": statistics.fmean(times),
+            "std_ms": statistics.pstdev(times)}
+
+
+def measure_peer(peer: str, name: str, *, batch: int, runs: int = 20, warmup: int = 3,
+                 zoo_p50_ms: Optional[float] = None) -> dict:
+    """Latency of ``peer`` (see ``benchmarks.peers``) on the same model and
+    batch at the spec's resolution, timed like the zoo's path. ``ratio`` is
+    peer p50 / zoo p50: above 1, the zoo is faster. A peer that cannot run
+    here gives ``status`` "skipped" and the reason."""
+    from benchmarks.peers import PeerUnavailable, build_peer
+    import zoo
+
+    out: dict[str, Any] = {"peer": peer, "status": "ok", "message": "", "p50_ms": None,
+                           "ratio": None}
+    try:
+        run = build_peer(peer, name, batch, zoo.get_spec(name).input_size)
+        out.update(_latency(run, runs, warmup))
+        if zoo_p50_ms:
+            out["ratio"] = out["p50_ms"] / zoo_p50_ms
+    except PeerUnavailable as e:
+        out.update(status="skipped", message=str(e))
+    except Exception as e:  # noqa: BLE001 - a failing peer is a result, not a crash
+        out.update(status=_classify(e), message=_message(e))
+    return out
+
+
 def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
             warmup: int = 3, implementation: str = "auto",
             time_budget: Optional[float] = None, roof: Optional[dict] = None,
@@ -221,21 +262,8 @@ def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
             r["output_bytes"] = int(mem.output_size_in_bytes)
             r["temp_bytes"] = int(mem.temp_size_in_bytes)
 
-        for i in range(warmup):
-            jax.block_until_ready(compiled(variables, x))
-            check_budget(f"warm-up call {i + 1}")
-        times = []
-        for i in range(runs):
-            t = time.perf_counter()
-            jax.block_until_ready(compiled(variables, x))
-            times.append((time.perf_counter() - t) * 1e3)
-            check_budget(f"timed call {i + 1} of {runs}")
-        times.sort()
-        r["p50_ms"] = statistics.median(times)
-        r["p90_ms"] = _percentile(times, 90)
-        r["min_ms"] = times[0]
-        r["mean_ms"] = statistics.fmean(times)
-        r["std_ms"] = statistics.pstdev(times)
+        r.update(_latency(lambda: jax.block_until_ready(compiled(variables, x)),
+                          runs, warmup, check_budget))
         r["throughput_ips"] = batch / (r["p50_ms"] / 1e3)
         r["achieved_flops_per_s"] = 2 * r["macs"] / (r["p50_ms"] / 1e3)
         if roof:

@@ -178,10 +178,31 @@ def test_cli_bench_end_to_end_and_compare(tmp_path):
     (("bench", "compare", "only_one.json"), "compare takes two result files"),
     (("bench", "mobilenet_v2"), "unknown action 'mobilenet_v2'"),
     (("bench", "--models", MODEL, "--dtype", "int8"), "--dtype ['int8']"),
+    (("bench", "--models", MODEL, "--peers", "tvm"), "--peers tvm: known peers are keras, torch"),
 ])
 def test_cli_bench_errors(args, message):
     r = zoo_cli(*args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_peers_side_by_side(tmp_path, result):
+    """A peer is timed like the zoo's path and reported as a ratio; one that
+    cannot run here is a note in the table, not a crash."""
+    pytest.importorskip("torch")
+    from benchmarks.runner import measure_peer
+
+    torch_peer = measure_peer("torch", "efficientnet_lite0", batch=1, runs=2, warmup=1,
+                              zoo_p50_ms=10.0)
+    assert torch_peer["status"] == "ok" and torch_peer["p50_ms"] > 0
+    assert torch_peer["ratio"] == pytest.approx(torch_peer["p50_ms"] / 10.0)
+    skipped = measure_peer("torch", MODEL, batch=1, runs=2, warmup=1)
+    assert skipped["status"] == "skipped" and "no PyTorch definition" in skipped["message"]
+    with_peers = dict(result, peers={"torch": skipped, "keras": dict(torch_peer, peer="keras")})
+    table = report.markdown(report.summarize([with_peers]))
+    assert "keras p50 ms (x zoo) | torch p50 ms (x zoo) |" in table
+    assert f"({torch_peer['ratio']:.2f}x)" in table and "skipped: no PyTorch definition" in table
+    csv_text = report.to_csv([with_peers])
+    assert "keras_p50_ms,keras_ratio,keras_status,torch_p50_ms" in csv_text.splitlines()[0]
 
 
 def test_cli_bench_help_has_examples():

@@ -33,6 +33,7 @@ EXAMPLES = {
              "            --runs 20 --warmup 3 --repeat 3 --time-budget 120 --out results/\n"
              "  zoo bench --models mobilenet_v2 --batch 8 --data-parallel   # batch split over "
              "jax.devices()\n"
+             "  zoo bench --models efficientnet_b0,mobilenet_v2 --peers keras,torch   # side by side\n"
              "  zoo bench compare results/bench-A.json results/bench-B.json   # p50 ratios B/A\n"
              "\n"
              "`zoo bench [run] [options]` measures (run is the default action);\n"
@@ -287,7 +288,13 @@ def cmd_bench(args) -> int:
 
     from benchmarks import env as bench_env
     from benchmarks import report
-    from benchmarks.runner import measure, roofline
+    from benchmarks.peers import PEERS
+    from benchmarks.runner import measure, measure_peer, roofline
+
+    peers = _csv_list(args.peers, str, "--peers") if args.peers else []
+    unknown = [q for q in peers if q not in PEERS]
+    if unknown:
+        raise ValueError(f"--peers {','.join(unknown)}: known peers are {', '.join(PEERS)}")
 
     env = bench_env.collect()  # records sys.argv: the exact command
     configs = [(n, b, d) for n in names for b in batches for d in dtypes]
@@ -304,6 +311,14 @@ def cmd_bench(args) -> int:
                             time_budget=args.time_budget, roof=roof,
                             data_parallel=args.data_parallel)
                 r["repeat"] = k
+                # Peers run float32 on one device: compare only like with like.
+                if peers and r["status"] == "ok" and dtype == "float32" and r["devices"] == 1:
+                    r["peers"] = {}
+                    for q in peers:
+                        bar.update(task, description=f"{name} b{batch} peer {q}")
+                        r["peers"][q] = measure_peer(q, name, batch=batch, runs=args.runs,
+                                                     warmup=args.warmup,
+                                                     zoo_p50_ms=r["p50_ms"])
                 results.append(r)
                 bar.advance(task)
     paths = report.write(results, env, args.out, roof=roof)
@@ -381,6 +396,9 @@ def parser() -> argparse.ArgumentParser:
                    help="depthwise-conv implementation: auto, reference, xla_fast, pallas")
     s.add_argument("--data-parallel", action="store_true",
                    help="split each batch over all of jax.devices() (jax.sharding)")
+    s.add_argument("--peers", default="",
+                   help="also time other runtimes on the same model and batch, float32: "
+                        "keras (Keras 3 Applications, JAX backend), torch (PyTorch eager)")
     s.add_argument("--out", default="results", help="folder for the result files (results/)")
     s.set_defaults(func=cmd_bench)
     return p
