@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
 import jax
 import numpy as np
+
+from benchmarks.env import cpu_model
 
 IMPLS = ("reference", "xla_fast")
 
@@ -49,12 +50,7 @@ def main(argv=None) -> None:
     p.add_argument("--batch", type=int, default=1)
     args = p.parse_args(argv)
     dev = jax.devices()[0]
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     print(f"backend {jax.default_backend()} ({dev.device_kind}; CPU {cpu}, {os.cpu_count()} cores), "
           f"jax {jax.__version__}, batch {args.batch}, "
           f"median of {args.runs} interleaved runs, float32\n")
