@@ -83,9 +83,8 @@ def _torch(name: str, batch: int, resolution: int):
             from benchmarks.torch_reference import MobileNetV2
             model = MobileNetV2()
         else:
-            raise PeerUnavailable(f"no PyTorch definition of {name} is installable here "
-                                  "(timm and torchvision need a torch build other than the "
-                                  "pinned CPU one)")
+            # timm and torchvision need a torch build other than the pinned CPU one.
+            raise PeerUnavailable(f"no PyTorch definition of {name} installable here")
     except ImportError as e:
         raise PeerUnavailable(f"{e.name} is not installed (pip install -e '.[torch]')") from None
     model.eval()
