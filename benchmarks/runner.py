@@ -180,6 +180,31 @@ def measure_peer(peer: str, name: str, *, batch: int, runs: int = 20, warmup: in
     return out
 
 
+def prepare(name: str, *, batch: int, dtype: str = "float32", implementation: str = "auto",
+            seed: int = 0, devices=None):
+    """``(spec, model, variables, x)`` for one configuration: random
+    variables and a random batch at the spec's resolution, placed on
+    ``devices`` (one: that device; several: batch split over them with
+    ``jax.sharding``, variables replicated)."""
+    import zoo
+
+    devices = devices or jax.devices()[:1]
+    spec = zoo.get_spec(name)
+    model, variables = zoo.create(name, seed=seed, dtype=dtype, implementation=implementation)
+    x = np.random.default_rng(seed).standard_normal(
+        (batch, spec.input_size, spec.input_size, 3)).astype(np.float32)
+    if len(devices) > 1:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+        if batch % len(devices):
+            raise ValueError(f"data-parallel: batch {batch} does not split over "
+                             f"{len(devices)} devices")
+        mesh = Mesh(np.array(devices), ("data",))
+        return (spec, model, jax.device_put(variables, NamedSharding(mesh, P())),
+                jax.device_put(x, NamedSharding(mesh, P("data"))))
+    return (spec, model, jax.device_put(variables, devices[0]),
+            jax.device_put(x, devices[0]))
+
+
 def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
             warmup: int = 3, implementation: str = "auto",
             time_budget: Optional[float] = None, roof: Optional[dict] = None,
@@ -210,29 +235,16 @@ def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
                                  f"({time.perf_counter() - start:.1f} s)")
 
     try:
-        import zoo
+        spec, model, variables, x = prepare(name, batch=batch, dtype=dtype,
+                                            implementation=implementation, seed=seed,
+                                            devices=devices)
         from zoo.counting import analytic_counts
+        import zoo
 
-        spec = zoo.get_spec(name)
-        model, variables = zoo.create(name, seed=seed, dtype=dtype,
-                                      implementation=implementation)
         r["input_size"] = spec.input_size
         r["params"] = zoo.count_params(variables)
         r["weight_bytes"] = int(sum(a.nbytes for a in jax.tree_util.tree_leaves(variables)))
         r["macs"] = int(analytic_counts(model, spec.input_size).macs) * int(batch)
-        x = np.random.default_rng(seed).standard_normal(
-            (batch, spec.input_size, spec.input_size, 3)).astype(np.float32)
-        if len(devices) > 1:
-            from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-            if batch % len(devices):
-                raise ValueError(f"data-parallel: batch {batch} does not split over "
-                                 f"{len(devices)} devices")
-            mesh = Mesh(np.array(devices), ("data",))
-            x = jax.device_put(x, NamedSharding(mesh, P("data")))
-            variables = jax.device_put(variables, NamedSharding(mesh, P()))
-        else:
-            x = jax.device_put(x, device)
-            variables = jax.device_put(variables, device)
         check_budget("create")
 
         t = time.perf_counter()

@@ -230,3 +230,18 @@ def test_data_parallel_over_two_simulated_devices():
     assert odd["status"] == "error" and "does not split over 2 devices" in odd["message"]
     assert ok["roofline_fraction"] is None  # no roof given
     assert "| 2 (2 dev) | float32 |" in report.markdown([dict(ok, repeats=1)])
+
+
+def test_pytest_benchmark_entry_point_smoke(tmp_path):
+    """`pytest benchmarks/ --benchmark-only` runs and saves pytest-benchmark's JSON."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "pb.json"
+    env = dict(os.environ, ZOO_BENCH_MODELS=MODEL, ZOO_BENCH_ROUNDS="2")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        os.path.join(root, "benchmarks"), "--benchmark-only",
+                        f"--benchmark-json={out}"],
+                       capture_output=True, text=True, timeout=300, env=env, cwd=root)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    [bench] = json.loads(out.read_text())["benchmarks"]
+    assert bench["extra_info"]["model"] == MODEL and bench["extra_info"]["macs"] > 0
+    assert bench["stats"]["rounds"] == 2 and bench["stats"]["median"] > 0
