@@ -27,6 +27,7 @@ import io
 import json
 import os
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 from typing import Optional
@@ -155,7 +156,8 @@ def write_atomic(path: Path, text: str) -> Path:
 
 def write(results: list[dict], env: dict, out_dir, *, roof: Optional[dict] = None,
           stamp: Optional[str] = None) -> dict[str, Path]:
-    """Write JSON, CSV and Markdown to ``out_dir``; returns {"json"|"csv"|"md": path}."""
+    """Write JSON, CSV and Markdown to ``out_dir``, and the latency plot (PNG)
+    when matplotlib is installed; returns {"json"|"csv"|"md"|"png": path}."""
     from benchmarks.env import tag
 
     out = Path(out_dir)
@@ -165,11 +167,17 @@ def write(results: list[dict], env: dict, out_dir, *, roof: Optional[dict] = Non
     summary = summarize(results)
     doc = {"env": env, "command": env.get("command"), "roofline": roof, "results": results,
            "summary": summary}
-    return {
+    paths = {
         "json": write_atomic(out / f"{base}.json", json.dumps(doc, indent=1) + "\n"),
         "csv": write_atomic(out / f"{base}.csv", to_csv(results)),
         "md": write_atomic(out / f"{base}.md", markdown(summary, env)),
     }
+    from benchmarks.plot import plot
+    try:
+        paths["png"] = plot(summary, out / f"{base}.png")
+    except (RuntimeError, ValueError) as e:  # no matplotlib, or nothing to plot
+        print(f"no plot: {e}", file=sys.stderr)
+    return paths
 
 
 def _load_summary(path) -> dict[tuple, dict]:

@@ -118,7 +118,7 @@ def test_report_writes_json_csv_md(tmp_path, result, roof):
     env = bench_env.collect(["zoo", "bench", "--models", MODEL])
     paths = report.write(_results(result), env, tmp_path, roof=roof, stamp="20250101T000000Z")
     stem = f"bench-{bench_env.tag(env)}-20250101T000000Z"
-    assert {p.name for p in paths.values()} == {stem + s for s in (".json", ".csv", ".md")}
+    assert {p.name for p in paths.values()} == {stem + s for s in (".json", ".csv", ".md", ".png")}
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths.values())
     doc = json.loads(paths["json"].read_text())
     assert doc["env"]["jax"] == "0.10.2" and doc["command"] == ["zoo", "bench", "--models", MODEL]
@@ -164,12 +164,17 @@ def test_cli_bench_end_to_end_and_compare(tmp_path):
     assert r.returncode == 0, r.stderr
     assert f"| {MODEL} | 1 | float32 |" in r.stdout and "| ok |" in r.stdout
     [js] = tmp_path.glob("bench-cpu-*cores-jax0.10.2-*.json")
-    assert {p.suffix for p in tmp_path.iterdir()} == {".json", ".csv", ".md"}
+    assert {p.suffix for p in tmp_path.iterdir()} == {".json", ".csv", ".md", ".png"}
+    [png] = tmp_path.glob("*.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     doc = json.loads(js.read_text())
     assert doc["command"][1:3] == ["bench", "--models"] and doc["results"][0]["status"] == "ok"
     r = zoo_cli("bench", "compare", str(js), str(js))
     assert r.returncode == 0, r.stderr
     assert f"| {MODEL} | 1 | float32 |" in r.stdout and r.stdout.rstrip().endswith("| 1.00 |")
+    png.unlink()
+    r = zoo_cli("bench", "plot", str(js))
+    assert r.returncode == 0 and png.exists(), r.stderr
 
 
 @pytest.mark.parametrize("args,message", [
@@ -177,6 +182,7 @@ def test_cli_bench_end_to_end_and_compare(tmp_path):
     (("bench", "--models", "resnet*"), "matches no model"),
     (("bench", "compare", "only_one.json"), "compare takes two result files"),
     (("bench", "mobilenet_v2"), "unknown action 'mobilenet_v2'"),
+    (("bench", "plot", "missing.json"), "missing.json is not a zoo bench result file"),
     (("bench", "--models", MODEL, "--dtype", "int8"), "--dtype ['int8']"),
     (("bench", "--models", MODEL, "--peers", "tvm"), "--peers tvm: known peers are keras, torch"),
 ])
@@ -245,3 +251,16 @@ def test_pytest_benchmark_entry_point_smoke(tmp_path):
     [bench] = json.loads(out.read_text())["benchmarks"]
     assert bench["extra_info"]["model"] == MODEL and bench["extra_info"]["macs"] > 0
     assert bench["stats"]["rounds"] == 2 and bench["stats"]["median"] > 0
+
+
+def test_plot_latency_vs_macs_and_top1(tmp_path, result):
+    pytest.importorskip("matplotlib")
+    from benchmarks.plot import plot
+
+    other = dict(result, model="mobilenet_v2", macs=300_774_272, p50_ms=result["p50_ms"] * 3)
+    path = plot(report.summarize([result, other]), tmp_path / "p.png")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert [p.name for p in tmp_path.iterdir()] == ["p.png"]  # no temp file left
+    with pytest.raises(ValueError, match="no successful float32 result"):
+        plot([dict(result, status="error")], tmp_path / "q.png")

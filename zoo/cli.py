@@ -35,6 +35,7 @@ EXAMPLES = {
              "jax.devices()\n"
              "  zoo bench --models efficientnet_b0,mobilenet_v2 --peers keras,torch   # side by side\n"
              "  zoo bench compare results/bench-A.json results/bench-B.json   # p50 ratios B/A\n"
+             "  zoo bench plot results/bench-A.json   # latency vs MACs and top-1 (PNG beside it)\n"
              "\n"
              "`zoo bench [run] [options]` measures (run is the default action);\n"
              "`zoo bench compare A.json B.json` compares two result files.\n"
@@ -271,9 +272,20 @@ def cmd_bench(args) -> int:
         from benchmarks.report import compare
         print(compare(*args.files), end="")
         return 0
+    if args.action == "plot":
+        if len(args.files) != 1:
+            raise ValueError("plot takes one result file: zoo bench plot RESULT.json")
+        from benchmarks.plot import plot
+        src = Path(args.files[0])
+        try:
+            summary = json.loads(src.read_text())["summary"]
+        except (OSError, ValueError, KeyError) as e:
+            raise ValueError(f"{src} is not a zoo bench result file: {e}") from None
+        print(f"wrote {plot(summary, src.with_name(src.name[:-len(src.suffix)] + '.png'))}")
+        return 0
     if args.action != "run":
-        raise ValueError(f"unknown action {args.action!r}: use `zoo bench --models ...` or "
-                         "`zoo bench compare A.json B.json`")
+        raise ValueError(f"unknown action {args.action!r}: use `zoo bench --models ...`, "
+                         "`zoo bench compare A.json B.json` or `zoo bench plot A.json`")
     if args.files:
         raise ValueError(f"unexpected arguments {' '.join(args.files)!r} (models go in --models)")
     names = _bench_models(args.models)
@@ -377,9 +389,11 @@ def parser() -> argparse.ArgumentParser:
 
     s = add("bench", "Benchmark models: latency, FLOPs, memory, compile time "
                      "(or `zoo bench compare A.json B.json`).")
-    s.add_argument("action", nargs="?", default="run", metavar="run|compare",
-                   help="run (default) measures; compare prints p50 ratios of two result files")
-    s.add_argument("files", nargs="*", metavar="FILE", help="compare: the two .json result files")
+    s.add_argument("action", nargs="?", default="run", metavar="run|compare|plot",
+                   help="run (default) measures; compare prints p50 ratios of two result "
+                        "files; plot draws one result file's latency plot")
+    s.add_argument("files", nargs="*", metavar="FILE",
+                   help="compare: the two .json result files; plot: one")
     s.add_argument("--models", default="*",
                    help="comma-separated names or globs, e.g. 'efficientnet_b0,mobilenet*' "
                         "(default: all)")
@@ -405,12 +419,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from zoo.weights.fetch import WeightFetchError
-
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, ValueError, TypeError, OSError, WeightFetchError) as e:
+    # Bad input, missing files, weights that cannot be fetched (WeightFetchError
+    # is a RuntimeError), a missing optional package: one line, not a traceback.
+    except (KeyError, ValueError, TypeError, OSError, RuntimeError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"zoo {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -1,0 +1,60 @@
+"""Latency against multiply-adds and against published top-1, per family,
+as in the EfficientNet paper's Figure 1 (there: FLOPs vs accuracy), from a
+benchmark summary. One point per model at its smallest batch, float32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def plot(summary: list[dict], path) -> Path:
+    """Write a PNG to ``path``; needs matplotlib (the ``bench`` extra)."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise RuntimeError("the plot needs matplotlib: pip install -e '.[bench]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import zoo
+
+    rows = [r for r in summary if r.get("status") == "ok" and r.get("dtype") == "float32"]
+    smallest = {}
+    for r in rows:
+        if r["model"] not in smallest or r["batch"] < smallest[r["model"]]["batch"]:
+            smallest[r["model"]] = r
+    if not smallest:
+        raise ValueError("no successful float32 result to plot")
+    by_family: dict[str, list[dict]] = {}
+    for r in smallest.values():
+        by_family.setdefault(zoo.get_spec(r["model"]).family, []).append(r)
+
+    fig, (ax_macs, ax_top1) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for family, rs in sorted(by_family.items()):
+        rs.sort(key=lambda r: r["macs"])
+        per_image_ms = [r["p50_ms"] / r["batch"] for r in rs]
+        line, = ax_macs.plot([r["macs"] / r["batch"] / 1e9 for r in rs], per_image_ms, "o-",
+                             label=family)
+        published = [(zoo.get_spec(r["model"]).published, ms) for r, ms in zip(rs, per_image_ms)]
+        pts = [(ms, p.top1) for p, ms in published if p and p.top1]
+        if pts:
+            ax_top1.plot(*zip(*pts), "o-", color=line.get_color(), label=family)
+        for r, ms in zip(rs, per_image_ms):
+            ax_macs.annotate(r["model"].split("_")[-1], (r["macs"] / r["batch"] / 1e9, ms),
+                             fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax_macs.set(xlabel="multiply-adds per image (G)", ylabel="p50 latency per image (ms)",
+                xscale="log", yscale="log", title="latency vs multiply-adds")
+    ax_top1.set(xlabel="p50 latency per image (ms)", ylabel="published ImageNet top-1 (%)",
+                xscale="log", title="published top-1 vs latency")
+    for ax in (ax_macs, ax_top1):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    device = rows[0].get("device", "")
+    fig.suptitle(f"zoo, {device}, batch {min(r['batch'] for r in smallest.values())}, float32")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)  # never a half-written PNG under the final name
+    return path
