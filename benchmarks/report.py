@@ -144,6 +144,7 @@ def write_atomic(path: Path, text: str) -> Path:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; results are for sharing
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -165,6 +165,7 @@ def _write_verified(src: BinaryIO, total: Optional[int], final: pathlib.Path,
         if h.hexdigest() != digest:
             raise HashMismatchError(f"{label} -> {final.name}: expected {algo} {digest}, "
                                     f"got {h.hexdigest()}")
+        os.chmod(tmp.name, 0o644)  # temp files are owner-only; a shared cache is not
         os.replace(tmp.name, final)
     except BaseException:  # including KeyboardInterrupt: the temp file must not outlive us
         with contextlib.suppress(FileNotFoundError):
