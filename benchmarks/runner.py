@@ -74,15 +74,6 @@ class BudgetExceeded(Exception):
     """A configuration ran past its ``time_budget``."""
 
 
-def _median_time(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def roofline(*, matmul_n: int = 2048, copy_mib: int = 64, runs: int = 5,
              device: Optional[Any] = None) -> dict:
     """The device's attainable float32 matmul FLOP/s and memory bytes/s.
@@ -96,13 +87,11 @@ def roofline(*, matmul_n: int = 2048, copy_mib: int = 64, runs: int = 5,
     key = jax.random.PRNGKey(0)
     a = jax.device_put(jax.random.normal(key, (matmul_n, matmul_n), jnp.float32), device)
     matmul = jax.jit(lambda a: a @ a)
-    jax.block_until_ready(matmul(a))
-    t_mm = _median_time(lambda: matmul(a), runs)
+    t_mm = _latency(lambda: jax.block_until_ready(matmul(a)), runs, warmup=1)["p50_ms"] / 1e3
     n = copy_mib * 2**20 // 4
     x = jax.device_put(jnp.ones((n,), jnp.float32), device)
     copy = jax.jit(lambda x: x * 2.0)
-    jax.block_until_ready(copy(x))
-    t_cp = _median_time(lambda: copy(x), runs)
+    t_cp = _latency(lambda: jax.block_until_ready(copy(x)), runs, warmup=1)["p50_ms"] / 1e3
     return {"matmul_n": matmul_n, "matmul_flops_per_s": 2 * matmul_n**3 / t_mm,
             "copy_mib": copy_mib, "copy_bytes_per_s": 2 * n * 4 / t_cp, "runs": runs}
 

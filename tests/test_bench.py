@@ -4,7 +4,6 @@ Sanity only: no assertion about how fast anything is."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ import zoo
 from benchmarks import env as bench_env
 from benchmarks import report
 from benchmarks.runner import FIELDS, measure, roofline
+from test_cli import zoo_cli
 
 MODEL = "mobilenet_v3_small"  # the smallest network: about 2 s to build and compile
 
@@ -27,13 +27,6 @@ def roof():
 @pytest.fixture(scope="module")
 def result(roof):
     return measure(MODEL, batch=1, dtype="float32", runs=3, warmup=1, roof=roof)
-
-
-def zoo_cli(*args, env=None):
-    exe = shutil.which("zoo")
-    cmd = [exe] if exe else [sys.executable, "-m", "zoo.cli"]
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=300,
-                          env=env)
 
 
 def test_roofline(roof):

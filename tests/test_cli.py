@@ -10,10 +10,11 @@ import pytest
 from test_registry import NAMES
 
 
-def zoo_cli(*args):
+def zoo_cli(*args, env=None):
     exe = shutil.which("zoo")
     cmd = [exe] if exe else [sys.executable, "-m", "zoo.cli"]
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=300,
+                          env=env)
 
 
 def test_list_shows_all_seventeen():

@@ -186,19 +186,23 @@ def create(name: str, pretrained: bool = False, seed: int = 0, **options: Any):
     return model, init_variables(model, seed)
 
 
+# Parameter shapes do not depend on the input size (convolutions and a global
+# pool), so models are traced on a small image.
+_TRACE_INPUT = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)
+
+
+def variables_template(model):
+    """Shapes and dtypes of ``model``'s variables, without allocating them."""
+    return jax.eval_shape(model.init, jax.random.PRNGKey(0), _TRACE_INPUT)
+
+
 def init_variables(model, seed: int = 0) -> dict:
     """Random variables for ``model``, drawn from ``seed``.
 
-    Parameter shapes do not depend on the input size (convolutions and a
-    global pool), so the model is traced on a small image. The noise is drawn
-    in two calls and sliced (see ``zoo.layers.bulk_noise``), which keeps the
-    compile short even for B7.
+    The noise is drawn in two calls and sliced (see
+    ``zoo.layers.bulk_noise``), which keeps the compile short even for B7.
     """
-    dummy = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)
-    key = jax.random.PRNGKey(seed)
-    sizes = [math.prod(a.shape) for a in
-             jax.tree_util.tree_leaves(jax.eval_shape(model.init, key, dummy))]
-    total = sum(sizes)
+    total = sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(variables_template(model)))
 
     @jax.jit
     def init(key):
@@ -206,9 +210,9 @@ def init_variables(model, seed: int = 0) -> dict:
         tn = jax.random.truncated_normal(k_tn, -2.0, 2.0, (total,))
         u = jax.random.uniform(k_u, (total,), minval=-1.0, maxval=1.0)
         with bulk_noise(tn, u):
-            return model.init(k_init, jnp.zeros(dummy.shape, dummy.dtype))
+            return model.init(k_init, jnp.zeros(_TRACE_INPUT.shape, _TRACE_INPUT.dtype))
 
-    return dict(init(key))
+    return dict(init(jax.random.PRNGKey(seed)))
 
 
 _LOADED = False

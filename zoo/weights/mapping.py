@@ -12,7 +12,6 @@ import dataclasses
 from typing import Callable, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 
@@ -50,12 +49,6 @@ def template_leaves(template) -> list[tuple[tuple[str, ...], jax.ShapeDtypeStruc
     return sorted(out, key=lambda item: item[0][0] != "params")
 
 
-def variables_template(model):
-    """Shapes and dtypes of ``model``'s variables, without allocating them."""
-    return jax.eval_shape(model.init, jax.random.PRNGKey(0),
-                          jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32))
-
-
 def load_named(model, model_name: str, names: Mapping[tuple[str, ...], str],
                source: Mapping[str, np.ndarray], *, source_label: str, sep: str,
                leaf_names: Callable[[str, str, bool], Sequence[str]],
@@ -67,6 +60,8 @@ def load_named(model, model_name: str, names: Mapping[tuple[str, ...], str],
     exists; ``to_ours(array, our_shape)`` changes the layout (None if it
     cannot). Source keys never read, unless ``ignore(key)``, are unexpected.
     Raises ``WeightMismatchError`` naming every bad key."""
+    from zoo.registry import variables_template
+
     template = variables_template(model)
     leaves = template_leaves(template)
     batchnorms = {p[1:-1] for p, _ in leaves if p[-1] == "scale"}
