@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from test_registry import NAMES
+from test_registry import FACE_NAMES, NAMES
 
 
 def zoo_cli(*args, env=None):
@@ -22,7 +22,7 @@ def test_list_shows_all_seventeen():
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert lines[0].split() == ["name", "params", "MACs", "input", "pretrained", "weights", "from"]
-    assert [line.split()[0] for line in lines[1:]] == sorted(NAMES)
+    assert [line.split()[0] for line in lines[1:]] == sorted(NAMES + FACE_NAMES)
     row = next(line for line in lines if line.startswith("efficientnet_b0 "))
     assert row.split()[1:5] == ["5.29M", "386M", "224", "url"]
     row = next(line for line in lines if line.startswith("efficientnet_lite0 "))

@@ -11,10 +11,12 @@ from zoo.registry import variables_template
 
 NAMES = (["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"]
          + [f"efficientnet_b{i}" for i in range(8)] + [f"efficientnet_lite{i}" for i in range(5)])
+# The face models (not classifiers; tested in test_face_models.py).
+FACE_NAMES = ["blazeface_short_range", "face_mesh"]
 
 
 def test_all_seventeen_names():
-    assert zoo.list_models() == sorted(NAMES)
+    assert zoo.list_models() == sorted(NAMES + FACE_NAMES)
     assert zoo.list_models("efficientnet_lite*") == [f"efficientnet_lite{i}" for i in range(5)]
     assert zoo.list_models("nothing*") == []
 

@@ -191,9 +191,16 @@ def create(name: str, pretrained: bool = False, seed: int = 0, **options: Any):
 _TRACE_INPUT = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)
 
 
+def _trace_input(model) -> jax.ShapeDtypeStruct:
+    """The input ``model`` is traced on: ``_TRACE_INPUT``, or the size a model
+    with fixed heads declares as ``fixed_input_size`` (the face models)."""
+    size = getattr(model, "fixed_input_size", None)
+    return _TRACE_INPUT if size is None else jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+
+
 def variables_template(model):
     """Shapes and dtypes of ``model``'s variables, without allocating them."""
-    return jax.eval_shape(model.init, jax.random.PRNGKey(0), _TRACE_INPUT)
+    return jax.eval_shape(model.init, jax.random.PRNGKey(0), _trace_input(model))
 
 
 def init_variables(model, seed: int = 0) -> dict:
@@ -210,7 +217,8 @@ def init_variables(model, seed: int = 0) -> dict:
         tn = jax.random.truncated_normal(k_tn, -2.0, 2.0, (total,))
         u = jax.random.uniform(k_u, (total,), minval=-1.0, maxval=1.0)
         with bulk_noise(tn, u):
-            return model.init(k_init, jnp.zeros(_TRACE_INPUT.shape, _TRACE_INPUT.dtype))
+            x = _trace_input(model)
+            return model.init(k_init, jnp.zeros(x.shape, x.dtype))
 
     return dict(init(jax.random.PRNGKey(seed)))
 

@@ -18,4 +18,8 @@ def load_pretrained(name: str) -> dict:
         have = [n for n in list_models() if get_spec(n).weights]
         raise ValueError(f"no pretrained weights are registered for {name!r}; "
                          f"models with weights: {', '.join(have)}")
-    return load_weight_file(fetch(spec.weights[0], name=name), name)
+    path = fetch(spec.weights[0], name=name)
+    if spec.weights[0].format == "tflite":  # MediaPipe's Blaze models: mapping from the graph
+        from zoo.models.blazeface import variables_from_tflite
+        return variables_from_tflite(path, name)
+    return load_weight_file(path, name)
