@@ -1,0 +1,456 @@
+"""Face detection + 468-point face mesh, MediaPipe's pipeline in JAX.
+
+    faces = zoo.face.detect_and_mesh(image)          # list[Face], one per face
+    faces[0].landmarks                               # (468, 3) x, y, z in image pixels
+    batches = zoo.face.detect_and_mesh_batch([im1, im2])   # list per image
+
+The stages follow MediaPipe's graphs (mediapipe/modules/face_detection/
+face_detection.pbtxt and face_detection_short_range.pbtxt;
+mediapipe/modules/face_landmark/face_landmark_cpu.pbtxt and
+face_detection_front_detection_to_roi.pbtxt, MediaPipe v0.10.x):
+
+1. Letterbox: the image is centred in a square of side max(H, W) (zero
+   border) and resampled bilinearly to 128x128, scaled to [-1, 1].
+2. ``blazeface_short_range`` scores 896 SSD anchors (``ssd_anchors``).
+3. Decoding: box centre and keypoints are ``raw / 128 * anchor size +
+   anchor centre``, box size ``raw / 128 * anchor size`` (x_scale = y_scale
+   = w_scale = h_scale = 128); score ``sigmoid(clip(raw, -100, 100))``, kept
+   when >= 0.5.
+4. Weighted non-max suppression (IoU > 0.3 joins the highest-scoring
+   detection; box and keypoints become the score-weighted mean of the
+   cluster, the score stays the top one).
+5. Region of interest: centre of the box, side 1.5 x its longer side
+   (``square_long``), rotated by the angle that makes the line from keypoint
+   0 to keypoint 1 (the eyes) horizontal.
+6. That rotated square is resampled to 192x192 in [0, 1] (border pixels
+   replicated) and ``face_mesh`` predicts 468 points; a face-presence
+   probability ``sigmoid(flag)`` below 0.5 drops the face, as MediaPipe does.
+7. The points are mapped back through the same rotation and scale: x, y in
+   image pixels, z in pixels too (MediaPipe's normalised z times the image
+   width), relative to the face's centre depth.
+
+Coordinates follow MediaPipe's (and OpenCV's warp) convention: a point at
+normalised position u maps to pixel coordinate ``u * width``; pixel ``i``'s
+sample sits at coordinate ``i``.
+
+All images' detector inputs go through the detector in one jitted call, and
+all faces of all images through the mesh in one jitted call (batches padded
+to a power of two so few shapes compile). Resampling and NMS run in numpy on
+the host: they are small, and images of different sizes then need no
+recompiles.
+
+``FaceTracker`` runs the pipeline frame by frame and smooths each tracked
+face's box, keypoints and landmarks exponentially.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Optional, Sequence
+
+import numpy as np
+
+DETECTOR, MESH = "blazeface_short_range", "face_mesh"
+DETECTOR_SIZE, MESH_SIZE = 128, 192
+
+# SsdAnchorsCalculator options of face_detection.pbtxt + face_detection_short_range.pbtxt.
+ANCHOR_OPTIONS = dict(num_layers=4, strides=(8, 16, 16, 16), input_size=128,
+                      anchor_offset=0.5, aspect_ratios=(1.0,),
+                      interpolated_scale_aspect_ratio=1.0, fixed_anchor_size=True)
+# TensorsToDetectionsCalculator / NonMaxSuppressionCalculator options (same files).
+SCALE = 128.0  # x_scale = y_scale = w_scale = h_scale
+SCORE_CLIP = 100.0
+MIN_SCORE = 0.5
+MIN_SUPPRESSION_IOU = 0.3
+NUM_KEYPOINTS = 6
+# face_detection_front_detection_to_roi.pbtxt: rotation from keypoint 0 to 1, target 0,
+# RectTransformationCalculator scale 1.5, square_long.
+ROI_SCALE = 1.5
+# face_landmark_cpu.pbtxt: ThresholdingCalculator on sigmoid(face flag).
+MIN_PRESENCE = 0.5
+
+KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion",
+                  "left_ear_tragion")  # the subject's right/left, MediaPipe's order
+
+MIN_SIDE = 16  # pixels; smaller images are rejected
+MAX_SIDE = 4096  # pixels; larger images are downscaled first (coordinates scaled back)
+
+
+@dataclasses.dataclass
+class Face:
+    """One face, all coordinates in pixels of the input image.
+
+    ``box``: (x_min, y_min, x_max, y_max) of the detection. ``keypoints``:
+    (6, 2), ``KEYPOINT_NAMES`` order. ``score``: detection probability.
+    ``landmarks``: (468, 3) x, y, z. ``presence``: the mesh's face-presence
+    probability. ``roi``: (centre x, centre y, side, angle in radians) of the
+    crop the mesh saw."""
+
+    box: np.ndarray
+    keypoints: np.ndarray
+    score: float
+    landmarks: np.ndarray
+    presence: float
+    roi: tuple[float, float, float, float]
+
+
+# ------------------------------------------------------------------ anchors
+
+
+def ssd_anchors(num_layers=4, strides=(8, 16, 16, 16), input_size=128, anchor_offset=0.5,
+                aspect_ratios=(1.0,), interpolated_scale_aspect_ratio=1.0,
+                fixed_anchor_size=True) -> np.ndarray:
+    """(N, 4) anchors (x centre, y centre, w, h), normalised, in the order the
+    detector's outputs use: MediaPipe's SsdAnchorsCalculator for fixed-size
+    anchors. Consecutive layers with the same stride share one grid, each
+    layer adding one anchor per aspect ratio plus one interpolated-scale
+    anchor per location; the defaults give 16x16x2 + 8x8x6 = 896."""
+    if not fixed_anchor_size:
+        raise NotImplementedError("only fixed-size anchors (BlazeFace's) are implemented")
+    anchors, layer = [], 0
+    while layer < num_layers:
+        per_location = 0
+        last = layer
+        while last < num_layers and strides[last] == strides[layer]:
+            per_location += len(aspect_ratios) + (interpolated_scale_aspect_ratio > 0)
+            last += 1
+        grid = int(np.ceil(input_size / strides[layer]))
+        ys, xs = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
+        centres = np.stack([(xs + anchor_offset) / grid, (ys + anchor_offset) / grid], -1)
+        centres = np.repeat(centres.reshape(-1, 1, 2), per_location, axis=1).reshape(-1, 2)
+        anchors.append(np.concatenate([centres, np.ones_like(centres)], -1))
+        layer = last
+    return np.concatenate(anchors).astype(np.float32)
+
+
+ANCHORS = ssd_anchors(**ANCHOR_OPTIONS)
+
+
+# ------------------------------------------------------------- input checks
+
+
+def as_rgb(image, name: str = "image") -> np.ndarray:
+    """``image`` as a contiguous (H, W, 3) float32 array in [0, 255].
+
+    Takes uint8 (0-255) or float (0-1) arrays or PIL images, grayscale (H, W)
+    or (H, W, 1), RGB, or RGBA (alpha dropped); any strides. Rejects other
+    shapes and dtypes, images smaller than ``MIN_SIDE``, and non-finite
+    values, naming ``name``."""
+    if hasattr(image, "mode") and hasattr(image, "convert"):  # PIL
+        image = np.asarray(image.convert("RGB"))
+    a = np.asarray(image)
+    if a.dtype == object or a.ndim not in (2, 3):
+        raise ValueError(f"{name}: expected an image of shape (H, W), (H, W, 1), (H, W, 3) or "
+                         f"(H, W, 4), got shape {a.shape}"
+                         + (" (a batch? pass the images one by one or as a list)"
+                            if a.ndim == 4 else ""))
+    if a.ndim == 3 and a.shape[-1] not in (1, 3, 4):
+        hint = " (channels first? use image.transpose(1, 2, 0))" if a.shape[0] in (1, 3, 4) else ""
+        raise ValueError(f"{name}: expected 1, 3 or 4 channels in the last axis, got shape "
+                         f"{a.shape}{hint}")
+    h, w = a.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ValueError(f"{name}: image {w}x{h} is too small; need at least "
+                         f"{MIN_SIDE}x{MIN_SIDE} pixels")
+    if a.dtype == np.uint8:
+        a = a.astype(np.float32)
+    elif np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float32)
+        if not np.isfinite(a).all():
+            raise ValueError(f"{name}: image has NaN or infinite values")
+        if a.min() < 0 or a.max() > 1:
+            raise ValueError(f"{name}: float images must be in [0, 1], got values in "
+                             f"[{a.min():.3g}, {a.max():.3g}] (uint8 images are taken as 0-255)")
+        a = a * 255.0
+    else:
+        raise TypeError(f"{name}: expected uint8 (0-255) or float (0-1) pixels, got dtype "
+                        f"{a.dtype}")
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.shape[-1] == 1:
+        a = np.repeat(a, 3, axis=-1)
+    return np.ascontiguousarray(a[..., :3])
+
+
+def _downscale(a: np.ndarray) -> tuple[np.ndarray, float]:
+    """Images longer than ``MAX_SIDE`` are shrunk (antialiased); returns the
+    factor that maps working coordinates back to the input's."""
+    h, w = a.shape[:2]
+    if max(h, w) <= MAX_SIDE:
+        return a, 1.0
+    from PIL import Image
+
+    f = MAX_SIDE / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    small = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8)).resize(
+        size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(small, np.float32), w / size[0]
+
+
+# -------------------------------------------------------------- resampling
+
+
+def warp_square(image: np.ndarray, cx: float, cy: float, side: float, angle: float,
+                out: int, border: str) -> np.ndarray:
+    """Bilinear samples of the square of side ``side`` centred at (cx, cy),
+    rotated by ``angle`` (radians, clockwise on screen), on an ``out`` x
+    ``out`` grid: output pixel (u, v) reads the input at ``centre + R(angle)
+    ((u / out - 0.5) side, (v / out - 0.5) side)``, the mapping MediaPipe's
+    OpenCV converter builds from the rectangle's corners. ``border``:
+    "zero" or "replicate" outside the image."""
+    h, w = image.shape[:2]
+    t = np.arange(out, dtype=np.float64) / out - 0.5
+    du, dv = np.meshgrid(t * side, t * side, indexing="xy")
+    c, s = np.cos(angle), np.sin(angle)
+    x = cx + c * du - s * dv
+    y = cy + s * du + c * dv
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+
+    def at(yy, xx):
+        inside = (xx >= 0) & (xx < w) & (yy >= 0) & (yy < h)
+        v = image[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)]
+        if border == "zero":
+            v = np.where(inside[..., None], v, 0.0)
+        return v
+
+    top = at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx
+    bottom = at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+
+
+# ------------------------------------------------------------------ models
+
+
+@functools.lru_cache(maxsize=None)
+def _networks():
+    """Pretrained detector and mesh, each as one jitted function of a batch."""
+    import jax
+
+    from zoo.registry import create
+
+    det, det_vars = create(DETECTOR, pretrained=True)
+    mesh, mesh_vars = create(MESH, pretrained=True)
+    det_fn = jax.jit(lambda x: det.apply(det_vars, x))
+    mesh_fn = jax.jit(lambda x: mesh.apply(mesh_vars, x))
+    return det_fn, mesh_fn
+
+
+def _run_padded(fn, x: np.ndarray):
+    """``fn`` on a batch padded to the next power of two (fewer compiles)."""
+    n = x.shape[0]
+    size = 1 << max(0, (n - 1).bit_length())
+    if size != n:
+        x = np.concatenate([x, np.zeros((size - n,) + x.shape[1:], x.dtype)])
+    return [np.asarray(o)[:n] for o in fn(x)]
+
+
+# ------------------------------------------------------ detection decoding
+
+
+def decode(regressors: np.ndarray, scores: np.ndarray, anchors: np.ndarray = ANCHORS):
+    """One image's raw detector outputs -> (boxes (K, 4) x_min, y_min, x_max,
+    y_max; keypoints (K, 6, 2); scores (K,)), normalised to the 128x128 input,
+    for the anchors scoring at least ``MIN_SCORE``."""
+    r = regressors.astype(np.float64)
+    prob = 1.0 / (1.0 + np.exp(-np.clip(scores[:, 0].astype(np.float64), -SCORE_CLIP,
+                                         SCORE_CLIP)))
+    keep = prob >= MIN_SCORE
+    r, a, prob = r[keep], anchors[keep].astype(np.float64), prob[keep]
+    cx = r[:, 0] / SCALE * a[:, 2] + a[:, 0]
+    cy = r[:, 1] / SCALE * a[:, 3] + a[:, 1]
+    w = r[:, 2] / SCALE * a[:, 2]
+    h = r[:, 3] / SCALE * a[:, 3]
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)
+    kp = r[:, 4:4 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2)
+    kp = kp / SCALE * a[:, None, 2:4] + a[:, None, 0:2]
+    return boxes, kp, prob
+
+
+def _iou(box, boxes):
+    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = ix * iy
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    union = area(box) + area(boxes) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def weighted_nms(boxes, keypoints, scores, threshold: float = MIN_SUPPRESSION_IOU):
+    """MediaPipe's WEIGHTED non-max suppression: take the best remaining
+    detection, gather every remaining one overlapping it by IoU >
+    ``threshold`` (itself included), and output their score-weighted mean box
+    and keypoints with the best score. Returns the same three arrays."""
+    order = np.argsort(-scores, kind="stable")
+    out_b, out_k, out_s = [], [], []
+    while order.size:
+        top = order[0]
+        iou = _iou(boxes[top], boxes[order])
+        cluster = order[iou > threshold]
+        if cluster.size == 0:
+            cluster = order[:1]
+        wts = scores[cluster][:, None]
+        out_b.append((boxes[cluster] * wts).sum(0) / wts.sum())
+        out_k.append((keypoints[cluster] * wts[:, :, None]).sum(0) / wts.sum())
+        out_s.append(scores[top])
+        order = order[~np.isin(order, cluster)]
+    if not out_b:
+        return np.zeros((0, 4)), np.zeros((0, NUM_KEYPOINTS, 2)), np.zeros((0,))
+    return np.stack(out_b), np.stack(out_k), np.asarray(out_s)
+
+
+def face_roi(box, keypoints) -> tuple[float, float, float, float]:
+    """(cx, cy, side, angle) of the mesh crop from a detection in pixels:
+    MediaPipe's DetectionsToRects (rotation from keypoint 0 to keypoint 1,
+    target angle 0) then RectTransformation (square_long, scale 1.5)."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    side = ROI_SCALE * max(box[2] - box[0], box[3] - box[1])
+    (x0, y0), (x1, y1) = keypoints[0], keypoints[1]
+    angle = -np.arctan2(-(y1 - y0), x1 - x0)
+    angle = (angle + np.pi) % (2 * np.pi) - np.pi
+    return float(cx), float(cy), float(side), float(angle)
+
+
+def project_landmarks(raw: np.ndarray, roi) -> np.ndarray:
+    """(1404,) mesh output in 192-pixel crop units -> (468, 3) image pixels
+    (MediaPipe's LandmarkProjectionCalculator, z scaled by the crop side)."""
+    cx, cy, side, angle = roi
+    p = raw.reshape(-1, 3).astype(np.float64) / MESH_SIZE
+    u, v = p[:, 0] - 0.5, p[:, 1] - 0.5
+    c, s = np.cos(angle), np.sin(angle)
+    return np.stack([cx + (c * u - s * v) * side, cy + (s * u + c * v) * side,
+                     p[:, 2] * side], -1)
+
+
+# ----------------------------------------------------------------- pipeline
+
+
+def detect_and_mesh(image, *, name: str = "image") -> list[Face]:
+    """Faces in one image (uint8 0-255 or float 0-1; grayscale, RGB or RGBA;
+    see ``as_rgb``), best detection first. No face: an empty list."""
+    return detect_and_mesh_batch([image], names=[name])[0]
+
+
+def detect_and_mesh_batch(images: Sequence, *, names: Optional[Sequence[str]] = None
+                          ) -> list[list[Face]]:
+    """``detect_and_mesh`` for several images (any sizes): the detector runs
+    once on all of them, the mesh once on all their faces."""
+    images = list(images)
+    names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
+    if not images:
+        return []
+    det_fn, mesh_fn = _networks()
+    work, factors, det_in = [], [], []
+    for img, name in zip(images, names):
+        a, f = _downscale(as_rgb(img, name))
+        work.append(a)
+        factors.append(f)
+        h, w = a.shape[:2]
+        t = warp_square(a, w / 2, h / 2, max(h, w), 0.0, DETECTOR_SIZE, "zero")
+        det_in.append(t / 127.5 - 1.0)
+    regs, logits = _run_padded(det_fn, np.stack(det_in))
+    per_image = []  # (image index, box px, keypoints px, score, roi)
+    for i, a in enumerate(work):
+        h, w = a.shape[:2]
+        boxes, kps, scores = weighted_nms(*decode(regs[i], logits[i]))
+        side = max(h, w)  # letterbox removal: tensor [0, 1] -> the centred square
+        for b, k, s in zip(boxes, kps, scores):
+            b = np.array([w / 2 + (b[0] - 0.5) * side, h / 2 + (b[1] - 0.5) * side,
+                          w / 2 + (b[2] - 0.5) * side, h / 2 + (b[3] - 0.5) * side])
+            k = np.stack([w / 2 + (k[:, 0] - 0.5) * side, h / 2 + (k[:, 1] - 0.5) * side], -1)
+            per_image.append((i, b, k, float(s), face_roi(b, k)))
+    results: list[list[Face]] = [[] for _ in images]
+    if not per_image:
+        return results
+    crops = np.stack([warp_square(work[i], *roi, MESH_SIZE, "replicate") / 255.0
+                      for i, _, _, _, roi in per_image])
+    landmarks, flags = _run_padded(mesh_fn, crops)
+    for (i, b, k, s, roi), raw, flag in zip(per_image, landmarks, flags):
+        presence = float(1.0 / (1.0 + np.exp(-float(flag[0]))))
+        if presence < MIN_PRESENCE:
+            continue
+        f = factors[i]
+        pts = project_landmarks(raw, roi) * f
+        results[i].append(Face(box=b * f, keypoints=k * f, score=s, landmarks=pts,
+                               presence=presence,
+                               roi=(roi[0] * f, roi[1] * f, roi[2] * f, roi[3])))
+    return results
+
+
+# ------------------------------------------------------------------ tracking
+
+
+class FaceTracker:
+    """Frame-by-frame face mesh with exponential smoothing.
+
+        tracker = zoo.face.FaceTracker(smoothing=0.5)
+        for frame in video:
+            faces = tracker.update(frame)   # list[Face], smoothed; .track ids in tracker.ids
+
+    Each frame runs ``detect_and_mesh``; a face is matched to the track of
+    the previous frame whose box overlaps it most (IoU >= ``min_iou``), and
+    its box, keypoints and landmarks become ``smoothing * previous + (1 -
+    smoothing) * new`` (0 = no smoothing). Unmatched faces start new tracks;
+    tracks not seen in a frame end."""
+
+    def __init__(self, smoothing: float = 0.5, min_iou: float = 0.3):
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"smoothing={smoothing}: expected a value in [0, 1)")
+        self.smoothing, self.min_iou = float(smoothing), float(min_iou)
+        self.tracks: dict[int, Face] = {}
+        self.ids: list[int] = []  # track id of each face returned by the last update
+        self._next = 0
+
+    def reset(self) -> None:
+        self.tracks, self.ids = {}, []
+
+    def update(self, frame, *, name: str = "frame") -> list[Face]:
+        faces = detect_and_mesh(frame, name=name)
+        a = self.smoothing
+        new_tracks, ids, out = {}, [], []
+        free = dict(self.tracks)
+        for face in faces:
+            best, best_iou = None, self.min_iou
+            for tid, prev in free.items():
+                iou = float(_iou(prev.box, face.box[None])[0])
+                if iou >= best_iou:
+                    best, best_iou = tid, iou
+            if best is None:
+                tid, smoothed = self._next, face
+                self._next += 1
+            else:
+                tid, prev = best, free.pop(best)
+                smoothed = dataclasses.replace(
+                    face, box=a * prev.box + (1 - a) * face.box,
+                    keypoints=a * prev.keypoints + (1 - a) * face.keypoints,
+                    landmarks=a * prev.landmarks + (1 - a) * face.landmarks)
+            new_tracks[tid] = smoothed
+            ids.append(tid)
+            out.append(smoothed)
+        self.tracks, self.ids = new_tracks, ids
+        return out
+
+
+# ------------------------------------------------------------------ drawing
+
+
+def draw(image, faces: Sequence[Face], *, point_radius: Optional[float] = None):
+    """A PIL image: ``image`` with each face's landmarks (points), box and
+    keypoints drawn."""
+    from PIL import Image, ImageDraw
+
+    rgb = np.clip(as_rgb(image) + 0.5, 0, 255).astype(np.uint8)
+    out = Image.fromarray(rgb)
+    d = ImageDraw.Draw(out)
+    for face in faces:
+        size = max(face.box[2] - face.box[0], face.box[3] - face.box[1])
+        r = point_radius if point_radius is not None else max(0.8, size / 150)
+        for x, y, _ in face.landmarks:
+            d.ellipse([x - r, y - r, x + r, y + r], fill=(40, 255, 80))
+        d.rectangle([float(v) for v in face.box], outline=(255, 60, 60), width=max(1, round(r)))
+        for x, y in face.keypoints:
+            k = 2.5 * r
+            d.ellipse([x - k, y - k, x + k, y + k], outline=(255, 220, 0), width=max(1, round(r)))
+    return out
