@@ -28,11 +28,11 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 from benchmarks.runner import FIELDS
+from zoo.atomic import write_atomic  # noqa: F401  (also used by callers as report.write_atomic)
 
 KEY = ("model", "batch", "dtype", "devices", "implementation")
 
@@ -133,26 +133,6 @@ def to_csv(results: list[dict]) -> str:
             row.update({f"{q}_{k}": m.get(k) for k in ("p50_ms", "ratio", "status")})
         w.writerow({k: ("" if v is None else v) for k, v in row.items()})
     return buf.getvalue()
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; results are for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
 
 
 def write(results: list[dict], env: dict, out_dir, *, roof: Optional[dict] = None,

@@ -4,6 +4,7 @@
     zoo info NAME             one model's spec, counts and published figures
     zoo predict IMAGE...      classify images with a pretrained model
     zoo convert-weights SRC   any supported weight file -> Orbax checkpoint
+    zoo convert NAME --to tflite|onnx   export for phones and other runtimes
     zoo bench ...             latency, FLOPs, memory, compile time (the benchmarks package)
     zoo bench compare A B     p50 ratios of two result files
 """
@@ -27,6 +28,15 @@ EXAMPLES = {
                        "  zoo convert-weights pretrained --model efficientnet_lite0 --out ckpt/lite0\n"
                        "  zoo convert-weights mobilenet_v2-b0353104.pth --model mobilenet_v2 --out ckpt/mnv2\n"
                        "  zoo convert-weights efficientnetb0.h5 --model efficientnet_b0 --out ckpt/b0",
+    "convert": "examples:\n"
+               "  zoo convert efficientnet_lite0 --pretrained --to tflite --quantize int8\n"
+               "  zoo convert mobilenet_v2 --pretrained --to onnx --out exports/\n"
+               "  zoo convert mobilenet_v3_small --to tflite --quantize float16 --out mnv3s.tflite\n"
+               "  zoo convert efficientnet_b7 --to tflite --resolution 300   # fixed 1x300x300x3\n"
+               "\n"
+               "Writes the file and FILE.json (input normalisation, resolution, labels; also\n"
+               "embedded in the file), prints the op audit, then runs the file in LiteRT or\n"
+               "onnxruntime beside JAX and prints the difference (--no-check skips it).",
     "bench": "examples:\n"
              "  zoo bench --models efficientnet_b0 --out results/\n"
              "  zoo bench --models 'efficientnet_b0,mobilenet*' --batch 1,8 --dtype float32,bfloat16 \\\n"
@@ -340,6 +350,65 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    import numpy as np
+    from rich.console import Console
+
+    from conversions.audit import audit_tflite
+    from conversions.export import prepare
+    from conversions.onnx import to_onnx
+    from conversions.runtime import runner
+    from conversions.tflite import QUANTIZATIONS, default_output, to_tflite
+    from zoo.registry import get_spec
+
+    if args.to == "onnx" and args.quantize != "float32":
+        raise ValueError(f"--quantize {args.quantize}: ONNX export is float32 only; quantised "
+                         "files are TFLite's (--to tflite)")
+    if args.quantize not in QUANTIZATIONS:
+        raise ValueError(f"--quantize {args.quantize}: choose {', '.join(QUANTIZATIONS)}")
+    spec = get_spec(args.name, resolution=args.resolution)
+    shape = (args.batch, spec.input_size, spec.input_size, 3)
+    ex = prepare(args.name, pretrained=args.pretrained, input_shape=shape, spec=spec)
+    suffix = "." + args.to
+    out = Path(args.out) if args.out else None
+    if out is None or out.is_dir() or (args.out.endswith("/")):
+        out = (out or Path(".")) / default_output(ex, args.quantize, suffix)
+    elif out.suffix != suffix:
+        raise ValueError(f"--out {out}: a {args.to} file should end in {suffix}")
+    console = Console(stderr=True)
+    with console.status(f"converting {args.name} to {args.to} ({args.quantize})..."):
+        path = (to_tflite(ex, quantization=args.quantize, out=out) if args.to == "tflite"
+                else to_onnx(ex, out=out))
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) and {path.name}.json")
+    if args.to == "tflite":
+        print(audit_tflite(path).summary())
+    if args.check:
+        x = _check_input(spec, shape)
+        want = {k: np.asarray(v) for k, v in ex.fn(x).items()}
+        got = runner(path)(x)
+        for k, w in want.items():
+            diff = float(np.abs(got[k] - w).max() / max(np.abs(w).max(), 1e-12))
+            line = f"{k}: max |{args.to} - jax| = {diff:.2e} x max |jax|"
+            if spec.task == "classification":
+                same = bool((got[k].argmax(-1) == w.argmax(-1)).all())
+                line += (f"; top-1 {'agrees' if same else 'DIFFERS'} on chelsea "
+                         f"[{int(w.argmax(-1)[0])}]")
+            print(line)
+    return 0
+
+
+def _check_input(spec, shape):
+    """A real photo for pretrained classifiers (top-1 means something), noise
+    otherwise."""
+    import numpy as np
+
+    if spec.task == "classification" and shape[1] == shape[2]:
+        from zoo.preprocess import preprocess
+        x = np.asarray(preprocess(_example("chelsea"), spec))
+        return np.repeat(x, shape[0], axis=0)
+    return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zoo", description="A JAX/Flax model zoo for on-device vision.",
@@ -386,6 +455,21 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--num-classes", type=int, help="classifier size of the weights")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     s.set_defaults(func=cmd_convert_weights)
+
+    s = add("convert", "Export a model to TFLite or ONNX, with its op audit and a parity check.")
+    s.add_argument("name", help="registry model name (zoo list)")
+    s.add_argument("--to", required=True, choices=("tflite", "onnx"), help="output format")
+    s.add_argument("--quantize", default="float32", metavar="MODE",
+                   help="tflite: float32 (default), float16, dynamic_int8, int8 (calibrated on "
+                        "scikit-image photos)")
+    s.add_argument("--pretrained", action="store_true",
+                   help="export the pretrained weights (default: random, seed 0)")
+    s.add_argument("--resolution", type=int, help="input size (default: the spec's)")
+    s.add_argument("--batch", type=int, default=1, help="fixed batch size (default 1)")
+    s.add_argument("--out", help="file or folder (default: NAME_RES_QUANT.EXT here)")
+    s.add_argument("--no-check", dest="check", action="store_false",
+                   help="skip running the file beside JAX")
+    s.set_defaults(func=cmd_convert)
 
     s = add("bench", "Benchmark models: latency, FLOPs, memory, compile time "
                      "(or `zoo bench compare A.json B.json`).")

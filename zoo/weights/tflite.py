@@ -197,6 +197,7 @@ class TFLiteGraph:
     num_subgraphs: int = 1
     version: int = 3
     description: str = ""
+    metadata: dict[str, bytes] = dataclasses.field(default_factory=dict, repr=False)
     _buffers: tuple[np.ndarray, ...] = dataclasses.field(default=(), repr=False)
     _producers: dict[int, int] = dataclasses.field(default_factory=dict, repr=False)
 
@@ -388,8 +389,16 @@ def _read(path: str, buf: bytes, model, chosen: int, n_sub: int) -> TFLiteGraph:
             producers.setdefault(out, k)
         ops.append(op)
 
+    metadata = {}
+    for m in range(model.MetadataLength()):
+        entry = model.Metadata(m)
+        b = entry.Buffer()
+        if not 0 <= b < len(buffers):
+            raise bad(f"metadata {_str(entry.Name())!r} refers to buffer {b} of {len(buffers)}")
+        metadata[_str(entry.Name())] = buffers[b].tobytes()
+
     return TFLiteGraph(
-        path=path, tensors=tuple(tensors), ops=tuple(ops),
+        path=path, metadata=metadata, tensors=tuple(tensors), ops=tuple(ops),
         inputs=check(_ints(sg.InputsAsNumpy()), "graph input"),
         outputs=check(_ints(sg.OutputsAsNumpy()), "graph output"),
         subgraph=chosen, num_subgraphs=n_sub, version=int(model.Version()),

@@ -1,0 +1,134 @@
+"""What is inside an exported ``.tflite``, and does it run where phones run it.
+
+The audit reads the flatbuffer with ``zoo.weights.tflite`` (op list, tensor
+names, which carry the flax layer path) and asks the LiteRT interpreter how
+its default XNNPACK delegate partitioned the graph:
+
+* foreign ops: Flex (TensorFlow kernels, ``FlexConv2D``...) and custom ops;
+  a phone's plain TFLite runtime has neither;
+* depthwise convolutions must be ``DEPTHWISE_CONV_2D`` (not grouped
+  ``CONV_2D`` or k*k MUL/ADD);
+* BatchNorm folded: no op output named after a BatchNorm layer that is not a
+  convolution's fused output;
+* no ``TRANSPOSE`` / ``BROADCAST_TO`` (signs of a layout or shape problem);
+* delegation: the number of XNNPACK partitions and the ops left outside them.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from pathlib import Path
+from typing import Union
+
+from conversions.tflite import layer_of
+from zoo.weights.tflite import read_tflite
+
+STRAY_OPS = ("TRANSPOSE", "BROADCAST_TO")
+# Ops that may carry a BatchNorm's name once it is folded into them.
+_FOLD_TARGETS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
+
+
+@dataclasses.dataclass
+class AuditReport:
+    path: str
+    ops: collections.Counter
+    foreign_ops: list[tuple[str, str]]  # (op, layer)
+    stray_ops: list[tuple[str, str]]
+    unfolded_batchnorm: list[str]  # layers
+    grouped_convs: list[str]  # CONV_2D whose filter is (C_out, k, k, 1) with C_out > 1
+    partitions: int = -1  # XNNPACK delegate partitions; -1 = not checked
+    undelegated_ops: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    @property
+    def fully_delegated(self) -> bool:
+        return self.partitions == 1 and not self.undelegated_ops
+
+    @property
+    def ok(self) -> bool:
+        return not (self.foreign_ops or self.stray_ops or self.unfolded_batchnorm
+                    or self.grouped_convs) and (self.partitions == -1 or self.fully_delegated)
+
+    def describe_foreign(self) -> str:
+        items = "; ".join(f"{op} at {layer}" for op, layer in self.foreign_ops[:10])
+        return (f"{len(self.foreign_ops)} op(s) outside TFLite's builtin set ({items}). "
+                "Phones' TFLite runtimes cannot run them: rewrite the layer with ops that "
+                "lower to builtins (convolutions, elementwise math, reductions)")
+
+    def summary(self) -> str:
+        ops = ", ".join(f"{k} {v}" for k, v in self.ops.most_common())
+        lines = [f"{sum(self.ops.values())} ops: {ops}"]
+        if self.partitions >= 0:
+            lines.append(f"XNNPACK: {self.partitions} partition(s), "
+                         f"{len(self.undelegated_ops)} op(s) outside")
+        for what, items in (("foreign", self.foreign_ops), ("stray", self.stray_ops),
+                            ("undelegated", self.undelegated_ops)):
+            if items:
+                lines.append(f"{what}: " + ", ".join(f"{op}@{layer}" for op, layer in items[:6]))
+        if self.unfolded_batchnorm:
+            lines.append("BatchNorm not folded: " + ", ".join(self.unfolded_batchnorm[:6]))
+        if self.grouped_convs:
+            lines.append("grouped CONV_2D: " + ", ".join(self.grouped_convs[:6]))
+        return "\n".join(lines)
+
+
+def _layer(graph, op) -> str:
+    names = [graph.tensors[i].name for i in op.outputs]
+    return layer_of(names[0]) if names else f"op {op.index}"
+
+
+def audit_tflite(path: Union[str, Path], *, delegation: bool = True) -> AuditReport:
+    graph = read_tflite(path)
+    ops = collections.Counter(op.opcode for op in graph.ops)
+    foreign, stray, bn, grouped = [], [], [], []
+    for op in graph.ops:
+        layer = _layer(graph, op)
+        if op.opcode.startswith("CUSTOM") or op.opcode.startswith("Flex") or "FLEX" in op.opcode:
+            foreign.append((op.opcode, layer))
+        if op.opcode in STRAY_OPS:
+            stray.append((op.opcode, layer))
+        out_name = graph.tensors[op.outputs[0]].name if op.outputs else ""
+        last = out_name.split(";")[-1]
+        if op.opcode not in _FOLD_TARGETS and "/bn/" in last + "/":
+            bn.append(layer_of(last))
+        if op.opcode == "CONV_2D":
+            w = graph.tensors[op.inputs[1]].shape
+            groups = ((graph.tensors[op.inputs[0]].shape or (0,))[-1] // w[-1]
+                      if len(w) == 4 and w[-1] else 1)
+            if groups > 1:
+                grouped.append(layer)
+    report = AuditReport(str(path), ops, foreign, stray, sorted(set(bn)), grouped)
+    if delegation and not foreign:
+        report.partitions, report.undelegated_ops = _delegation(path, graph)
+    return report
+
+
+def _delegation(path, graph) -> tuple[int, list[tuple[str, str]]]:
+    """Walk the interpreter's execution plan back from the outputs: a tensor
+    produced by a DELEGATE node came out of XNNPACK; any other producer is an
+    op the interpreter runs itself."""
+    from conversions.runtime import litert_runner  # noqa: F401  (import error names the extra)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=1)
+    interp.allocate_tensors()
+    nodes = interp._get_ops_details()  # no public API exposes the plan
+    delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]
+    made_by_delegate = {int(t): n for n in delegates for t in n["outputs"]}
+    made_by_op = {int(t): n for n in nodes if n["op_name"] != "DELEGATE" for t in n["outputs"]}
+    todo = [int(t) for t in interp._interpreter.OutputIndices()]
+    seen, outside = set(), {}
+    while todo:
+        t = todo.pop()
+        if t in seen or t < 0:
+            continue
+        seen.add(t)
+        node = made_by_delegate.get(t) or made_by_op.get(t)
+        if node is None:
+            continue  # graph input or constant
+        if node["op_name"] != "DELEGATE":
+            outside[node["index"]] = node
+        todo.extend(int(i) for i in node["inputs"])
+    undelegated = [(n["op_name"], _layer(graph, graph.ops[i]) if i < len(graph.ops) else "?")
+                   for i, n in sorted(outside.items())]
+    return len(delegates), undelegated

@@ -1,0 +1,54 @@
+"""Real images for int8 calibration, never the ones the int8 parity is judged
+on: scikit-image's photos other than ``chelsea`` and ``coffee`` (astronaut,
+rocket, camera, the motorcycle stereo pair and a few textures), as random
+crops and flips preprocessed by the model's spec."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+CALIBRATION_PHOTOS = ("astronaut", "rocket", "camera", "motorcycle_left", "motorcycle_right",
+                      "coins", "brick", "grass", "gravel", "immunohistochemistry")
+HELD_OUT = ("chelsea", "coffee")  # the images quantised models are judged on
+
+
+def _photo(name: str) -> np.ndarray:
+    import skimage.data
+
+    if name.startswith("motorcycle_"):
+        left, right, _ = skimage.data.stereo_motorcycle()
+        return left if name.endswith("left") else right
+    return getattr(skimage.data, name)()
+
+
+def calibration_images(spec, input_shape, samples: int = 48, seed: int = 0) -> list[np.ndarray]:
+    """``samples`` arrays of ``input_shape`` (preprocessed model inputs)."""
+    from zoo.preprocess import preprocess
+
+    if spec is None:
+        raise ValueError("int8 calibration of a model without a spec needs "
+                         "representative_data (preprocessed inputs of the export's shape)")
+    n, h, w, _ = input_shape
+    if h != w:
+        raise ValueError(f"input_shape={input_shape}: default calibration makes square inputs; "
+                         "pass representative_data for other shapes")
+    rng = np.random.default_rng(seed)
+    photos = [_photo(p) for p in CALIBRATION_PHOTOS]
+    out = []
+    for i in range(samples):
+        batch = []
+        for _ in range(n):
+            img = photos[(i * n + len(batch)) % len(photos)]
+            ih, iw = img.shape[:2]
+            scale = rng.uniform(0.35, 1.0)
+            ch, cw = max(8, int(ih * scale)), max(8, int(iw * scale))
+            y, x = rng.integers(0, ih - ch + 1), rng.integers(0, iw - cw + 1)
+            crop = img[y:y + ch, x:x + cw]
+            if rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            batch.append(np.ascontiguousarray(crop))
+        x = np.asarray(preprocess(batch, dataclasses.replace(spec, input_size=h)))
+        out.append(x.reshape(input_shape).astype(np.float32))
+    return out

@@ -1,0 +1,56 @@
+"""What a mobile app needs to use an exported file without reading our code:
+the input it expects (shape, layout, colour order, resize, crop,
+normalisation), what the outputs mean, the labels, and where the weights came
+from. Written into the file (TFLite ``Model.metadata`` entry ``zoo_metadata``;
+ONNX ``metadata_props``) and as a JSON sidecar ``FILE.json``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+METADATA_NAME = "zoo_metadata"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("zoo")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def metadata(ex, *, fmt: str, quantization: str, outputs: list[str]) -> dict[str, Any]:
+    spec = ex.spec
+    n, h, w, c = ex.input_shape
+    doc: dict[str, Any] = {
+        "model": ex.name,
+        "format": fmt,
+        "quantization": quantization,
+        "zoo_version": _version(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "pretrained": ex.pretrained,
+        "input": {
+            "name": "images", "shape": [n, h, w, c], "dtype": "float32", "layout": "NHWC",
+            "color": "RGB",
+        },
+        "outputs": outputs,
+    }
+    if spec is not None:
+        doc["task"] = spec.task
+        doc["input"].update({
+            "normalization": "x = (pixel - mean) / std, pixels in 0..255",
+            "mean": list(spec.mean), "std": list(spec.std),
+            "resize_shorter_side_to": round(h / spec.crop_fraction),
+            "center_crop": [h, w], "interpolation": spec.interpolation,
+        })
+        if ex.pretrained and spec.weights:
+            src = spec.weights[0]
+            doc["weights"] = {"source": src.url or f"{src.package}:{src.path}",
+                              "license": src.license or spec.license}
+        if spec.task == "classification" and spec.num_classes == 1000:
+            from zoo.preprocess import imagenet_labels
+            doc["labels"] = list(imagenet_labels())
+            doc["output_meaning"] = "logits over the 1000 ImageNet classes (apply softmax)"
+    return doc

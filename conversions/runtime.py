@@ -1,0 +1,83 @@
+"""Run exported files in their own runtimes: the LiteRT interpreter (with its
+default XNNPACK delegate) for ``.tflite`` and onnxruntime (CPU provider) for
+``.onnx``. Both take and return numpy arrays; outputs come back as a dict by
+name, in the order of the file's signature."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Union
+
+import numpy as np
+
+
+def litert_runner(path: Union[str, Path], num_threads: int = 2) -> Callable[[np.ndarray], dict]:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise ImportError("running .tflite files needs LiteRT: pip install -e '.[litert]'") from None
+    interp = Interpreter(model_path=str(path), num_threads=num_threads)
+    sigs = interp.get_signature_list()
+    if sigs:
+        key = next(iter(sigs))
+        runner = interp.get_signature_runner(key)
+        in_name = sigs[key]["inputs"][0]
+        out_names = sigs[key]["outputs"]
+
+        def run(x):
+            res = runner(**{in_name: np.asarray(x, np.float32)})
+            return {k: np.asarray(res[k]) for k in out_names}
+        return run
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]["index"]
+    outs = [(d["name"], d["index"]) for d in interp.get_output_details()]
+
+    def run(x):
+        interp.set_tensor(inp, np.asarray(x, np.float32))
+        interp.invoke()
+        return {n: interp.get_tensor(i) for n, i in outs}
+    return run
+
+
+def onnx_runner(path: Union[str, Path], num_threads: int = 2) -> Callable[[np.ndarray], dict]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ImportError("running .onnx files needs onnxruntime: "
+                          "pip install -e '.[convert]'") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = num_threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    in_name = sess.get_inputs()[0].name
+    out_names = [o.name for o in sess.get_outputs()]
+
+    def run(x):
+        return dict(zip(out_names, sess.run(None, {in_name: np.asarray(x, np.float32)})))
+    return run
+
+
+def runner(path: Union[str, Path], num_threads: int = 2) -> Callable[[np.ndarray], dict]:
+    """A runner for ``path`` chosen by its suffix."""
+    suffix = Path(path).suffix
+    if suffix == ".tflite":
+        return litert_runner(path, num_threads)
+    if suffix == ".onnx":
+        return onnx_runner(path, num_threads)
+    raise ValueError(f"{path}: expected a .tflite or .onnx file")
+
+
+def latency_ms(run: Callable[[np.ndarray], dict], x: np.ndarray, runs: int = 20,
+               warmup: int = 3) -> float:
+    """Median wall time of ``runs`` synchronous calls (both runtimes return
+    host arrays, so a call has finished when it returns)."""
+    for _ in range(warmup):
+        run(x)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1e3)

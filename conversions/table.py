@@ -1,0 +1,204 @@
+"""The conversion table: every model x format x quantisation -> file size,
+error against JAX, top-1 agreement, LiteRT and onnxruntime latency,
+conversion time and peak conversion memory.
+
+    python -m conversions.table --out conversions/results/
+    python -m conversions.table --models 'efficientnet_lite*' --formats tflite:int8
+
+Each conversion runs in its own process, so its peak resident memory
+(``wait4``'s ``ru_maxrss``) is that conversion's alone. Models with offline
+pretrained weights are exported pretrained and judged on scikit-image's
+``chelsea`` and ``coffee``; the others with random weights (seed 0) on the
+same photos (their top-1 then only says the file ranks like JAX does).
+Latency: median of ``--runs`` calls at batch 1, 2 threads, after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+FORMATS = ("tflite:float32", "tflite:float16", "tflite:dynamic_int8", "tflite:int8",
+           "onnx:float32")
+OFFLINE_PRETRAINED = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+                      "mobilenet_v2")
+COLUMNS = ("model", "format", "quantization", "pretrained", "size_mib", "max_rel_diff",
+           "top1_agree", "latency_ms", "convert_s", "peak_rss_gib", "partitions", "status")
+
+
+def _photos(spec):
+    import skimage.data
+
+    import zoo
+    return np.asarray(zoo.preprocess([skimage.data.chelsea(), skimage.data.coffee()], spec))
+
+
+def worker(name: str, fmt: str, quantization: str, out: str) -> dict:
+    """Convert one model (in this process) and report time; the parent reads
+    this process's peak memory."""
+    from conversions.onnx import to_onnx
+    from conversions.tflite import to_tflite
+
+    pretrained = name in OFFLINE_PRETRAINED
+    t = time.perf_counter()
+    if fmt == "tflite":
+        to_tflite(name, quantization=quantization, pretrained=pretrained, out=out, audit=False)
+    else:
+        to_onnx(name, pretrained=pretrained, out=out)
+    return {"convert_s": round(time.perf_counter() - t, 1), "pretrained": pretrained}
+
+
+def _convert(name, fmt, quantization, out: Path, timeout: float) -> dict:
+    cmd = [sys.executable, "-m", "conversions.table", "--worker", name, fmt, quantization,
+           str(out)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    started = time.monotonic()
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() - started > timeout:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            return {"status": f"timeout after {timeout:.0f} s"}
+        time.sleep(0.2)
+    stdout, stderr = proc.stdout.read().decode(), proc.stderr.read().decode()
+    proc.stdout.close()
+    proc.stderr.close()
+    row = {"peak_rss_gib": round(usage.ru_maxrss / 2**20, 2)}  # ru_maxrss is in KiB
+    if os.waitstatus_to_exitcode(status) != 0:
+        last = [ln for ln in stderr.strip().splitlines() if ln.strip()][-3:]
+        row["status"] = "failed: " + " | ".join(last)[:300]
+        return row
+    row.update(json.loads(stdout.strip().splitlines()[-1]))
+    return row
+
+
+def measure(name: str, fmt: str, quantization: str, folder: Path, runs: int,
+            timeout: float) -> dict:
+    import zoo
+    from conversions.audit import audit_tflite
+    from conversions.runtime import latency_ms, runner
+
+    ext = ".tflite" if fmt == "tflite" else ".onnx"
+    path = folder / f"{name}_{quantization}{ext}"
+    row = {"model": name, "format": fmt, "quantization": quantization}
+    row.update(_convert(name, fmt, quantization, path, timeout))
+    if "status" in row:
+        return row
+    spec = zoo.get_spec(name)
+    model, variables = zoo.create(name, pretrained=row["pretrained"])
+    x = _photos(spec)
+    want = np.asarray(model.apply(variables, x))
+    run = runner(path, num_threads=2)
+    got = np.concatenate([run(x[i:i + 1])["output"] for i in range(len(x))])
+    row.update(
+        size_mib=round(path.stat().st_size / 2**20, 2),
+        max_rel_diff=float(f"{np.abs(got - want).max() / np.abs(want).max():.2e}"),
+        top1_agree=f"{int((got.argmax(-1) == want.argmax(-1)).sum())}/{len(x)}",
+        latency_ms=round(latency_ms(run, x[:1], runs=runs), 2),
+        status="ok")
+    if fmt == "tflite":
+        row["partitions"] = audit_tflite(path).partitions
+    return row
+
+
+def markdown(rows: list[dict], env: dict) -> str:
+    lines = [f"Conversions on {env['cpu']} ({env['cores']} cores), TensorFlow {env['tensorflow']}, "
+             f"LiteRT {env['litert']}, onnxruntime {env['onnxruntime']}, {env['date']}.",
+             f"Command: `{env['command']}`", "",
+             "| model | format | quant | weights | MiB | max diff / max | top-1 = JAX | "
+             "latency ms (2 thr) | convert s | peak GiB | XNNPACK partitions |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r.get("status") != "ok":
+            lines.append(f"| {r['model']} | {r['format']} | {r['quantization']} | | | | | | | "
+                         f"{r.get('peak_rss_gib', '')} | {r.get('status')} |")
+            continue
+        lines.append(
+            f"| {r['model']} | {r['format']} | {r['quantization']} | "
+            f"{'pretrained' if r['pretrained'] else 'random'} | {r['size_mib']} | "
+            f"{r['max_rel_diff']:.1e} | {r['top1_agree']} | {r['latency_ms']} | "
+            f"{r['convert_s']} | {r['peak_rss_gib']} | {r.get('partitions', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _env() -> dict:
+    import platform
+    from importlib.metadata import version
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "tensorflow": version("tensorflow-cpu"),
+            "litert": version("ai-edge-litert"), "onnxruntime": version("onnxruntime"),
+            "tf2onnx": version("tf2onnx"), "jax": version("jax"),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+            "command": "python -m conversions.table " + " ".join(sys.argv[1:])}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m conversions.table", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="*", help="comma-separated names or globs (all)")
+    p.add_argument("--formats", default=",".join(FORMATS),
+                   help=f"comma-separated FORMAT:QUANT (default: {','.join(FORMATS)})")
+    p.add_argument("--runs", type=int, default=30, help="timed calls per file (30)")
+    p.add_argument("--timeout", type=float, default=1800, help="seconds per conversion (1800)")
+    p.add_argument("--out", default="conversions/results", help="folder for the table")
+    p.add_argument("--keep", help="folder to keep the exported files in (default: temporary)")
+    p.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(*args.worker)))
+        return 0
+
+    import tempfile
+
+    from rich.progress import Progress
+
+    import zoo
+    from zoo.atomic import write_atomic
+
+    names = [n for n in zoo.list_models() if any(
+        fnmatch.fnmatchcase(n, pat.strip()) for pat in args.models.split(","))]
+    formats = [f.split(":") for f in args.formats.split(",")]
+    if not names:
+        raise SystemExit(f"--models {args.models}: no registered model matches")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, Progress() as bar:
+        folder = Path(args.keep or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        task = bar.add_task("converting", total=len(names) * len(formats))
+        for name in names:
+            for fmt, quant in formats:
+                bar.update(task, description=f"{name} {fmt} {quant}")
+                rows.append(measure(name, fmt, quant, folder, args.runs, args.timeout))
+                bar.advance(task)
+    env = _env()
+    out = Path(args.out)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = out / f"conversions-cpu-{env['cores']}cores-{stamp}"
+    write_atomic(base.with_suffix(".json"), json.dumps({"env": env, "rows": rows}, indent=1))
+    write_atomic(base.with_suffix(".md"), markdown(rows, env))
+    print(markdown(rows, env))
+    print(f"wrote {base}.json and .md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
