@@ -119,7 +119,7 @@ def block_layers(prefix: str, act: str) -> list[tuple[str, ...]]:
 
 
 def check_input(x, model: str, size: int) -> None:
-    check_images(x, model=model, min_size=size)
+    check_images(x, model=model, min_size=1)
     if x.shape[1] != size or x.shape[2] != size:
         raise ValueError(f"{model}: expected {size}x{size} images (the anchors and heads are "
                          f"fixed to it), got {x.shape[1]}x{x.shape[2]}; resize first "
