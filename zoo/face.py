@@ -130,13 +130,8 @@ ANCHORS = ssd_anchors(**ANCHOR_OPTIONS)
 # ------------------------------------------------------------- input checks
 
 
-def as_rgb(image, name: str = "image") -> np.ndarray:
-    """``image`` as a contiguous (H, W, 3) float32 array in [0, 255].
-
-    Takes uint8 (0-255) or float (0-1) arrays or PIL images, grayscale (H, W)
-    or (H, W, 1), RGB, or RGBA (alpha dropped); any strides. Rejects other
-    shapes and dtypes, images smaller than ``MIN_SIDE``, and non-finite
-    values, naming ``name``."""
+def _validated(image, name: str) -> np.ndarray:
+    """(H, W, C) uint8, or float32 in [0, 1], with C in 1, 3, 4; errors name ``name``."""
     if hasattr(image, "mode") and hasattr(image, "convert"):  # PIL
         image = np.asarray(image.convert("RGB"))
     a = np.asarray(image)
@@ -145,7 +140,9 @@ def as_rgb(image, name: str = "image") -> np.ndarray:
                          f"(H, W, 4), got shape {a.shape}"
                          + (" (a batch? pass the images one by one or as a list)"
                             if a.ndim == 4 else ""))
-    if a.ndim == 3 and a.shape[-1] not in (1, 3, 4):
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.shape[-1] not in (1, 3, 4):
         hint = " (channels first? use image.transpose(1, 2, 0))" if a.shape[0] in (1, 3, 4) else ""
         raise ValueError(f"{name}: expected 1, 3 or 4 channels in the last axis, got shape "
                          f"{a.shape}{hint}")
@@ -154,38 +151,54 @@ def as_rgb(image, name: str = "image") -> np.ndarray:
         raise ValueError(f"{name}: image {w}x{h} is too small; need at least "
                          f"{MIN_SIDE}x{MIN_SIDE} pixels")
     if a.dtype == np.uint8:
-        a = a.astype(np.float32)
-    elif np.issubdtype(a.dtype, np.floating):
-        a = a.astype(np.float32)
-        if not np.isfinite(a).all():
-            raise ValueError(f"{name}: image has NaN or infinite values")
-        if a.min() < 0 or a.max() > 1:
-            raise ValueError(f"{name}: float images must be in [0, 1], got values in "
-                             f"[{a.min():.3g}, {a.max():.3g}] (uint8 images are taken as 0-255)")
-        a = a * 255.0
-    else:
+        return a
+    if not np.issubdtype(a.dtype, np.floating):
         raise TypeError(f"{name}: expected uint8 (0-255) or float (0-1) pixels, got dtype "
                         f"{a.dtype}")
-    if a.ndim == 2:
-        a = a[..., None]
+    a = a.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: image has NaN or infinite values")
+    if a.min() < 0 or a.max() > 1:
+        raise ValueError(f"{name}: float images must be in [0, 1], got values in "
+                         f"[{a.min():.3g}, {a.max():.3g}] (uint8 images are taken as 0-255)")
+    return a
+
+
+def _to_rgb_float(a: np.ndarray) -> np.ndarray:
+    a = a.astype(np.float32) * (255.0 if a.dtype != np.uint8 else 1.0)
     if a.shape[-1] == 1:
         a = np.repeat(a, 3, axis=-1)
     return np.ascontiguousarray(a[..., :3])
 
 
-def _downscale(a: np.ndarray) -> tuple[np.ndarray, float]:
-    """Images longer than ``MAX_SIDE`` are shrunk (antialiased); returns the
-    factor that maps working coordinates back to the input's."""
+def as_rgb(image, name: str = "image") -> np.ndarray:
+    """``image`` as a contiguous (H, W, 3) float32 array in [0, 255].
+
+    Takes uint8 (0-255) or float (0-1) arrays or PIL images, grayscale (H, W)
+    or (H, W, 1), RGB, or RGBA (alpha dropped); any strides. Rejects other
+    shapes and dtypes, images smaller than ``MIN_SIDE``, and non-finite
+    values, with a message naming ``name``."""
+    return _to_rgb_float(_validated(image, name))
+
+
+def prepare(image, name: str = "image") -> tuple[np.ndarray, float]:
+    """``as_rgb``, with images longer than ``MAX_SIDE`` shrunk first
+    (antialiased, before any float copy is made); returns the image and the
+    factor that maps its coordinates back to the input's."""
+    a = _validated(image, name)
     h, w = a.shape[:2]
     if max(h, w) <= MAX_SIDE:
-        return a, 1.0
+        return _to_rgb_float(a), 1.0
     from PIL import Image
 
+    if a.dtype != np.uint8:
+        a = np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    a = a[..., :3] if a.shape[-1] != 1 else a[..., 0]
     f = MAX_SIDE / max(h, w)
     size = (max(1, round(w * f)), max(1, round(h * f)))
-    small = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8)).resize(
-        size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return np.asarray(small, np.float32), w / size[0]
+    small = np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize(
+        size, Image.Resampling.BILINEAR, reducing_gap=2.0))
+    return _to_rgb_float(small.reshape(size[1], size[0], -1)), w / size[0]
 
 
 # -------------------------------------------------------------- resampling
@@ -344,7 +357,7 @@ def detect_and_mesh_batch(images: Sequence, *, names: Optional[Sequence[str]] = 
     det_fn, mesh_fn = _networks()
     work, factors, det_in = [], [], []
     for img, name in zip(images, names):
-        a, f = _downscale(as_rgb(img, name))
+        a, f = prepare(img, name)
         work.append(a)
         factors.append(f)
         h, w = a.shape[:2]
