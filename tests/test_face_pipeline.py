@@ -198,3 +198,20 @@ def test_overlay_draws_on_the_image():
     x0, y0, x1, y1 = faces[0].box
     inside = changed[int(y0):int(y1), int(x0):int(x1)].mean()
     assert inside > 0.2 and changed.mean() < 0.1  # drawn on the face, not elsewhere
+
+
+def test_cli_writes_overlays(tmp_path):
+    from test_cli import zoo_cli
+
+    r = zoo_cli("facemesh", "--example", "astronaut", "--example", "coffee", "--out",
+                str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [len(row["faces"]) for row in rows] == [1, 0]
+    from PIL import Image
+    with Image.open(tmp_path / "astronaut_facemesh.png") as im:
+        assert im.size == (512, 512)
+    r = zoo_cli("facemesh", str(tmp_path / "missing.png"), "--out", str(tmp_path))
+    assert r.returncode == 2 and "no such file or folder" in r.stderr
+    r = zoo_cli("facemesh", "--help")
+    assert "zoo facemesh --example astronaut --out overlays/" in r.stdout

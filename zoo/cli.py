@@ -37,6 +37,11 @@ EXAMPLES = {
                "Writes the file and FILE.json (input normalisation, resolution, labels; also\n"
                "embedded in the file), prints the op audit, then runs the file in LiteRT or\n"
                "onnxruntime beside JAX and prints the difference (--no-check skips it).",
+    "facemesh": "examples:\n  zoo facemesh --example astronaut --out overlays/\n"
+                "  zoo facemesh photo.jpg selfies/ --out overlays/ --json\n"
+                "\nWrites <image>_facemesh.png per image: the 468 landmarks (green), the face box\n"
+                "(red) and the 6 detector keypoints (yellow). BlazeFace short range + MediaPipe's\n"
+                "face mesh, weights from the mediapipe==0.10.21 wheel (fetched once).",
     "bench": "examples:\n"
              "  zoo bench --models efficientnet_b0 --out results/\n"
              "  zoo bench --models 'efficientnet_b0,mobilenet*' --batch 1,8 --dtype float32,bfloat16 \\\n"
@@ -240,6 +245,24 @@ def cmd_convert_weights(args) -> int:
         variables = load_weight_file(args.source, args.model, **options)
     out = save(variables, args.out, overwrite=args.overwrite)
     print(f"wrote {out}: {args.model}, {count_params(variables):,} parameters")
+    return 0
+
+
+def cmd_facemesh(args) -> int:
+    from zoo.face import write_overlays
+
+    inputs = [(str(p), _read_image(p)) for p in _image_paths(args.images)]
+    inputs += [(f"example:{e}", _example(e)) for e in args.example or ()]
+    if not inputs:
+        raise ValueError("give image files, folders or --example NAME")
+    rows = write_overlays(inputs, args.out)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for r in rows:
+        scores = ", ".join(f"{f['score']:.2f}" for f in r["faces"])
+        print(f"{r['image']}: {len(r['faces'])} face(s) {f'(scores {scores}) ' if scores else ''}"
+              f"-> {r['overlay']}")
     return 0
 
 
@@ -470,6 +493,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-check", dest="check", action="store_false",
                    help="skip running the file beside JAX")
     s.set_defaults(func=cmd_convert)
+
+    s = add("facemesh", "Find faces and their 468-point mesh; write PNG overlays.")
+    s.add_argument("images", nargs="*", help="image files (JPEG, PNG, ...) or folders of them")
+    s.add_argument("--out", required=True, help="folder for the overlays (created if needed)")
+    s.add_argument("--example", action="append", metavar="NAME",
+                   help="a scikit-image sample photo: astronaut (a face), chelsea, coffee, rocket")
+    s.add_argument("--json", action="store_true", help="machine-readable summary")
+    s.set_defaults(func=cmd_facemesh)
 
     s = add("bench", "Benchmark models: latency, FLOPs, memory, compile time "
                      "(or `zoo bench compare A.json B.json`).")

@@ -467,3 +467,30 @@ def draw(image, faces: Sequence[Face], *, point_radius: Optional[float] = None):
             k = 2.5 * r
             d.ellipse([x - k, y - k, x + k, y + k], outline=(255, 220, 0), width=max(1, round(r)))
     return out
+
+
+def write_overlays(inputs: Sequence[tuple[str, np.ndarray]], out_dir, *, batch: int = 8
+                   ) -> list[dict]:
+    """For each ``(label, image)``: detect and mesh, draw, and write
+    ``<out_dir>/<stem>_facemesh.png``. Returns one summary dict per image
+    (image, overlay path, faces with score, presence and box)."""
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, used = [], set()
+    for start in range(0, len(inputs), batch):
+        chunk = inputs[start:start + batch]
+        found = detect_and_mesh_batch([im for _, im in chunk], names=[n for n, _ in chunk])
+        for (label, image), faces in zip(chunk, found):
+            stem = Path(label.split(":", 1)[-1]).stem or "image"
+            name, k = f"{stem}_facemesh.png", 1
+            while name in used:
+                k += 1
+                name = f"{stem}_{k}_facemesh.png"
+            used.add(name)
+            draw(image, faces).save(out / name)
+            rows.append({"image": label, "overlay": str(out / name), "faces": [
+                {"score": round(f.score, 4), "presence": round(f.presence, 4),
+                 "box": [round(float(v), 1) for v in f.box]} for f in faces]})
+    return rows
