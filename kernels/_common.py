@@ -1,0 +1,171 @@
+"""Pieces every kernel file shares: activations by name, the implementation
+switch, the Pallas target (Mosaic TPU or Triton GPU, interpret mode on CPU),
+the record of shapes that fall back to the reference, and a custom VJP whose
+backward pass is the reference's.
+
+Imports jax only; knows nothing of models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+
+IMPLEMENTATIONS = ("auto", "reference", "xla_fast", "pallas")
+TARGETS = ("tpu", "triton")
+
+
+# ------------------------------------------------------------- activations
+
+
+def hard_sigmoid(x):
+    return jnp.minimum(jnp.maximum(x + 3.0, 0.0), 6.0) * (1.0 / 6.0)
+
+
+def hard_swish(x):
+    return x * hard_sigmoid(x)
+
+
+def _swish(x):
+    # x * sigmoid(x) written with exp and a division only, so it lowers in
+    # Triton and Mosaic alike and matches jax.nn.swish to float rounding.
+    return x / (1.0 + jnp.exp(-x))
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + jnp.exp(-x))
+
+
+ACTIVATIONS: dict[Optional[str], Callable] = {
+    None: lambda x: x,
+    "relu": lambda x: jnp.maximum(x, 0.0),
+    "relu6": lambda x: jnp.minimum(jnp.maximum(x, 0.0), 6.0),
+    "swish": _swish,
+    "hard_swish": hard_swish,
+    "sigmoid": _sigmoid,
+    "hard_sigmoid": hard_sigmoid,
+}
+TRANSCENDENTAL = {"swish", "sigmoid"}  # one exp per element
+
+
+def act_fn(name: Optional[str]) -> Callable:
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; known: "
+                         f"{sorted(k for k in ACTIVATIONS if k)} or None") from None
+
+
+# ------------------------------------------------------ implementation switch
+
+
+def resolve_implementation(implementation: str, backend: str | None = None) -> str:
+    """The concrete form ``implementation`` stands for on ``backend``.
+
+    ``auto``: ``xla_fast`` on CPU (XLA:CPU's grouped convolution is the slow
+    path), ``reference`` on GPU/TPU, where cuDNN and the TPU compiler run the
+    plain forms well and the Pallas kernels have not been timed on hardware
+    yet (no accelerator is lent to this project); ask for ``pallas`` by name.
+    """
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(
+            f"implementation={implementation!r} is not one of {IMPLEMENTATIONS}")
+    if implementation != "auto":
+        return implementation
+    backend = backend or jax.default_backend()
+    return "xla_fast" if backend == "cpu" else "reference"
+
+
+def pallas_target(target: Optional[str] = None) -> tuple[str, bool]:
+    """(target, interpret): which kernel variant to build and whether to run
+    it in interpret mode. On TPU: Mosaic; on GPU: Triton; on CPU (no compiled
+    Pallas backend) the TPU variant in interpret mode unless ``target`` says
+    otherwise."""
+    backend = jax.default_backend()
+    if target is not None and target not in TARGETS:
+        raise ValueError(f"target={target!r} is not one of {TARGETS}")
+    if backend == "tpu":
+        return target or "tpu", False
+    if backend in ("gpu", "cuda", "rocm"):
+        return target or "triton", False
+    return target or "tpu", True
+
+
+# ------------------------------------------------------ fallback bookkeeping
+
+
+@dataclasses.dataclass(frozen=True)
+class Fallback:
+    op: str
+    target: str
+    shape: tuple
+    reason: str
+
+
+_fallbacks: dict[tuple, Fallback] = {}
+_lock = threading.Lock()
+
+
+def record_fallback(op: str, target: str, shape: tuple, reason: str) -> None:
+    with _lock:
+        _fallbacks[(op, target, shape)] = Fallback(op, target, tuple(shape), reason)
+
+
+def fallbacks() -> list[Fallback]:
+    """Every (op, target, shape) that ran the reference instead of a Pallas
+    kernel in this process, with the reason."""
+    with _lock:
+        return sorted(_fallbacks.values(), key=lambda f: (f.op, f.target, f.shape))
+
+
+# ------------------------------------------------------------ budgets
+
+# Per-grid-step working set (inputs and outputs, double-buffered) we allow
+# a Mosaic TPU kernel: the default scoped VMEM limit (16 MiB on v5e; 32 MiB
+# on v4/v5p/v6e), so a kernel never needs a raised limit.
+TPU_VMEM_BUDGET = 16 * 2**20
+# Elements one Triton program holds in registers per live tensor: keeps the
+# register file (64K 32-bit registers per SM, 255 per thread) from spilling.
+TRITON_TILE_ELEMENTS = 4096
+
+
+# ------------------------------------------------------------ gradients
+
+
+def with_reference_vjp(forward: Callable, reference: Callable) -> Callable:
+    """``forward`` in the forward pass, the reference's VJP in the backward
+    pass (Pallas kernels have no automatic derivative)."""
+
+    @jax.custom_vjp
+    def f(*args):
+        return forward(*args)
+
+    def f_fwd(*args):
+        return forward(*args), args
+
+    def f_bwd(args, g):
+        _, vjp = jax.vjp(reference, *args)
+        return vjp(g)
+
+    f.defvjp(f_fwd, f_bwd)
+    return f
+
+
+def round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def pow2_divisor(n: int, cap: int) -> int:
+    """Largest power of two dividing ``n``, at most ``cap``."""
+    p = 1
+    while n % (p * 2) == 0 and p * 2 <= cap:
+        p *= 2
+    return p
+
+
+def itemsize(dtype) -> int:
+    return jnp.dtype(dtype).itemsize
