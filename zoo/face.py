@@ -462,10 +462,11 @@ def draw(image, faces: Sequence[Face], *, point_radius: Optional[float] = None):
         r = point_radius if point_radius is not None else max(0.8, size / 150)
         for x, y, _ in face.landmarks:
             d.ellipse([x - r, y - r, x + r, y + r], fill=(40, 255, 80))
-        d.rectangle([float(v) for v in face.box], outline=(255, 60, 60), width=max(1, round(r)))
+        line = max(2, round(1.5 * r))
+        d.rectangle([float(v) for v in face.box], outline=(255, 60, 60), width=line)
         for x, y in face.keypoints:
-            k = 2.5 * r
-            d.ellipse([x - k, y - k, x + k, y + k], outline=(255, 220, 0), width=max(1, round(r)))
+            k = 3 * r
+            d.ellipse([x - k, y - k, x + k, y + k], outline=(255, 220, 0), width=line)
     return out
 
 
