@@ -22,6 +22,18 @@ from kernels.depthwise_conv import (
     depthwise_conv_xla_fast,
     same_padding,
 )
+from kernels.pointwise_conv import (
+    pointwise_conv,
+    pointwise_conv_pallas,
+    pointwise_conv_reference,
+    pointwise_conv_xla_fast,
+)
+from kernels.squeeze_excite import (
+    squeeze_excite,
+    squeeze_excite_pallas,
+    squeeze_excite_reference,
+    squeeze_excite_xla_fast,
+)
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -38,4 +50,12 @@ __all__ = [
     "depthwise_conv_reference",
     "depthwise_conv_xla_fast",
     "same_padding",
+    "pointwise_conv",
+    "pointwise_conv_pallas",
+    "pointwise_conv_reference",
+    "pointwise_conv_xla_fast",
+    "squeeze_excite",
+    "squeeze_excite_pallas",
+    "squeeze_excite_reference",
+    "squeeze_excite_xla_fast",
 ]
