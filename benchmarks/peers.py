@@ -12,6 +12,13 @@ depend on the values) on the same batch of images:
   in ``benchmarks/torch_reference.py`` (torchvision from the package index
   does not import beside the pinned torch). MobileNetV1/V3 have no torch
   definition here and are skipped with a note.
+* ``keras_tf``: Keras 3 Applications on the TensorFlow backend without XLA
+  (``jit_compile=False``), the way most Keras users run it. Keras fixes its
+  backend per process, so this peer is timed in a child process
+  (``python -m benchmarks.peers``) with the same timing loop.
+* ``litert`` and ``onnxruntime``: the zoo's own exports of the same network
+  (``conversions``: float32 TFLite with XNNPACK; ONNX from it through
+  tf2onnx), with as many threads as cores.
 
 ``build_peer`` returns a function that runs one synchronous inference, or
 raises ``PeerUnavailable`` with the reason (package missing, no definition),
@@ -25,7 +32,9 @@ from typing import Callable
 
 import numpy as np
 
-PEERS = ("keras", "torch")
+PEERS = ("keras", "keras_tf", "torch", "litert", "onnxruntime")
+# Peers that must run in their own process (Keras's backend is per process).
+CHILD_PEERS = ("keras_tf",)
 
 
 class PeerUnavailable(RuntimeError):
@@ -37,6 +46,10 @@ def build_peer(peer: str, name: str, batch: int, resolution: int) -> Callable[[]
         return _keras(name, batch, resolution)
     if peer == "torch":
         return _torch(name, batch, resolution)
+    if peer in ("litert", "onnxruntime"):
+        return _export(peer, name, batch, resolution)
+    if peer == "keras_tf":
+        return _keras_tf(name, batch, resolution)
     raise ValueError(f"unknown peer {peer!r}; known: {', '.join(PEERS)}")
 
 
@@ -95,3 +108,93 @@ def _torch(name: str, batch: int, resolution: int):
         with torch.inference_mode():
             return model(x)  # eager CPU: synchronous
     return run
+
+
+def _export(peer: str, name: str, batch: int, resolution: int):
+    import tempfile
+    from pathlib import Path
+
+    try:
+        from conversions import runner, tflite
+        from conversions.onnx import tflite_to_onnx
+    except ImportError as e:
+        raise PeerUnavailable(f"{e.name} is not installed (pip install -e '.[convert]')") \
+            from None
+    x = _images(batch, resolution)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = tflite.to_tflite(name, input_shape=x.shape, out=Path(tmp) / "m.tflite",
+                                audit=False)
+        if peer == "onnxruntime":
+            path = tflite_to_onnx(path, Path(tmp) / "m.onnx")
+        try:
+            run = runner(path, num_threads=os.cpu_count() or 1)
+        except ImportError as e:
+            raise PeerUnavailable(str(e)) from None
+    return lambda: run(x)  # both runtimes return host arrays: synchronised
+
+
+def _keras_tf(name: str, batch: int, resolution: int):
+    """Runs in the child process started by ``run_child``."""
+    from zoo.weights.keras import KERAS_APPLICATIONS
+
+    if name not in KERAS_APPLICATIONS:
+        raise PeerUnavailable(f"Keras Applications has no {name}")
+    if os.environ.get("KERAS_BACKEND") != "tensorflow":
+        raise PeerUnavailable("keras_tf runs in a child process with KERAS_BACKEND=tensorflow")
+    try:
+        import keras
+        import tensorflow  # noqa: F401
+    except ImportError as e:
+        raise PeerUnavailable(f"{e.name} is not installed (pip install -e '.[keras,convert]')") \
+            from None
+    ctor, kwargs, scale = KERAS_APPLICATIONS[name]
+    model = getattr(keras.applications, ctor)(
+        weights=None, input_shape=(resolution, resolution, 3), classifier_activation=None,
+        **kwargs)
+    model.compile(jit_compile=False)  # plain TensorFlow graph execution, no XLA
+    x = _images(batch, resolution) * scale
+    return lambda: model.predict_on_batch(x)
+
+
+def run_child(peer: str, name: str, batch: int, resolution: int, runs: int,
+              warmup: int, timeout: float = 1800) -> dict:
+    """Time ``peer`` in a fresh Python process; returns ``_latency``'s dict
+    or raises PeerUnavailable / RuntimeError with the child's reason."""
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
+    cmd = [sys.executable, "-m", "benchmarks.peers", peer, name, str(batch), str(resolution),
+           str(runs), str(warmup)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    lines = r.stdout.strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"{peer} child failed: {r.stderr.strip().splitlines()[-1:]}")
+    result = json.loads(lines[-1])
+    if "unavailable" in result:
+        raise PeerUnavailable(result["unavailable"])
+    if "error" in result:
+        raise RuntimeError(result["error"])
+    return result
+
+
+def _child_main(argv) -> int:
+    import json
+
+    from benchmarks.runner import _latency
+
+    peer, name, batch, resolution, runs, warmup = argv
+    try:
+        run = build_peer(peer, name, int(batch), int(resolution))
+        print(json.dumps(_latency(run, int(runs), int(warmup))))
+    except PeerUnavailable as e:
+        print(json.dumps({"unavailable": str(e)}))
+    except Exception as e:  # noqa: BLE001 - reported by the parent as this peer's result
+        print(json.dumps({"error": f"{type(e).__name__}: {e}".splitlines()[0][:500]}))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(_child_main(sys.argv[1:]))

@@ -152,14 +152,17 @@ def measure_peer(peer: str, name: str, *, batch: int, runs: int = 20, warmup: in
     batch at the spec's resolution, timed like the zoo's path. ``ratio`` is
     peer p50 / zoo p50: above 1, the zoo is faster. A peer that cannot run
     here gives ``status`` "skipped" and the reason."""
-    from benchmarks.peers import PeerUnavailable, build_peer
+    from benchmarks.peers import CHILD_PEERS, PeerUnavailable, build_peer, run_child
     import zoo
 
     out: dict[str, Any] = {"peer": peer, "status": "ok", "message": "", "p50_ms": None,
                            "ratio": None}
     try:
-        run = build_peer(peer, name, batch, zoo.get_spec(name).input_size)
-        out.update(_latency(run, runs, warmup))
+        size = zoo.get_spec(name).input_size
+        if peer in CHILD_PEERS:
+            out.update(run_child(peer, name, batch, size, runs, warmup))
+        else:
+            out.update(_latency(build_peer(peer, name, batch, size), runs, warmup))
         if zoo_p50_ms:
             out["ratio"] = out["p50_ms"] / zoo_p50_ms
     except PeerUnavailable as e:

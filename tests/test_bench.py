@@ -257,3 +257,17 @@ def test_plot_latency_vs_macs_and_top1(tmp_path, result):
     assert [p.name for p in tmp_path.iterdir()] == ["p.png"]  # no temp file left
     with pytest.raises(ValueError, match="no successful float32 result"):
         plot([dict(result, status="error")], tmp_path / "q.png")
+
+
+def test_profile_covers_every_layer():
+    """The per-layer profile captures every convolution, SE and the classifier:
+    its multiply-adds add up to the model's analytic count."""
+    from benchmarks.profile import markdown, profile
+
+    r = profile("mobilenet_v3_small", batch=1, runs=2, warmup=1)
+    assert {"depthwise 3x3", "depthwise 5x5", "1x1 expand", "1x1 project", "squeeze-excite",
+            "classifier"} <= set(r["kinds"])
+    assert abs(sum(k["share"] for k in r["kinds"].values()) - 1) < 1e-9
+    total = sum(k["macs"] for k in r["kinds"].values())
+    assert abs(total / zoo.count_macs(zoo.build("mobilenet_v3_small"), 224) - 1) < 0.02
+    assert r["whole_ms"] > 0 and "mobilenet_v3_small" in markdown([r])

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from benchmarks.peers import PeerUnavailable, build_peer
+from benchmarks.peers import PeerUnavailable, build_peer, run_child
+from benchmarks.runner import measure_peer
 
 
 @pytest.mark.parametrize("peer,name,classes", [
@@ -17,6 +18,32 @@ def test_peer_runs_the_model(peer, name, classes):
     run = build_peer(peer, name, batch=2, resolution=64)
     out = np.asarray(run())
     assert out.shape == (2, classes) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("peer,module", [("litert", "ai_edge_litert"),
+                                         ("onnxruntime", "onnxruntime")])
+def test_export_peers_run_the_zoo_export(peer, module):
+    """The zoo's own TFLite / ONNX file, run by its runtime, gives the JAX logits."""
+    pytest.importorskip(module)
+    pytest.importorskip("tensorflow")
+    import zoo
+    from benchmarks.peers import _images
+
+    run = build_peer(peer, "mobilenet_v3_small", batch=2, resolution=64)
+    (out,) = run().values()
+    model, variables = zoo.create("mobilenet_v3_small")  # seed 0, like the export
+    want = np.asarray(model.apply(variables, _images(2, 64)))
+    assert out.shape == (2, 1000)
+    assert np.abs(out - want).max() <= 1e-4 * np.abs(want).max()
+
+
+@pytest.mark.slow
+def test_keras_tensorflow_peer_runs_in_a_child_process():
+    pytest.importorskip("tensorflow")
+    r = run_child("keras_tf", "mobilenet_v3_small", 1, 96, runs=3, warmup=1)
+    assert r["p50_ms"] > 0 and r["min_ms"] <= r["p50_ms"]
+    out = measure_peer("keras_tf", "efficientnet_lite0", batch=1, runs=1, warmup=0)
+    assert out["status"] == "skipped" and "Keras Applications has no" in out["message"]
 
 
 @pytest.mark.parametrize("peer,name,reason", [

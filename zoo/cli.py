@@ -48,7 +48,7 @@ EXAMPLES = {
              "            --runs 20 --warmup 3 --repeat 3 --time-budget 120 --out results/\n"
              "  zoo bench --models mobilenet_v2 --batch 8 --data-parallel   # batch split over "
              "jax.devices()\n"
-             "  zoo bench --models efficientnet_b0,mobilenet_v2 --peers keras,torch   # side by side\n"
+             "  zoo bench --models efficientnet_b0,mobilenet_v2 --peers keras,keras_tf,torch,litert,onnxruntime\n"
              "  zoo bench compare results/bench-A.json results/bench-B.json   # p50 ratios B/A\n"
              "  zoo bench plot results/bench-A.json   # latency vs MACs and top-1 (PNG beside it)\n"
              "\n"
@@ -527,7 +527,9 @@ def parser() -> argparse.ArgumentParser:
                    help="split each batch over all of jax.devices() (jax.sharding)")
     s.add_argument("--peers", default="",
                    help="also time other runtimes on the same model and batch, float32: "
-                        "keras (Keras 3 Applications, JAX backend), torch (PyTorch eager)")
+                        "keras (Keras 3 Applications, JAX backend), keras_tf (Keras 3 on "
+                        "TensorFlow, no XLA), torch (PyTorch eager), litert and onnxruntime "
+                        "(the zoo's own TFLite / ONNX export)")
     s.add_argument("--out", default="results", help="folder for the result files (results/)")
     s.set_defaults(func=cmd_bench)
     return p
