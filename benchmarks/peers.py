@@ -157,7 +157,7 @@ def _keras_tf(name: str, batch: int, resolution: int):
 
 
 def run_child(peer: str, name: str, batch: int, resolution: int, runs: int,
-              warmup: int, timeout: float = 1800) -> dict:
+              warmup: int, max_seconds=None, timeout: float = 3600) -> dict:
     """Time ``peer`` in a fresh Python process; returns ``_latency``'s dict
     or raises PeerUnavailable / RuntimeError with the child's reason."""
     import json
@@ -166,7 +166,7 @@ def run_child(peer: str, name: str, batch: int, resolution: int, runs: int,
 
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
     cmd = [sys.executable, "-m", "benchmarks.peers", peer, name, str(batch), str(resolution),
-           str(runs), str(warmup)]
+           str(runs), str(warmup), str(max_seconds or "")]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     lines = r.stdout.strip().splitlines()
     if not lines:
@@ -184,10 +184,11 @@ def _child_main(argv) -> int:
 
     from benchmarks.runner import _latency
 
-    peer, name, batch, resolution, runs, warmup = argv
+    peer, name, batch, resolution, runs, warmup, max_seconds = argv
     try:
         run = build_peer(peer, name, int(batch), int(resolution))
-        print(json.dumps(_latency(run, int(runs), int(warmup))))
+        print(json.dumps(_latency(run, int(runs), int(warmup),
+                                  max_seconds=float(max_seconds) if max_seconds else None)))
     except PeerUnavailable as e:
         print(json.dumps({"unavailable": str(e)}))
     except Exception as e:  # noqa: BLE001 - reported by the parent as this peer's result

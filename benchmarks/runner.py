@@ -61,7 +61,7 @@ FLOPS_TOLERANCE = 0.10  # flag |xla_flops / (2 * macs) - 1| above this
 #: Every key of a result, in the order of the CSV columns.
 FIELDS = (
     "model", "batch", "dtype", "device", "devices", "implementation", "status", "message",
-    "input_size", "lower_s", "compile_s", "runs", "warmup",
+    "input_size", "lower_s", "compile_s", "runs", "timed_runs", "warmup",
     "p50_ms", "p90_ms", "min_ms", "mean_ms", "std_ms", "throughput_ips",
     "macs", "xla_flops", "flops_ratio", "flops_flag", "transcendentals", "bytes_accessed",
     "argument_bytes", "output_bytes", "temp_bytes", "device_peak_bytes", "host_peak_rss_bytes",
@@ -128,9 +128,16 @@ def _percentile(sorted_ms: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(sorted_ms), q))
 
 
-def _latency(call, runs: int, warmup: int, check_budget=lambda stage: None) -> dict:
+MIN_TIMED_RUNS = 5
+
+
+def _latency(call, runs: int, warmup: int, check_budget=lambda stage: None,
+             max_seconds: Optional[float] = None) -> dict:
     """``warmup`` untimed then ``runs`` timed calls of a synchronous ``call``
-    (it must wait for its result); percentiles in ms."""
+    (it must wait for its result); percentiles in ms. With ``max_seconds``,
+    timing stops once the timed calls have taken that long and at least
+    ``MIN_TIMED_RUNS`` ran (slow peers at large batches); ``timed_runs``
+    says how many did."""
     for i in range(warmup):
         call()
         check_budget(f"warm-up call {i + 1}")
@@ -140,14 +147,17 @@ def _latency(call, runs: int, warmup: int, check_budget=lambda stage: None) -> d
         call()
         times.append((time.perf_counter() - t) * 1e3)
         check_budget(f"timed call {i + 1} of {runs}")
+        if (max_seconds is not None and len(times) >= MIN_TIMED_RUNS
+                and sum(times) > max_seconds * 1e3):
+            break
     times.sort()
     return {"p50_ms": statistics.median(times), "p90_ms": _percentile(times, 90),
             "min_ms": times[0], "mean_ms": statistics.fmean(times),
-            "std_ms": statistics.pstdev(times)}
+            "std_ms": statistics.pstdev(times), "timed_runs": len(times)}
 
 
 def measure_peer(peer: str, name: str, *, batch: int, runs: int = 20, warmup: int = 3,
-                 zoo_p50_ms: Optional[float] = None) -> dict:
+                 zoo_p50_ms: Optional[float] = None, max_seconds: Optional[float] = None) -> dict:
     """Latency of ``peer`` (see ``benchmarks.peers``) on the same model and
     batch at the spec's resolution, timed like the zoo's path. ``ratio`` is
     peer p50 / zoo p50: above 1, the zoo is faster. A peer that cannot run
@@ -160,9 +170,10 @@ def measure_peer(peer: str, name: str, *, batch: int, runs: int = 20, warmup: in
     try:
         size = zoo.get_spec(name).input_size
         if peer in CHILD_PEERS:
-            out.update(run_child(peer, name, batch, size, runs, warmup))
+            out.update(run_child(peer, name, batch, size, runs, warmup, max_seconds))
         else:
-            out.update(_latency(build_peer(peer, name, batch, size), runs, warmup))
+            out.update(_latency(build_peer(peer, name, batch, size), runs, warmup,
+                                max_seconds=max_seconds))
         if zoo_p50_ms:
             out["ratio"] = out["p50_ms"] / zoo_p50_ms
     except PeerUnavailable as e:
@@ -200,7 +211,8 @@ def prepare(name: str, *, batch: int, dtype: str = "float32", implementation: st
 def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
             warmup: int = 3, implementation: str = "auto",
             time_budget: Optional[float] = None, roof: Optional[dict] = None,
-            data_parallel: bool = False, seed: int = 0) -> dict:
+            data_parallel: bool = False, seed: int = 0,
+            max_seconds: Optional[float] = None) -> dict:
     """Benchmark ``name`` at ``batch`` images in compute ``dtype``; a flat dict.
 
     Keys are ``FIELDS``; on failure ``status`` is "oom", "error" or "timeout",
@@ -267,7 +279,7 @@ def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
             r["temp_bytes"] = int(mem.temp_size_in_bytes)
 
         r.update(_latency(lambda: jax.block_until_ready(compiled(variables, x)),
-                          runs, warmup, check_budget))
+                          runs, warmup, check_budget, max_seconds))
         r["throughput_ips"] = batch / (r["p50_ms"] / 1e3)
         r["achieved_flops_per_s"] = 2 * r["macs"] / (r["p50_ms"] / 1e3)
         if roof:

@@ -354,7 +354,7 @@ def cmd_bench(args) -> int:
                 r = measure(name, batch=batch, dtype=dtype, runs=args.runs,
                             warmup=args.warmup, implementation=args.implementation,
                             time_budget=args.time_budget, roof=roof,
-                            data_parallel=args.data_parallel)
+                            data_parallel=args.data_parallel, max_seconds=args.max_seconds)
                 r["repeat"] = k
                 # Peers run float32 on one device: compare only like with like.
                 if peers and r["status"] == "ok" and dtype == "float32" and r["devices"] == 1:
@@ -363,7 +363,8 @@ def cmd_bench(args) -> int:
                         bar.update(task, description=f"{name} b{batch} peer {q}")
                         r["peers"][q] = measure_peer(q, name, batch=batch, runs=args.runs,
                                                      warmup=args.warmup,
-                                                     zoo_p50_ms=r["p50_ms"])
+                                                     zoo_p50_ms=r["p50_ms"],
+                                                     max_seconds=args.max_seconds)
                 results.append(r)
                 bar.advance(task)
     paths = report.write(results, env, args.out, roof=roof)
@@ -521,6 +522,9 @@ def parser() -> argparse.ArgumentParser:
                    help="measure the whole set K times and report the p50 spread (1)")
     s.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                    help="per configuration; past it the row says timeout (default: none)")
+    s.add_argument("--max-seconds", type=float, default=None, metavar="SECONDS",
+                   help="stop timing a configuration (or peer) once its timed calls took "
+                        "this long, after at least 5; the result records timed_runs")
     s.add_argument("--implementation", default="auto",
                    help="depthwise-conv implementation: auto, reference, xla_fast, pallas")
     s.add_argument("--data-parallel", action="store_true",
