@@ -87,6 +87,9 @@ def test_two_faces_letterboxed_in_one_batch(mediapipe):
         print(f"astronaut_pair: mean landmark error {100 * rel:.3f}% of the face box")
     centres = sorted(f.landmarks[:, 0].mean() for f in out[0])
     assert centres[0] < 300 < centres[1]  # one face in each half
+    (best,) = F.detect_and_mesh(imgs["astronaut_pair"], max_faces=1)  # the higher score
+    assert best.score == max(f.score for f in out[0]) and best.score == pytest.approx(
+        max(d["score"] for d in ref["detections"]), abs=0.02)
     check_face(out[1][0], mediapipe["astronaut"])
 
 

@@ -340,16 +340,21 @@ def project_landmarks(raw: np.ndarray, roi) -> np.ndarray:
 # ----------------------------------------------------------------- pipeline
 
 
-def detect_and_mesh(image, *, name: str = "image") -> list[Face]:
+def detect_and_mesh(image, *, name: str = "image", max_faces: Optional[int] = None
+                    ) -> list[Face]:
     """Faces in one image (uint8 0-255 or float 0-1; grayscale, RGB or RGBA;
-    see ``as_rgb``), best detection first. No face: an empty list."""
-    return detect_and_mesh_batch([image], names=[name])[0]
+    see ``as_rgb``), best detection first, at most ``max_faces`` (MediaPipe's
+    ``max_num_faces``; default: all). No face: an empty list. ``name`` names
+    the image in error messages."""
+    return detect_and_mesh_batch([image], names=[name], max_faces=max_faces)[0]
 
 
-def detect_and_mesh_batch(images: Sequence, *, names: Optional[Sequence[str]] = None
-                          ) -> list[list[Face]]:
+def detect_and_mesh_batch(images: Sequence, *, names: Optional[Sequence[str]] = None,
+                          max_faces: Optional[int] = None) -> list[list[Face]]:
     """``detect_and_mesh`` for several images (any sizes): the detector runs
     once on all of them, the mesh once on all their faces."""
+    if max_faces is not None and max_faces < 1:
+        raise ValueError(f"max_faces={max_faces}: expected at least 1 (or None for all)")
     images = list(images)
     names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
     if not images:
@@ -369,7 +374,7 @@ def detect_and_mesh_batch(images: Sequence, *, names: Optional[Sequence[str]] = 
         h, w = a.shape[:2]
         boxes, kps, scores = weighted_nms(*decode(regs[i], logits[i]))
         side = max(h, w)  # letterbox removal: tensor [0, 1] -> the centred square
-        for b, k, s in zip(boxes, kps, scores):
+        for b, k, s in list(zip(boxes, kps, scores))[:max_faces]:
             b = np.array([w / 2 + (b[0] - 0.5) * side, h / 2 + (b[1] - 0.5) * side,
                           w / 2 + (b[2] - 0.5) * side, h / 2 + (b[3] - 0.5) * side])
             k = np.stack([w / 2 + (k[:, 0] - 0.5) * side, h / 2 + (k[:, 1] - 0.5) * side], -1)
