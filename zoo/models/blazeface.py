@@ -84,7 +84,9 @@ class PReLU(nn.Module):
     @nn.compact
     def __call__(self, x):
         alpha = self.param("alpha", nn.initializers.constant(0.25), (x.shape[-1],))
-        return jnp.where(x >= 0, x, alpha.astype(x.dtype) * x)
+        # max/min rather than a select: exported to TFLite it stays MAXIMUM/MINIMUM/MUL/ADD,
+        # which XNNPACK runs (a select leaves GREATER_EQUAL and SELECT outside it).
+        return jnp.maximum(x, 0) + alpha.astype(x.dtype) * jnp.minimum(x, 0)
 
 
 def act_layer(name: str, x, layer_name: str):
