@@ -101,6 +101,22 @@ def test_mapping_checks_the_graph(pretrained):
         map_tflite(read_tflite(path), model, variables_template(model))
 
 
+def test_mapping_names_misfits():
+    """Mis-shaped and unmatched parameters are reported by layer name."""
+    path = fetch(MODELS["face_landmark"], name="face_landmark")
+    model = zoo.build("face_mesh")
+    template = variables_template(model)
+    params = jax.tree_util.tree_map(lambda a: a, template["params"])  # a copy to edit
+    params["blocks_3"]["project"]["kernel"] = jax.ShapeDtypeStruct((1, 1, 32, 40), np.float32)
+    del params["stem_act"]["alpha"]
+    with pytest.raises(ValueError) as e:
+        map_tflite(read_tflite(path), model, {"params": params})
+    msg = str(e.value)
+    assert "blocks_3/project/kernel: ours (1, 1, 32, 40), op" in msg
+    assert "stem_act/alpha: op" in msg and "our layer does not" in msg
+    assert msg.startswith(str(path))
+
+
 def test_implementations_agree():
     """The depthwise-conv implementation switch does not change the outputs:
     "reference" (grouped convolution) run op by op, the definition, against

@@ -151,7 +151,8 @@ def test_input_forms(mediapipe):
     (np.zeros((3, 64, 64), np.uint8), ValueError, "photo.png: .*channels first"),
     (np.zeros((2, 64, 64, 3), np.uint8), ValueError, "photo.png: .*a batch"),
     (np.zeros((64, 64, 3), np.int32), TypeError, "photo.png: expected uint8"),
-    (np.full((64, 64, 3), 2.0, np.float32), ValueError, r"photo.png: float images must be in \[0, 1\]"),
+    (np.full((64, 64, 3), 2.0, np.float32), ValueError,
+     r"photo.png: float images must be in \[0, 1\]"),
     (np.full((64, 64, 3), np.nan, np.float32), ValueError, "photo.png: image has NaN"),
 ])
 def test_bad_images_are_named(image, error, match):

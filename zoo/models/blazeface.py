@@ -37,8 +37,6 @@ checking op types and shapes on the way. No tensor index is written down.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
-
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
@@ -168,7 +166,8 @@ class BlazeFace(_BlazeBase):
         check_input(x, self.model_name, INPUT_SIZE)
         s = self.settings
         x = jnp.asarray(x).astype(s.dtype)
-        x = jax_relu(Conv(STEM[0], STEM[1], 2, use_bias=True, settings=s, name="stem")(x))
+        x = activation("relu")(Conv(STEM[0], STEM[1], 2, use_bias=True, settings=s,
+                                    name="stem")(x))
         taps = {}
         for i, (out, stride) in enumerate(BLOCKS):
             x = BlazeBlock(out, stride, act="relu", pool_padding="SAME", settings=s,
@@ -196,10 +195,6 @@ class BlazeFace(_BlazeBase):
 
         return [[upto(tap) + [(f"{name}_box",)] for name, tap, _ in HEADS],
                 [upto(tap) + [(f"{name}_score",)] for name, tap, _ in HEADS]]
-
-
-def jax_relu(x):
-    return activation("relu")(x)
 
 
 # ------------------------------------------------ weights from a TFLite graph
