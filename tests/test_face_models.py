@@ -119,12 +119,13 @@ def test_mapping_names_misfits():
 
 def test_implementations_agree():
     """The depthwise-conv implementation switch does not change the outputs:
-    "reference" (grouped convolution) run op by op, the definition, against
-    the jitted fast form."""
+    "reference" (grouped convolution) against the jitted fast form. BlazeFace's
+    reference runs op by op (see the xfail below); the mesh's is jitted."""
     for name in FILES:
-        _, variables = zoo.create(name)
+        variables = zoo.load_pretrained(name)
         x = inputs(name)[3:4]
-        ref = zoo.build(name, implementation="reference").apply(variables, x)
+        apply = zoo.build(name, implementation="reference").apply
+        ref = (apply if name == "blazeface_short_range" else jax.jit(apply))(variables, x)
         fast = jax.jit(zoo.build(name, implementation="xla_fast").apply)(variables, x)
         for a, b in zip(ref, fast):
             assert np.abs(np.asarray(a) - np.asarray(b)).max() <= 1e-4 * np.abs(a).max()
@@ -135,7 +136,7 @@ def test_implementations_agree():
                    "differs from op-by-op by ~40% of the output; the xla_fast form is right")
 def test_jitted_reference_implementation():
     name = "blazeface_short_range"
-    _, variables = zoo.create(name)
+    variables = zoo.load_pretrained(name)
     x = inputs(name)[3:]
     model = zoo.build(name, implementation="reference")
     eager, jitted = model.apply(variables, x), jax.jit(model.apply)(variables, x)
@@ -144,7 +145,7 @@ def test_jitted_reference_implementation():
 
 
 def test_bad_input_is_named():
-    model, variables = zoo.create("face_mesh")
+    model, variables = zoo.build("face_mesh"), zoo.load_pretrained("face_mesh")
     with pytest.raises(ValueError, match="face_mesh: expected 192x192"):
         model.apply(variables, np.zeros((1, 128, 128, 3), np.float32))
     with pytest.raises(ValueError, match="include_top"):
