@@ -10,8 +10,8 @@ activation), ``pointwise_conv`` (1x1 conv + bias + activation + residual),
 Kernels know nothing of models; they import jax only.
 """
 
-from kernels._common import (IMPLEMENTATIONS, TARGETS, Fallback, fallbacks, pallas_target,
-                             resolve_implementation)
+from kernels._common import (IMPLEMENTATIONS, TARGETS, Fallback, fallbacks, lowering_target,
+                             pallas_target, resolve_implementation)
 from kernels.depthwise_conv import (
     depthwise_conv,
     depthwise_conv_bn_act,
@@ -40,6 +40,7 @@ __all__ = [
     "TARGETS",
     "Fallback",
     "fallbacks",
+    "lowering_target",
     "pallas_target",
     "resolve_implementation",
     "depthwise_conv",

@@ -8,6 +8,7 @@ Imports jax only; knows nothing of models.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from typing import Callable, Optional
@@ -80,11 +81,36 @@ def resolve_implementation(implementation: str, backend: str | None = None) -> s
     return "xla_fast" if backend == "cpu" else "reference"
 
 
+_override = threading.local()
+
+
+@contextlib.contextmanager
+def lowering_target(target: str):
+    """Within this context ``pallas`` builds the compiled (not interpreted)
+    kernel for ``target`` ("tpu" or "triton") whatever the local backend:
+    for ``jax.export(..., platforms=["tpu"] / ["cuda"])`` from a CPU machine.
+
+        with kernels.lowering_target("tpu"):
+            jax.export.export(jax.jit(f), platforms=["tpu"], disabled_checks=...)(x)
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target={target!r} is not one of {TARGETS}")
+    old = getattr(_override, "target", None)
+    _override.target = target
+    try:
+        yield
+    finally:
+        _override.target = old
+
+
 def pallas_target(target: Optional[str] = None) -> tuple[str, bool]:
     """(target, interpret): which kernel variant to build and whether to run
     it in interpret mode. On TPU: Mosaic; on GPU: Triton; on CPU (no compiled
     Pallas backend) the TPU variant in interpret mode unless ``target`` says
-    otherwise."""
+    otherwise. Inside ``lowering_target(t)``: (t, False)."""
+    forced = getattr(_override, "target", None)
+    if forced is not None:
+        return forced, False
     backend = jax.default_backend()
     if target is not None and target not in TARGETS:
         raise ValueError(f"target={target!r} is not one of {TARGETS}")

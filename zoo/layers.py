@@ -3,7 +3,12 @@ the inverted-residual block, activations, and input checks.
 
 Parameters are float32; ``dtype`` is the compute dtype. Depthwise convolutions
 go through ``kernels.depthwise_conv`` so the ``implementation`` switch reaches
-every model.
+every model. With ``implementation="pallas"`` the fused kernels take over in
+eval mode: depthwise conv + folded BatchNorm + activation, 1x1 conv + folded
+BatchNorm + activation (+ the block's residual), and squeeze-excite, each one
+Pallas call (interpret mode on CPU); the parameters are the same variables
+under the same names. In training mode BatchNorm needs batch statistics, so
+only the convolutions run as kernels (gradients through the reference's VJP).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from kernels import depthwise_conv, resolve_implementation
+from kernels import (depthwise_conv, depthwise_conv_bn_act, pointwise_conv, resolve_implementation,
+                     squeeze_excite)
 from kernels.depthwise_conv import resolve_padding
 
 # ---------------------------------------------------------------- activations
@@ -149,6 +155,9 @@ class Conv(nn.Module):
     @nn.compact
     def __call__(self, x):
         w = self.param("kernel", conv_init, (self.kernel, self.kernel, x.shape[-1], self.features))
+        if self.kernel == 1 and self.stride == 1 and _pallas(self.settings):
+            b = self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
+            return pointwise_conv(x, w, None, b, implementation="pallas")
         pads = resolve_padding(self.settings.padding, x.shape[1:3], w.shape[:2], self.stride)
         y = lax.conv_general_dilated(
             x, w.astype(x.dtype), (self.stride, self.stride), pads,
@@ -188,10 +197,59 @@ class Dense(nn.Module):
         return y
 
 
+def _pallas(settings: ConvSettings) -> bool:
+    return resolve_implementation(settings.implementation) == "pallas"
+
+
+class _KernelParam(nn.Module):
+    """Declares a conv's ``kernel`` exactly as ``Conv``/``DepthwiseConv`` do
+    (same name, shape, initialiser), for the fused kernels to use."""
+
+    shape: tuple
+    initializer: Callable
+
+    @nn.compact
+    def __call__(self):
+        return self.param("kernel", self.initializer, self.shape)
+
+
+class _DenseParams(nn.Module):
+    """``Dense``'s ``kernel`` and ``bias``, declared without computing."""
+
+    shape: tuple
+    initializer: Callable
+
+    @nn.compact
+    def __call__(self):
+        w = self.param("kernel", self.initializer, self.shape)
+        return w, self.param("bias", nn.initializers.zeros, (self.shape[1],))
+
+
+class _FoldedBN(nn.Module):
+    """``nn.BatchNorm``'s variables (same names), folded for inference into a
+    per-channel scale and bias: y = x * scale + bias."""
+
+    features: int
+    eps: float
+
+    @nn.compact
+    def __call__(self):
+        c = (self.features,)
+        mean = self.variable("batch_stats", "mean", lambda s: jnp.zeros(s, jnp.float32), c).value
+        var = self.variable("batch_stats", "var", lambda s: jnp.ones(s, jnp.float32), c).value
+        gamma = self.param("scale", nn.initializers.ones, c)
+        beta = self.param("bias", nn.initializers.zeros, c)
+        scale = gamma * lax.rsqrt(var + self.eps)
+        return scale, beta - mean * scale
+
+
 class ConvBN(nn.Module):
     """Convolution (dense or depthwise), BatchNorm, activation.
 
     Submodules are named ``conv`` and ``bn``; weight converters rely on it.
+    ``residual`` (same shape as the output) is added after the activation;
+    with ``implementation="pallas"`` in eval mode the depthwise and 1x1 cases
+    run as one fused kernel each, the residual add included.
     """
 
     features: int
@@ -202,14 +260,31 @@ class ConvBN(nn.Module):
     settings: ConvSettings = ConvSettings()
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def __call__(self, x, train: bool = False, residual=None):
+        fusable = self.depthwise or (self.kernel == 1 and self.stride == 1)
+        if fusable and not train and _pallas(self.settings):
+            return self._fused(x, residual)
         if self.depthwise:
             x = DepthwiseConv(self.kernel, self.stride, self.settings, name="conv")(x)
         else:
             x = Conv(self.features, self.kernel, self.stride, settings=self.settings, name="conv")(x)
         x = nn.BatchNorm(use_running_average=not train, momentum=self.settings.bn_momentum,
                          epsilon=self.settings.bn_eps, dtype=self.settings.dtype, name="bn")(x)
-        return activation(self.act)(x)
+        x = activation(self.act)(x)
+        return x if residual is None else x + residual
+
+    def _fused(self, x, residual):
+        c = x.shape[-1]
+        if self.depthwise:
+            w = _KernelParam((self.kernel, self.kernel, 1, c), depthwise_init, name="conv")()
+            scale, bias = _FoldedBN(c, self.settings.bn_eps, name="bn")()
+            y = depthwise_conv_bn_act(x, w, scale, bias, stride=self.stride,
+                                      padding=self.settings.padding, act=self.act,
+                                      implementation="pallas")
+            return y if residual is None else y + residual
+        w = _KernelParam((1, 1, c, self.features), conv_init, name="conv")()
+        scale, bias = _FoldedBN(self.features, self.settings.bn_eps, name="bn")()
+        return pointwise_conv(x, w, scale, bias, residual, act=self.act, implementation="pallas")
 
 
 class SqueezeExcite(nn.Module):
@@ -218,9 +293,16 @@ class SqueezeExcite(nn.Module):
     reduced: int
     act: str = "relu"
     gate: str = "sigmoid"
+    settings: ConvSettings = ConvSettings()
 
     @nn.compact
     def __call__(self, x):
+        if _pallas(self.settings):  # one fused kernel, same variables
+            c = x.shape[-1]
+            w1, b1 = _DenseParams((c, self.reduced), conv_init, name="reduce")()
+            w2, b2 = _DenseParams((self.reduced, c), conv_init, name="expand")()
+            return squeeze_excite(x, w1, b1, w2, b2, act=self.act, gate=self.gate,
+                                  implementation="pallas")
         s = jnp.mean(x, axis=(1, 2))
         s = activation(self.act)(Dense(self.reduced, init=conv_init, name="reduce")(s))
         s = activation(self.gate)(Dense(x.shape[-1], init=conv_init, name="expand")(s))
@@ -257,9 +339,15 @@ class InvertedResidual(nn.Module):
         x = ConvBN(self.expanded, self.kernel, self.stride, act=self.act, depthwise=True,
                    settings=self.settings, name="dw")(x, train)
         if self.se_reduced:
-            x = SqueezeExcite(self.se_reduced, self.se_act, self.se_gate, name="se")(x)
+            x = SqueezeExcite(self.se_reduced, self.se_act, self.se_gate, self.settings,
+                              name="se")(x)
+        add = self.residual and self.stride == 1 and inputs.shape[-1] == self.out
+        if add and not train and _pallas(self.settings):
+            # The project kernel adds the residual in its epilogue.
+            return ConvBN(self.out, 1, act=self.project_act, settings=self.settings,
+                          name="project")(x, train, residual=inputs)
         x = ConvBN(self.out, 1, act=self.project_act, settings=self.settings, name="project")(x, train)
-        if self.residual and self.stride == 1 and inputs.shape[-1] == self.out:
+        if add:
             if self.drop_path > 0:
                 x = nn.Dropout(self.drop_path, broadcast_dims=(1, 2, 3),
                                deterministic=not train)(x)
