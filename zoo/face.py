@@ -357,6 +357,8 @@ def detect_and_mesh_batch(images: Sequence, *, names: Optional[Sequence[str]] = 
         raise ValueError(f"max_faces={max_faces}: expected at least 1 (or None for all)")
     images = list(images)
     names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
+    if len(names) != len(images):
+        raise ValueError(f"{len(images)} images but {len(names)} names")
     if not images:
         return []
     det_fn, mesh_fn = _networks()
