@@ -1,0 +1,363 @@
+"""Kernel micro-benchmarks at the shapes the zoo's models use.
+
+    python -m benchmarks.kernels --models efficientnet_b0,mobilenet_v2 --runs 20
+    python -m benchmarks.kernels --ops depthwise --limit 10 --json out.json
+
+For every fused op (depthwise conv + BN + activation, 1x1 conv + BN +
+activation + residual, squeeze-excite) and every distinct shape found by
+tracing the models at their spec resolution, batch 1:
+
+* latency (median of interleaved runs) of ``reference``, ``xla_fast`` and,
+  where it compiles (GPU, TPU), the ``pallas`` kernel. On CPU Pallas only
+  runs in interpret mode, which measures nothing useful, so it is skipped;
+* bytes accessed from XLA's ``compiled.cost_analysis()``: the unfused
+  reference graph (each op in its own computation, as an accelerator runs
+  them when nothing fuses: conv, then scale, bias, activation, residual, each
+  reading and writing memory) against the fused kernel's ``cost_estimate``
+  (input once, output once). The ratio is the memory traffic the kernel
+  saves on an accelerator, stated from XLA's own counts;
+* on CPU, for the depthwise conv, the fast XLA form against XLA's own
+  grouped convolution.
+
+The shapes come from ``model_kernel_shapes``, which traces the models with
+a Flax method interceptor (kernels know nothing of models; this module may).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import statistics
+import sys
+import time
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+OPS = ("depthwise", "pointwise", "squeeze_excite")
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class DepthwiseShape:
+    h: int
+    w: int
+    c: int
+    k: int
+    stride: int
+    padding: str
+    act: Optional[str]
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class PointwiseShape:
+    h: int
+    w: int
+    k: int
+    n: int
+    act: Optional[str]
+    residual: bool
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class SEShape:
+    h: int
+    w: int
+    c: int
+    r: int
+    act: str
+    gate: str
+
+
+def _act_key(a):
+    return "" if a is None else a
+
+
+@functools.lru_cache(maxsize=None)
+def model_kernel_shapes(models: tuple = (), resolution: Optional[int] = None) -> dict:
+    """{op: sorted distinct shapes} of every fused-kernel site in ``models``
+    (default: every registered model) at ``resolution`` (default: each
+    spec's), found by tracing ``init`` with a method interceptor."""
+    import flax.linen as nn
+
+    import zoo
+    from zoo.layers import Conv, ConvBN, DepthwiseConv, InvertedResidual, SqueezeExcite
+
+    found = {op: set() for op in OPS}
+    block_in: dict[int, int] = {}
+
+    def record(next_fun, args, kwargs, context):
+        m = context.module
+        if context.method_name != "__call__":
+            return next_fun(*args, **kwargs)
+        x = args[0] if args else None
+        pad = getattr(getattr(m, "settings", None), "padding", "same")
+        if isinstance(m, InvertedResidual):
+            block_in[id(m)] = x.shape[-1]
+        elif isinstance(m, DepthwiseConv):
+            parent = m.parent
+            act = parent.act if isinstance(parent, ConvBN) else None
+            found["depthwise"].add(DepthwiseShape(x.shape[1], x.shape[2], x.shape[3], m.kernel,
+                                                  m.stride, pad, act))
+        elif isinstance(m, ConvBN) and not m.depthwise and m.kernel == 1 and m.stride == 1:
+            parent = m.parent
+            res = (isinstance(parent, InvertedResidual) and m.name == "project"
+                   and parent.residual and parent.stride == 1
+                   and block_in.get(id(parent)) == m.features)
+            found["pointwise"].add(PointwiseShape(x.shape[1], x.shape[2], x.shape[3],
+                                                  m.features, m.act, bool(res)))
+        elif isinstance(m, Conv) and m.kernel == 1 and m.stride == 1 \
+                and not isinstance(m.parent, ConvBN):
+            found["pointwise"].add(PointwiseShape(x.shape[1], x.shape[2], x.shape[3],
+                                                  m.features, None, False))
+        elif isinstance(m, SqueezeExcite):
+            found["squeeze_excite"].add(SEShape(x.shape[1], x.shape[2], x.shape[3], m.reduced,
+                                                m.act, m.gate))
+        return next_fun(*args, **kwargs)
+
+    for name in models or tuple(zoo.list_models()):
+        spec = zoo.get_spec(name)
+        size = resolution or spec.input_size
+        model = zoo.build(name)
+        x = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+        with nn.intercept_methods(record):
+            jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
+    return {op: sorted(s, key=lambda t: tuple(_act_key(v) if v is None or isinstance(v, str)
+                                              else v for v in dataclasses.astuple(t)))
+            for op, s in found.items()}
+
+
+# ------------------------------------------------------------ problem setup
+
+
+def make_case(op: str, shape, dtype=jnp.float32, batch: int = 1, seed: int = 0,
+              abstract: bool = False):
+    """(fn(implementation, *args, **kw) -> output, args) for one op at one
+    shape; ``abstract`` gives ShapeDtypeStructs instead of random arrays
+    (for lowering)."""
+    import kernels
+
+    rng = np.random.default_rng(seed)
+
+    class _Abstract(jax.ShapeDtypeStruct):
+        def __add__(self, other):
+            return self
+
+    def arr(*s, scale=1.0, dt=jnp.float32):
+        if abstract:
+            return _Abstract(s, dt)
+        return jnp.asarray(rng.standard_normal(s) * scale, dt)
+
+    if op == "depthwise":
+        s = shape
+        x = arr(batch, s.h, s.w, s.c, dt=dtype)
+        args = (x, arr(s.k, s.k, 1, s.c, scale=1 / s.k), arr(s.c, scale=0.5) + 1, arr(s.c))
+
+        def fn(impl, x, w, sc, b, **kw):
+            return kernels.depthwise_conv_bn_act(x, w, sc, b, stride=s.stride, padding=s.padding,
+                                                 act=s.act, implementation=impl, **kw)
+    elif op == "pointwise":
+        s = shape
+        x = arr(batch, s.h, s.w, s.k, dt=dtype)
+        args = (x, arr(s.k, s.n, scale=s.k ** -0.5), arr(s.n, scale=0.5) + 1, arr(s.n))
+        if s.residual:
+            args += (arr(batch, s.h, s.w, s.n, dt=dtype),)
+
+        def fn(impl, x, w, sc, b, *res, **kw):
+            return kernels.pointwise_conv(x, w, sc, b, res[0] if res else None, act=s.act,
+                                          implementation=impl, **kw)
+    elif op == "squeeze_excite":
+        s = shape
+        x = arr(batch, s.h, s.w, s.c, dt=dtype)
+        args = (x, arr(s.c, s.r, scale=s.c ** -0.5), arr(s.r), arr(s.r, s.c, scale=s.r ** -0.5),
+                arr(s.c))
+
+        def fn(impl, *a, **kw):
+            return kernels.squeeze_excite(*a, act=s.act, gate=s.gate, implementation=impl, **kw)
+    else:
+        raise ValueError(f"op={op!r}: use one of {OPS}")
+    return fn, args
+
+
+# ------------------------------------------------------------ measurements
+
+
+def _unfused_bytes(fn, args) -> float:
+    """Bytes accessed by the reference when each op is its own kernel: the
+    sum over the primitives of its jaxpr of operand + result bytes (what an
+    accelerator moves when nothing fuses)."""
+    jaxpr = jax.make_jaxpr(lambda *a: fn("reference", *a))(*args)
+    total = 0
+
+    def nbytes(v):
+        aval = v.aval
+        return int(np.prod(aval.shape)) * jnp.dtype(aval.dtype).itemsize
+
+    def walk(jp):
+        nonlocal total
+        for eqn in jp.eqns:
+            subs = [p for p in eqn.params.values() if hasattr(p, "jaxpr")]
+            if subs:
+                for p in subs:
+                    walk(p.jaxpr if hasattr(p.jaxpr, "eqns") else p.jaxpr.jaxpr)
+                continue
+            if eqn.primitive.name in ("broadcast_in_dim", "reshape", "convert_element_type",
+                                      "squeeze", "expand_dims"):
+                continue  # free on an accelerator (folded into the consumer)
+            total += sum(nbytes(v) for v in eqn.invars if hasattr(v, "aval"))
+            total += sum(nbytes(v) for v in eqn.outvars)
+
+    walk(jaxpr.jaxpr)
+    return float(total)
+
+
+def _cost(compiled) -> dict:
+    ca = compiled.cost_analysis()
+    if isinstance(ca, (list, tuple)):
+        ca = ca[0] if ca else {}
+    return dict(ca or {})
+
+
+def _pallas_cost(fn, args) -> dict:
+    """The kernel's own cost_estimate, read back through XLA's cost analysis
+    of a program holding just the pallas_call (lowered for the TPU, where the
+    estimate is attached as the custom call's cost)."""
+    import kernels._common as kc
+
+    jaxpr = jax.make_jaxpr(lambda *a: fn("pallas", *a, target="tpu"))(*args)
+    out = {"flops": 0.0, "transcendentals": 0.0, "bytes accessed": 0.0}
+
+    def walk(jp):
+        for eqn in jp.eqns:
+            if eqn.primitive.name == "pallas_call":
+                ce = eqn.params.get("cost_estimate")
+                if ce is not None:
+                    out["flops"] += ce.flops
+                    out["transcendentals"] += ce.transcendentals
+                    out["bytes accessed"] += ce.bytes_accessed
+            for p in eqn.params.values():
+                if hasattr(p, "jaxpr"):
+                    walk(p.jaxpr if hasattr(p.jaxpr, "eqns") else p.jaxpr.jaxpr)
+
+    walk(jaxpr.jaxpr)
+    del kc
+    return out
+
+
+def _time(fns: dict, args, runs: int) -> dict:
+    for f in fns.values():
+        jax.block_until_ready(f(*args))
+    times = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            jax.block_until_ready(f(*args))
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+
+
+def measure(op: str, shape, runs: int = 20, dtype=jnp.float32, batch: int = 1,
+            time_it: bool = True) -> dict:
+    fn, args = make_case(op, shape, dtype, batch)
+    backend = jax.default_backend()
+    impls = ["reference", "xla_fast"] + ([] if backend == "cpu" else ["pallas"])
+    fns = {impl: jax.jit(functools.partial(fn, impl)) for impl in impls}
+    row = {"op": op, **dataclasses.asdict(shape), "dtype": jnp.dtype(dtype).name,
+           "batch": batch, "backend": backend}
+    fused_ref = _cost(fns["reference"].lower(*args).compile())
+    row["xla_bytes_reference"] = fused_ref.get("bytes accessed", float("nan"))
+    row["xla_flops_reference"] = fused_ref.get("flops", float("nan"))
+    row["unfused_bytes"] = _unfused_bytes(fn, args)
+    pc = _pallas_cost(fn, args)
+    row["pallas_bytes"] = pc["bytes accessed"]
+    row["pallas_flops"] = pc["flops"]
+    row["bytes_saved_x"] = row["unfused_bytes"] / pc["bytes accessed"] if pc["bytes accessed"] \
+        else float("nan")
+    if time_it:
+        ms = _time(fns, args, runs)
+        for impl, v in ms.items():
+            row[f"{impl}_ms"] = v
+    return row
+
+
+def run(ops=OPS, models: tuple = (), limit: Optional[int] = None, runs: int = 20,
+        dtype=jnp.float32, time_it: bool = True, out=sys.stdout) -> list[dict]:
+    shapes = model_kernel_shapes(tuple(models))
+    rows = []
+    for op in ops:
+        todo = shapes[op][:limit] if limit else shapes[op]
+        for s in todo:
+            row = measure(op, s, runs=runs, dtype=dtype, time_it=time_it)
+            rows.append(row)
+            print(format_row(row), file=out, flush=True)
+    return rows
+
+
+def format_row(r: dict) -> str:
+    keys = [k for k in ("h", "w", "c", "k", "n", "r", "stride", "padding", "act", "gate",
+                        "residual") if k in r]
+    shape = " ".join(f"{k}={r[k]}" for k in keys)
+    times = " ".join(f"{k[:-3]}={r[k]:.3f}ms" for k in r if k.endswith("_ms"))
+    return (f"{r['op']:<15} {shape:<70} {times}  bytes: unfused {r['unfused_bytes'] / 1e6:.3f}MB "
+            f"xla-fused(cpu) {r['xla_bytes_reference'] / 1e6:.3f}MB "
+            f"pallas {r['pallas_bytes'] / 1e6:.3f}MB ({r['bytes_saved_x']:.2f}x less)")
+
+
+def summary(rows: list[dict]) -> str:
+    """Per op: shapes, total time per implementation, total bytes."""
+    lines = ["| op | shapes | reference ms | xla_fast ms | pallas ms | unfused MB | "
+             "pallas MB | traffic saved |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for op in OPS:
+        rs = [r for r in rows if r["op"] == op]
+        if not rs:
+            continue
+
+        def tot(k):
+            v = [r[k] for r in rs if k in r]
+            return f"{sum(v):.2f}" if v else "-"
+
+        ub = sum(r["unfused_bytes"] for r in rs) / 1e6
+        pb = sum(r["pallas_bytes"] for r in rs) / 1e6
+        lines.append(f"| {op} | {len(rs)} | {tot('reference_ms')} | {tot('xla_fast_ms')} | "
+                     f"{tot('pallas_ms')} | {ub:.1f} | {pb:.1f} | {ub / pb:.2f}x |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.kernels", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ops", default=",".join(OPS), help=f"comma-separated subset of {OPS}")
+    p.add_argument("--models", default="efficientnet_b0,mobilenet_v2,mobilenet_v3_large",
+                   help="comma-separated model names whose shapes to run ('all': every model)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many shapes per op")
+    p.add_argument("--runs", type=int, default=20, help="timed runs per implementation")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--no-time", action="store_true", help="cost analysis only, no timing")
+    p.add_argument("--json", default=None, help="write the rows to this JSON file")
+    a = p.parse_args(argv)
+    ops = tuple(o for o in a.ops.split(",") if o)
+    for o in ops:
+        if o not in OPS:
+            p.error(f"unknown op {o!r}; use {OPS}")
+    import zoo
+    models = () if a.models == "all" else tuple(m for m in a.models.split(",") if m)
+    for m in models:
+        zoo.get_spec(m)  # unknown names fail here with suggestions
+    dev = jax.devices()[0]
+    print(f"backend {jax.default_backend()} ({dev.device_kind}), jax {jax.__version__}, "
+          f"batch 1, {a.dtype}, median of {a.runs} interleaved runs; models: {a.models}")
+    rows = run(ops, models, a.limit, a.runs, jnp.dtype(a.dtype), not a.no_time)
+    print()
+    print(summary(rows))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
