@@ -201,7 +201,9 @@ def _se_pallas_call(x, w1, b1, w2, b2, plan: SEPlan, act, gate, interpret):
         flops=int(n * (2 * hw * c + 4 * c * r + 8 * (c + r))),
         transcendentals=int(n * ((c if gate == "sigmoid" else 0)
                                  + (r if act in TRANSCENDENTAL else 0))),
-        bytes_accessed=int(2 * n * hw * c * isz + 4 * (2 * c * r + c + r)))
+        # x read once (twice when an image spans several tiles), written once.
+        bytes_accessed=int((2 if plan.num_tiles == 1 else 3) * n * hw * c * isz
+                           + 4 * (2 * c * r + c + r)))
     if plan.target == "tpu":
         from jax.experimental.pallas import tpu as pltpu
         bt, nt = plan.bt, plan.num_tiles
