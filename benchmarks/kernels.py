@@ -312,6 +312,28 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def mbconv_budget(models: tuple = ()) -> str:
+    """Per (kernel, stride): the power-of-two expanded halo tile a fused
+    MBConv Triton program would hold, over the models' depthwise shapes."""
+    from kernels.mbconv import (PROGRAM_REGISTER_BYTES, expand_recompute_factor,
+                                halo_tile_bytes)
+
+    shapes = model_kernel_shapes(tuple(models))["depthwise"]
+    lines = [f"one-kernel MBConv on GPU, 8x8 output tile, float32; per-program register budget "
+             f"{PROGRAM_REGISTER_BYTES / 1024:.1f} KiB",
+             "| k | stride | shapes | expanded channels | full tile KiB | fit | "
+             "32-channel chunk KiB | expand recompute |", "|---:|---:|---:|---|---|---:|---:|---:|"]
+    for k, st in sorted({(x.k, x.stride) for x in shapes}):
+        grp = [x for x in shapes if (x.k, x.stride) == (k, st)]
+        full = [halo_tile_bytes(x.c, k, st) for x in grp]
+        chunk = max(halo_tile_bytes(x.c, k, st, chunk=32) for x in grp)
+        fit = sum(b <= PROGRAM_REGISTER_BYTES for b in full)
+        lines.append(f"| {k} | {st} | {len(grp)} | {min(x.c for x in grp)}-{max(x.c for x in grp)} | "
+                     f"{min(full) / 1024:.0f}-{max(full) / 1024:.0f} | {fit} | {chunk / 1024:.0f} | "
+                     f"{expand_recompute_factor(k, st):.1f}x |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.kernels", description=__doc__,
@@ -324,6 +346,9 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--no-time", action="store_true", help="cost analysis only, no timing")
     p.add_argument("--json", default=None, help="write the rows to this JSON file")
+    p.add_argument("--mbconv-budget", action="store_true",
+                   help="print the tile budget of a one-kernel MBConv on GPU (see kernels/mbconv.py) "
+                        "over the models' depthwise shapes and exit")
     a = p.parse_args(argv)
     ops = tuple(o for o in a.ops.split(",") if o)
     for o in ops:
@@ -333,6 +358,9 @@ def main(argv=None) -> int:
     models = () if a.models == "all" else tuple(m for m in a.models.split(",") if m)
     for m in models:
         zoo.get_spec(m)  # unknown names fail here with suggestions
+    if a.mbconv_budget:
+        print(mbconv_budget(models))
+        return 0
     dev = jax.devices()[0]
     print(f"backend {jax.default_backend()} ({dev.device_kind}), jax {jax.__version__}, "
           f"batch 1, {a.dtype}, median of {a.runs} interleaved runs; models: {a.models}")

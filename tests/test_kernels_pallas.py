@@ -351,3 +351,16 @@ def test_block_trains_with_kernels():
     for a, b in zip(flat_p, flat_r):
         scale = float(jnp.abs(b).max())
         assert scale > 0 and float(jnp.abs(a - b).max()) <= 1e-4 * scale
+
+
+def test_mbconv_gpu_tile_budget_numbers():
+    # The numbers kernels/mbconv.py gives for not writing a one-kernel MBConv on GPU.
+    from kernels.mbconv import PROGRAM_REGISTER_BYTES, expand_recompute_factor, halo_tile_bytes
+
+    assert halo_tile_bytes(16, 3, 1) == 16 * 16 * 16 * 4 == 16 * 1024
+    assert halo_tile_bytes(1056, 5, 2) == 32 * 32 * 2048 * 4 == 8 * 2**20
+    assert halo_tile_bytes(1056, 5, 2, chunk=32) == 128 * 1024
+    assert expand_recompute_factor(3, 1) == expand_recompute_factor(5, 2) == 4.0
+    fits = [s for s in shapes()["depthwise"]
+            if halo_tile_bytes(s.c, s.k, s.stride) <= PROGRAM_REGISTER_BYTES]
+    assert len(shapes()["depthwise"]) == 233 and len(fits) == 34
