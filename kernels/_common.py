@@ -107,18 +107,19 @@ def pallas_target(target: Optional[str] = None) -> tuple[str, bool]:
     """(target, interpret): which kernel variant to build and whether to run
     it in interpret mode. On TPU: Mosaic; on GPU: Triton; on CPU (no compiled
     Pallas backend) the TPU variant in interpret mode unless ``target`` says
-    otherwise. Inside ``lowering_target(t)``: (t, False)."""
+    otherwise; a ``target`` foreign to the backend runs interpreted too.
+    Inside ``lowering_target(t)``: (t, False)."""
     forced = getattr(_override, "target", None)
     if forced is not None:
         return forced, False
-    backend = jax.default_backend()
     if target is not None and target not in TARGETS:
         raise ValueError(f"target={target!r} is not one of {TARGETS}")
-    if backend == "tpu":
-        return target or "tpu", False
-    if backend in ("gpu", "cuda", "rocm"):
-        return target or "triton", False
-    return target or "tpu", True
+    backend = jax.default_backend()
+    native = {"tpu": "tpu", "gpu": "triton", "cuda": "triton", "rocm": "triton"}.get(backend)
+    target = target or native or "tpu"
+    # A variant for another backend than this one (or any variant on CPU)
+    # runs in interpret mode: testable everywhere.
+    return target, target != native
 
 
 # ------------------------------------------------------ fallback bookkeeping
