@@ -202,11 +202,8 @@ def _cost(compiled) -> dict:
 
 
 def _pallas_cost(fn, args) -> dict:
-    """The kernel's own cost_estimate, read back through XLA's cost analysis
-    of a program holding just the pallas_call (lowered for the TPU, where the
-    estimate is attached as the custom call's cost)."""
-    import kernels._common as kc
-
+    """The ``cost_estimate`` the kernels attach to their pallas_calls (the
+    TPU plan's; XLA's cost analysis reports it for the custom call)."""
     jaxpr = jax.make_jaxpr(lambda *a: fn("pallas", *a, target="tpu"))(*args)
     out = {"flops": 0.0, "transcendentals": 0.0, "bytes accessed": 0.0}
 
@@ -223,7 +220,6 @@ def _pallas_cost(fn, args) -> dict:
                     walk(p.jaxpr if hasattr(p.jaxpr, "eqns") else p.jaxpr.jaxpr)
 
     walk(jaxpr.jaxpr)
-    del kc
     return out
 
 

@@ -4,38 +4,23 @@ random shapes, both paddings, float32 and bfloat16."""
 
 import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import zoo
+from benchmarks.kernels import model_kernel_shapes
 from kernels import depthwise_conv, depthwise_conv_reference, depthwise_conv_xla_fast
 from kernels.depthwise_conv import resolve_implementation, same_padding
-from zoo.layers import DepthwiseConv
 
 
 @functools.lru_cache(maxsize=None)
 def model_depthwise_shapes():
     """(H, W, C, k, stride) of every depthwise conv in every registry model at
-    its spec resolution, found by tracing the models."""
-    shapes = set()
-
-    def record(next_fun, args, kwargs, context):
-        if isinstance(context.module, DepthwiseConv) and context.method_name == "__call__":
-            x = args[0]
-            shapes.add((x.shape[1], x.shape[2], x.shape[3], context.module.kernel,
-                        context.module.stride))
-        return next_fun(*args, **kwargs)
-
-    for name in zoo.list_models():
-        spec = zoo.get_spec(name)
-        model = zoo.build(name)
-        x = jax.ShapeDtypeStruct((1, spec.input_size, spec.input_size, 3), jnp.float32)
-        with nn.intercept_methods(record):
-            jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
-    return sorted(shapes)
+    its spec resolution, found by tracing the models (the same traced
+    enumeration the Pallas tests and the kernel benchmark use)."""
+    return sorted({(s.h, s.w, s.c, s.k, s.stride)
+                   for s in model_kernel_shapes()["depthwise"]})
 
 
 def _random_case(rng, h, w, c, k, dtype=np.float32):

@@ -248,6 +248,22 @@ def test_lowers_for_every_model_shape(op, target):
         print(f"  fallback {s}: {reason}")
 
 
+@pytest.mark.parametrize("target", ["tpu", "triton"])
+def test_lowers_in_bfloat16_for_every_model_configuration(target):
+    # bfloat16 changes the TPU tiling rule ((16, 128) instead of (8, 128)):
+    # lower each model configuration at its largest real model shape.
+    for op in ("depthwise", "pointwise", "squeeze_excite"):
+        real = []
+        for o, small in model_configs():
+            if o != op:
+                continue
+            same = [s for s in shapes()[op] if dataclasses.replace(s, h=0, w=0)
+                    == dataclasses.replace(small, h=0, w=0)]
+            real.append(max(same, key=lambda s: s.h))
+        text, failures = _lower(op, real, target, jnp.bfloat16)
+        assert failures == [], failures
+
+
 def test_fallback_is_recorded_with_its_reason():
     # A depthwise 5x5 over 4096x4096x128 does not fit TPU VMEM even at 8 rows.
     x = jax.ShapeDtypeStruct((1, 4096, 4096, 128), jnp.float32)
