@@ -92,6 +92,9 @@ def lowering_target(target: str):
 
         with kernels.lowering_target("tpu"):
             jax.export.export(jax.jit(f), platforms=["tpu"], disabled_checks=...)(x)
+
+    The choice is made while tracing: trace inside the context, with a
+    function jit has not traced before (jit caches traces per function).
     """
     if target not in TARGETS:
         raise ValueError(f"target={target!r} is not one of {TARGETS}")
