@@ -109,3 +109,9 @@ def test_predict_bad_input(tmp_path, setup, message):
 def test_predict_model_without_weights():
     r = zoo_cli("predict", "--example", "chelsea", "--model", "mobilenet_v1")
     assert r.returncode == 2 and "no pretrained weights" in r.stderr
+
+
+def test_predict_refuses_a_face_model():
+    r = zoo_cli("predict", "--example", "chelsea", "--model", "face_mesh")
+    assert r.returncode == 2
+    assert "face_mesh is a face_landmarks model, not an ImageNet classifier" in r.stderr

@@ -211,6 +211,11 @@ def cmd_predict(args) -> int:
     if not inputs:
         raise ValueError("give image files, folders or --example NAME")
     spec = get_spec(args.model)
+    if spec.task != "classification":
+        hint = " (zoo facemesh IMAGE... runs the face pipeline)" if spec.task.startswith(
+            "face") else ""
+        raise ValueError(f"--model {args.model} is a {spec.task} model, not an ImageNet "
+                         f"classifier{hint}")
     model, variables = create(args.model, pretrained=True)
     apply = jax.jit(model.apply)
     results = []

@@ -35,6 +35,12 @@ def count_params(variables) -> int:
     return int(sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(params)))
 
 
+def _own_params(module) -> dict:
+    """Arrays a module declares itself (not its submodules')."""
+    params = module.variables.get("params", {}) if module.scope is not None else {}
+    return {k: v for k, v in params.items() if hasattr(v, "shape")}
+
+
 def analytic_counts(model, input_size: int) -> Counts:
     """Multiply-adds and parameters of ``model`` on ``input_size`` square images."""
     counts = Counts()
@@ -52,13 +58,15 @@ def analytic_counts(model, input_size: int) -> Counts:
         elif isinstance(m, DepthwiseConv):
             k, c = m.kernel, out.shape[-1]
             counts.macs += out.shape[1] * out.shape[2] * k * k * c
-            counts.params += k * k * c
+            counts.params += k * k * c + (c if "bias" in _own_params(m) else 0)
         elif isinstance(m, Dense):
             cin, cout = x.shape[-1], out.shape[-1]
             counts.macs += cin * cout
             counts.params += cin * cout + (cout if m.use_bias else 0)
         elif isinstance(m, nn.BatchNorm):
             counts.params += 2 * x.shape[-1]  # scale and offset
+        elif _own_params(m):  # e.g. a PReLU's slopes: parameters, no multiply-adds counted
+            counts.params += sum(math.prod(a.shape) for a in _own_params(m).values())
         else:
             return out
         counts.layers += 1
