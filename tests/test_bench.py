@@ -177,7 +177,8 @@ def test_cli_bench_end_to_end_and_compare(tmp_path):
     (("bench", "mobilenet_v2"), "unknown action 'mobilenet_v2'"),
     (("bench", "plot", "missing.json"), "missing.json is not a zoo bench result file"),
     (("bench", "--models", MODEL, "--dtype", "int8"), "--dtype ['int8']"),
-    (("bench", "--models", MODEL, "--peers", "tvm"), "--peers tvm: known peers are keras, torch"),
+    (("bench", "--models", MODEL, "--peers", "tvm"),
+     "--peers tvm: known peers are keras, keras_tf, torch, litert, onnxruntime"),
 ])
 def test_cli_bench_errors(args, message):
     r = zoo_cli(*args)
