@@ -132,8 +132,8 @@ def markdown(results: list[dict], top: int = 5) -> str:
             lines.append(f"| {kind} | {k['layers']} | {k['ms']:.2f} | {k['share']:.0%} | "
                          f"{k['macs'] / 1e6:.0f} | {k['gflops']:.0f} |")
         slow = sorted(r["layers"], key=lambda x: -x["ms"])[:top]
-        lines += ["", f"slowest layers: " + "; ".join(
-            f"{x['path']} {x['kind']} {x['in'][1]}x{x['in'][2]}x{x['in'][3]}->{x['out'][3]} "
+        lines += ["", "slowest layers: " + "; ".join(
+            f"{x['path']} {x['kind']} {'x'.join(map(str, x['in'][1:]))}->{x['out'][-1]} "
             f"{x['ms']:.2f} ms" for x in slow), ""]
     return "\n".join(lines)
 
