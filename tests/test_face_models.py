@@ -172,3 +172,15 @@ def test_tflite_round_trip_reproduces_mediapipe_file(tmp_path):
             b = sorted(run_theirs(image[None]).values(), key=np.size)
             for x, y in zip(a, b):
                 assert np.abs(x.reshape(-1) - y.reshape(-1)).max() <= 1e-5 * np.abs(y).max()
+
+
+@pytest.mark.parametrize("name", ["blazeface_short_range", "face_mesh"])
+def test_face_models_run_in_the_benchmark_suite(name):
+    """The face models are registry models like the others: the suite
+    measures them at their fixed input size."""
+    from benchmarks.runner import measure
+
+    r = measure(name, batch=2, runs=2, warmup=1)
+    assert r["status"] == "ok", r["message"]
+    assert r["input_size"] == zoo.get_spec(name).input_size and r["p50_ms"] > 0
+    assert r["macs"] > 0 and r["params"] == zoo.count_params(zoo.load_pretrained(name))
