@@ -49,7 +49,7 @@ def build_peer(peer: str, name: str, batch: int, resolution: int) -> Callable[[]
     if peer in ("litert", "onnxruntime"):
         return _export(peer, name, batch, resolution)
     if peer == "keras_tf":
-        return _keras_tf(name, batch, resolution)
+        return _keras(name, batch, resolution, backend="tensorflow")
     raise ValueError(f"unknown peer {peer!r}; known: {', '.join(PEERS)}")
 
 
@@ -59,23 +59,33 @@ def _images(batch: int, resolution: int, channels_last: bool = True) -> np.ndarr
     return x if channels_last else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def _keras(name: str, batch: int, resolution: int):
+def _keras(name: str, batch: int, resolution: int, backend: str = "jax"):
+    """Keras 3 Applications on ``backend``: jax (``keras``), or tensorflow
+    without XLA (``keras_tf``, run in the child process ``run_child`` starts,
+    which sets KERAS_BACKEND before keras is imported)."""
     from zoo.weights.keras import KERAS_APPLICATIONS
 
     if name not in KERAS_APPLICATIONS:
         raise PeerUnavailable(f"Keras Applications has no {name}")
-    os.environ.setdefault("KERAS_BACKEND", "jax")
+    os.environ.setdefault("KERAS_BACKEND", backend)
+    extra = "keras" if backend == "jax" else "keras,convert"
     try:
         import keras
-    except ImportError:
-        raise PeerUnavailable("keras is not installed (pip install -e '.[keras]')") from None
-    if keras.backend.backend() != "jax":
-        raise PeerUnavailable(f"keras runs on its {keras.backend.backend()} backend, not jax "
-                              "(set KERAS_BACKEND=jax before anything imports keras)")
+        if backend == "tensorflow":
+            import tensorflow  # noqa: F401
+    except ImportError as e:
+        raise PeerUnavailable(f"{e.name} is not installed (pip install -e '.[{extra}]')") \
+            from None
+    if keras.backend.backend() != backend:
+        raise PeerUnavailable(f"keras runs on its {keras.backend.backend()} backend, not "
+                              f"{backend} (set KERAS_BACKEND={backend} before anything "
+                              "imports keras)")
     ctor, kwargs, scale = KERAS_APPLICATIONS[name]
     model = getattr(keras.applications, ctor)(
         weights=None, input_shape=(resolution, resolution, 3), classifier_activation=None,
         **kwargs)
+    if backend == "tensorflow":
+        model.compile(jit_compile=False)  # plain TensorFlow graph execution, no XLA
     x = _images(batch, resolution) * scale
     return lambda: model.predict_on_batch(x)  # returns numpy: synchronised
 
@@ -131,29 +141,6 @@ def _export(peer: str, name: str, batch: int, resolution: int):
         except ImportError as e:
             raise PeerUnavailable(str(e)) from None
     return lambda: run(x)  # both runtimes return host arrays: synchronised
-
-
-def _keras_tf(name: str, batch: int, resolution: int):
-    """Runs in the child process started by ``run_child``."""
-    from zoo.weights.keras import KERAS_APPLICATIONS
-
-    if name not in KERAS_APPLICATIONS:
-        raise PeerUnavailable(f"Keras Applications has no {name}")
-    if os.environ.get("KERAS_BACKEND") != "tensorflow":
-        raise PeerUnavailable("keras_tf runs in a child process with KERAS_BACKEND=tensorflow")
-    try:
-        import keras
-        import tensorflow  # noqa: F401
-    except ImportError as e:
-        raise PeerUnavailable(f"{e.name} is not installed (pip install -e '.[keras,convert]')") \
-            from None
-    ctor, kwargs, scale = KERAS_APPLICATIONS[name]
-    model = getattr(keras.applications, ctor)(
-        weights=None, input_shape=(resolution, resolution, 3), classifier_activation=None,
-        **kwargs)
-    model.compile(jit_compile=False)  # plain TensorFlow graph execution, no XLA
-    x = _images(batch, resolution) * scale
-    return lambda: model.predict_on_batch(x)
 
 
 def run_child(peer: str, name: str, batch: int, resolution: int, runs: int,

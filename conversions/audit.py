@@ -40,15 +40,6 @@ class AuditReport:
     partitions: int = -1  # XNNPACK delegate partitions; -1 = not checked
     undelegated_ops: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
-    @property
-    def fully_delegated(self) -> bool:
-        return self.partitions == 1 and not self.undelegated_ops
-
-    @property
-    def ok(self) -> bool:
-        return not (self.foreign_ops or self.stray_ops or self.unfolded_batchnorm
-                    or self.grouped_convs) and (self.partitions == -1 or self.fully_delegated)
-
     def describe_foreign(self) -> str:
         items = "; ".join(f"{op} at {layer}" for op, layer in self.foreign_ops[:10])
         return (f"{len(self.foreign_ops)} op(s) outside TFLite's builtin set ({items}). "
@@ -107,10 +98,9 @@ def _delegation(path, graph) -> tuple[int, list[tuple[str, str]]]:
     """Walk the interpreter's execution plan back from the outputs: a tensor
     produced by a DELEGATE node came out of XNNPACK; any other producer is an
     op the interpreter runs itself."""
-    from conversions.runtime import litert_runner  # noqa: F401  (import error names the extra)
-    from ai_edge_litert.interpreter import Interpreter
+    from conversions.runtime import litert_interpreter
 
-    interp = Interpreter(model_path=str(path), num_threads=1)
+    interp = litert_interpreter()(model_path=str(path), num_threads=1)
     interp.allocate_tensors()
     nodes = interp._get_ops_details()  # no public API exposes the plan
     delegates = [n for n in nodes if n["op_name"] == "DELEGATE"]

@@ -80,8 +80,7 @@ def prepare(name_or_model: Union[str, Any], variables: Optional[dict] = None, *,
             except KeyError:
                 spec = None
         settings = getattr(model, "settings", None)
-        if settings is not None and getattr(settings, "implementation", "reference") not in (
-                "reference",):
+        if settings is not None and getattr(settings, "implementation", "reference") != "reference":
             # Same network, same variables; only the depthwise form changes.
             model = model.clone(settings=dataclasses.replace(settings,
                                                              implementation="reference"))

@@ -12,12 +12,17 @@ from typing import Callable, Union
 import numpy as np
 
 
-def litert_runner(path: Union[str, Path], num_threads: int = 2) -> Callable[[np.ndarray], dict]:
+def litert_interpreter():
+    """LiteRT's ``Interpreter`` class, or an ImportError naming the extra."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         raise ImportError("running .tflite files needs LiteRT: pip install -e '.[litert]'") from None
-    interp = Interpreter(model_path=str(path), num_threads=num_threads)
+    return Interpreter
+
+
+def litert_runner(path: Union[str, Path], num_threads: int = 2) -> Callable[[np.ndarray], dict]:
+    interp = litert_interpreter()(model_path=str(path), num_threads=num_threads)
     sigs = interp.get_signature_list()
     if sigs:
         key = next(iter(sigs))

@@ -27,6 +27,7 @@ import os
 import re
 import sys
 import tempfile
+import types
 import time
 import warnings
 from pathlib import Path
@@ -91,33 +92,22 @@ def _representative(ex: Exportable, data: Optional[Iterable[Any]]):
 
 @contextlib.contextmanager
 def _native_stderr():
-    """Collect what the converter's C++ code writes to file descriptor 2: its
-    error locations name the JAX op and flax layer, which the Python
-    exception leaves out; on success the chatter is dropped."""
+    """Collect what the converter's C++ code writes to file descriptor 2 into
+    the yielded object's ``text`` (set on exit): its error locations name the
+    JAX op and flax layer, which the Python exception leaves out; on success
+    the chatter is dropped."""
     sys.stderr.flush()
     saved = os.dup(2)
+    captured = types.SimpleNamespace(text="")
     with tempfile.TemporaryFile(mode="w+b") as tmp:
         os.dup2(tmp.fileno(), 2)
-        reader = _Captured(tmp)
         try:
-            yield reader
+            yield captured
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-            reader.text = reader.load()
-
-
-class _Captured:
-    def __init__(self, f):
-        self._f, self.text = f, None
-
-    def load(self) -> str:
-        self._f.flush()
-        self._f.seek(0)
-        return self._f.read().decode(errors="replace")
-
-    def read(self) -> str:
-        return self.text if self.text is not None else self.load()
+            tmp.seek(0)
+            captured.text = tmp.read().decode(errors="replace")
 
 
 _JAX_LOC = re.compile(r'"jit\([^)"]*\)/([^"]+)"')
@@ -183,19 +173,21 @@ def to_tflite(name_or_model: Union[str, Any], variables: Optional[dict] = None,
             failure = None
     if failure is not None:
         raise ConversionError(f"{ex.name}: TFLite conversion ({quantization}) failed:\n"
-                              f"{_layer_errors(native.read() + str(failure))}") from failure
+                              f"{_layer_errors(native.text + str(failure))}") from failure
     seconds = time.perf_counter() - started
     meta = metadata(ex, fmt="tflite", quantization=quantization, outputs=names)
     meta["conversion_seconds"] = round(seconds, 2)
     flatbuffer = _finish(flatbuffer, meta, tf_names)
     path = Path(out) if out is not None else default_output(ex, quantization, ".tflite")
+    sidecar = path.with_name(path.name + ".json")
     write_atomic(path, flatbuffer)
-    write_atomic(path.with_name(path.name + ".json"), json.dumps(meta, indent=1) + "\n")
+    write_atomic(sidecar, json.dumps(meta, indent=1) + "\n")
     if audit:
         from conversions.audit import audit_tflite
         report = audit_tflite(path)
         if report.foreign_ops:
             path.unlink()
+            sidecar.unlink()
             raise ConversionError(f"{ex.name}: {report.describe_foreign()}")
     return path
 
