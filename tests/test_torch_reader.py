@@ -215,8 +215,14 @@ def test_zip_crc_error(tmp_path):
         load_torch(path)
 
 
-@pytest.mark.parametrize("content", [b"", os.urandom(1000), b"\x80" + os.urandom(999),
-                                     pickle.dumps({"a": 1}, protocol=2)])
+# Fixed bytes (not os.urandom at import time): pytest-xdist workers must collect
+# identical test ids.
+_NOISE = np.random.default_rng(0).bytes(1000)
+
+
+@pytest.mark.parametrize("content", [b"", _NOISE, b"\x80" + _NOISE[1:],
+                                     pickle.dumps({"a": 1}, protocol=2)],
+                         ids=["empty", "noise", "pickle-opcode-then-noise", "plain-pickle"])
 def test_not_a_torch_file(tmp_path, content):
     path = tmp_path / "junk.pth"
     path.write_bytes(content)
