@@ -122,7 +122,9 @@ def model_kernel_shapes(models: tuple = (), resolution: Optional[int] = None) ->
     for name in models or tuple(zoo.list_models()):
         spec = zoo.get_spec(name)
         size = resolution or spec.input_size
-        model = zoo.build(name)
+        # The reference form calls every layer module (DepthwiseConv, Conv);
+        # the fused forms declare their variables without them.
+        model = zoo.build(name, implementation="reference")
         x = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
         with nn.intercept_methods(record):
             jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
