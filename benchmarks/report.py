@@ -161,6 +161,30 @@ def write(results: list[dict], env: dict, out_dir, *, roof: Optional[dict] = Non
     return paths
 
 
+def partial_path(out_dir, env: dict, stamp: str) -> Path:
+    """Where a run keeps its results so far (rewritten after each
+    configuration, removed once the full files are written), so a run cut
+    short by a crash or Ctrl-C loses at most the configuration under way."""
+    from benchmarks.env import tag
+    return Path(out_dir) / f"bench-{tag(env)}-{stamp}.partial.json"
+
+
+def write_partial(results: list[dict], env: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"env": env, "command": env.get("command"), "partial": True, "results": results}
+    return write_atomic(path, json.dumps(doc, indent=1) + "\n")
+
+
+def progress_line(done: int, total: int, r: dict) -> str:
+    """One line per finished configuration, for logs (no TTY, no bar)."""
+    head = f"[{done}/{total}] {r['model']} b{r['batch']} {r['dtype']}: "
+    if r.get("status") != "ok":
+        return head + f"{r.get('status')} {r.get('error', '')}".strip()
+    peers = ", ".join(f"{q} {p['ratio']:.2f}x" if p.get("ratio") else f"{q} {p.get('status')}"
+                      for q, p in (r.get("peers") or {}).items())
+    return head + f"p50 {r['p50_ms']:.2f} ms" + (f"; peer/zoo: {peers}" if peers else "")
+
+
 def _load_summary(path) -> dict[tuple, dict]:
     doc = json.loads(Path(path).read_text())
     rows = doc.get("summary") or summarize(doc["results"])

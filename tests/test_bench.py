@@ -4,6 +4,8 @@ Sanity only: no assertion about how fast anything is."""
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -156,6 +158,9 @@ def test_cli_bench_end_to_end_and_compare(tmp_path):
                 "--warmup", "1", "--out", str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert f"| {MODEL} | 1 | float32 |" in r.stdout and "| ok |" in r.stdout
+    # No terminal: a log line per configuration instead of the bar.
+    assert f"[1/1] {MODEL} b1 float32: p50 " in r.stderr
+    assert not list(tmp_path.glob("*.partial.json"))  # removed once the full files exist
     [js] = tmp_path.glob("bench-cpu-*cores-jax0.10.2-*.json")
     assert {p.suffix for p in tmp_path.iterdir()} == {".json", ".csv", ".md", ".png"}
     [png] = tmp_path.glob("*.png")
@@ -168,6 +173,29 @@ def test_cli_bench_end_to_end_and_compare(tmp_path):
     png.unlink()
     r = zoo_cli("bench", "plot", str(js))
     assert r.returncode == 0 and png.exists(), r.stderr
+
+
+def test_cli_bench_interrupted_keeps_finished_configurations(tmp_path):
+    """Ctrl-C during the second configuration: the first one's result is on disk."""
+    exe = shutil.which("zoo")
+    cmd = ([exe] if exe else [sys.executable, "-m", "zoo.cli"]) + [
+        "bench", "--models", f"{MODEL},mobilenet_v3_large", "--runs", "2", "--warmup", "0",
+        "--out", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stderr:
+            if line.startswith("[1/2]"):
+                proc.send_signal(signal.SIGINT)
+                break
+        proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    [partial] = tmp_path.glob("bench-*.partial.json")
+    doc = json.loads(partial.read_text())
+    assert doc["partial"] and [r["model"] for r in doc["results"]] == [MODEL]
+    assert doc["results"][0]["status"] == "ok" and doc["command"][1] == "bench"
+    assert not list(tmp_path.glob("*.md"))  # no table claims to be complete
 
 
 @pytest.mark.parametrize("args,message", [

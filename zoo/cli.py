@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -56,7 +57,10 @@ EXAMPLES = {
              "`zoo bench compare A.json B.json` compares two result files.\n"
              "Writes bench-<env>-<time>.json (raw), .csv and .md to --out and prints the table.\n"
              "A configuration that fails, runs out of memory or exceeds --time-budget is a row\n"
-             "with its status; the run goes on.",
+             "with its status; the run goes on. Results so far are kept in\n"
+             "bench-<env>-<time>.partial.json after each configuration (removed at the end), so\n"
+             "a crash or Ctrl-C loses only the configuration under way. Without a terminal,\n"
+             "one line per finished configuration goes to stderr instead of a progress bar.",
 }
 
 
@@ -349,7 +353,10 @@ def cmd_bench(args) -> int:
     env = bench_env.collect()  # records sys.argv: the exact command
     configs = [(n, b, d) for n in names for b in batches for d in dtypes]
     results = []
-    with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    partial = report.partial_path(args.out, env, stamp)
+    tty = sys.stderr.isatty()
+    with Progress(transient=True, disable=not tty) as bar:
         task = bar.add_task("roofline", total=len(configs) * args.repeat)
         roof = roofline()
         for k in range(args.repeat):
@@ -371,8 +378,13 @@ def cmd_bench(args) -> int:
                                                      zoo_p50_ms=r["p50_ms"],
                                                      max_seconds=args.max_seconds)
                 results.append(r)
+                report.write_partial(results, env, partial)
                 bar.advance(task)
-    paths = report.write(results, env, args.out, roof=roof)
+                if not tty:  # logs get one line per configuration instead of the bar
+                    print(report.progress_line(len(results), len(configs) * args.repeat, r),
+                          file=sys.stderr, flush=True)
+    paths = report.write(results, env, args.out, roof=roof, stamp=stamp)
+    partial.unlink(missing_ok=True)
     print(report.markdown(report.summarize(results), env), end="")
     for kind, path in paths.items():
         print(f"wrote {path}", file=sys.stderr)

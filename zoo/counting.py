@@ -44,10 +44,16 @@ def _own_params(module) -> dict:
 def analytic_counts(model, input_size: int) -> Counts:
     """Multiply-adds and parameters of ``model`` on ``input_size`` square images."""
     counts = Counts()
+    settings = getattr(model, "settings", None)
+    if settings is not None:
+        # The reference form calls one module per layer (Conv, DepthwiseConv,
+        # BatchNorm); the fused inference forms declare the same variables
+        # without those modules. The counts are the architecture's either way.
+        model = model.clone(settings=dataclasses.replace(settings, implementation="reference"))
 
     def interceptor(next_fun, args, kwargs, context):
         out = next_fun(*args, **kwargs)
-        if context.method_name != "__call__":
+        if context.method_name != "__call__" or not args:
             return out
         m = context.module
         x = args[0]
