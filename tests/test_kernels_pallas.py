@@ -343,6 +343,26 @@ def test_model_logits_equal_across_implementations(name):
     assert err <= 1e-5 * max(1.0, scale), (err, scale)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["blazeface_short_range", "face_mesh"])
+def test_face_model_outputs_equal_across_implementations(name):
+    """The face models (MediaPipe's real weights) through the Pallas kernels.
+    Compared with xla_fast: XLA:CPU miscompiles BlazeFace's jitted grouped
+    convolutions (tests/test_face_models.py), and xla_fast equals the
+    op-by-op reference there."""
+    spec = zoo.get_spec(name)
+    variables = zoo.load_pretrained(name)
+    x = jnp.asarray(np.random.default_rng(0).uniform(
+        -1, 1, (1, spec.input_size, spec.input_size, 3)), jnp.float32)
+    ref = jax.jit(zoo.build(name, implementation="xla_fast").apply)(variables, x)
+    traced = jax.jit(zoo.build(name, implementation="pallas").apply).trace(variables, x)
+    assert str(traced.jaxpr).count("pallas_call") >= 10
+    out = traced.lower().compile()(variables, x)
+    for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(ref), strict=True):
+        scale = float(jnp.abs(b).max())
+        assert float(jnp.abs(a - b).max()) <= 1e-5 * max(1.0, scale)
+
+
 def test_block_trains_with_kernels():
     """Gradients of a training step (batch statistics, dropout off) through
     an MBConv block with squeeze-excite: pallas kernels vs the reference."""
