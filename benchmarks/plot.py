@@ -10,11 +10,12 @@ from pathlib import Path
 def plot(summary: list[dict], path) -> Path:
     """Write a PNG to ``path``; needs matplotlib (the ``bench`` extra)."""
     try:
-        import matplotlib
+        # A bare Figure draws with Agg by itself: no pyplot, so the global
+        # backend (a notebook's inline plots) is left alone.
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import NullFormatter
     except ImportError:
         raise RuntimeError("the plot needs matplotlib: pip install -e '.[bench]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     import zoo
 
@@ -29,7 +30,8 @@ def plot(summary: list[dict], path) -> Path:
     for r in smallest.values():
         by_family.setdefault(zoo.get_spec(r["model"]).family, []).append(r)
 
-    fig, (ax_macs, ax_top1) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5))
+    ax_macs, ax_top1 = fig.subplots(1, 2)
     for family, rs in sorted(by_family.items()):
         rs.sort(key=lambda r: r["macs"])
         per_image_ms = [r["p50_ms"] / r["batch"] for r in rs]
@@ -48,6 +50,7 @@ def plot(summary: list[dict], path) -> Path:
                 xscale="log", title="published top-1 vs latency")
     for ax in (ax_macs, ax_top1):
         ax.grid(True, which="both", alpha=0.3)
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor log labels overlap
         ax.legend(fontsize=8)
     device = rows[0].get("device", "")
     fig.suptitle(f"zoo, {device}, batch {min(r['batch'] for r in smallest.values())}, float32")
@@ -55,6 +58,5 @@ def plot(summary: list[dict], path) -> Path:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=110)
-    plt.close(fig)
     tmp.replace(path)  # never a half-written PNG under the final name
     return path

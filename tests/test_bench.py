@@ -290,6 +290,26 @@ def test_plot_latency_vs_macs_and_top1(tmp_path, result):
         plot([dict(result, status="error")], tmp_path / "q.png")
 
 
+def test_plot_leaves_the_matplotlib_backend_alone(tmp_path):
+    """In a notebook, plotting the benchmark must not switch inline plots off
+    (pyplot's backend is chosen by whoever imports pyplot, not by us)."""
+    pytest.importorskip("matplotlib")
+    code = textwrap.dedent(f"""
+        import sys
+        from benchmarks.plot import plot
+        plot([dict(model="mobilenet_v2", batch=1, dtype="float32", status="ok", p50_ms=10.0,
+                   macs=300_774_272, device="cpu")], {str(tmp_path / "p.png")!r})
+        assert "matplotlib.pyplot" not in sys.modules, "plot imported pyplot"
+        import matplotlib
+        assert matplotlib.rcParams["backend"] == "module://inline_test", matplotlib.rcParams["backend"]
+    """)
+    env = dict(os.environ, MPLBACKEND="module://inline_test")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_profile_covers_every_layer():
     """The per-layer profile captures every convolution, SE and the classifier:
     its multiply-adds add up to the model's analytic count."""
