@@ -80,7 +80,9 @@ def audit_tflite(path: Union[str, Path], *, delegation: bool = True) -> AuditRep
             stray.append((op.opcode, layer))
         out_name = graph.tensors[op.outputs[0]].name if op.outputs else ""
         last = out_name.split(";")[-1]
-        if op.opcode not in _FOLD_TARGETS and "/bn/" in last + "/":
+        # DEQUANTIZE widens a stored float16/int8 constant (the folded weights
+        # carry the BN's name): not a BatchNorm computed at run time.
+        if op.opcode not in _FOLD_TARGETS | {"DEQUANTIZE"} and "/bn/" in last + "/":
             bn.append(layer_of(last))
         if op.opcode == "CONV_2D":
             w = graph.tensors[op.inputs[1]].shape

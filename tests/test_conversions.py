@@ -140,6 +140,7 @@ def _check_quantized(path, name, quantization):
     assert _relative(got, want) <= QUANT_TOLERANCE[quantization]
     report = audit_tflite(path)
     assert not report.foreign_ops, report.summary()
+    assert not report.unfolded_batchnorm and not report.stray_ops, report.summary()
     if quantization != "dynamic_int8":  # XNNPACK has no hybrid depthwise kernel
         assert report.partitions == 1 and not report.undelegated_ops, report.summary()
     assert path.stat().st_size < (0.6 if quantization == "float16" else 0.35) * (
