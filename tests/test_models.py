@@ -133,3 +133,26 @@ def test_bad_options_are_named():
         zoo.build("mobilenet_v2", dtype="int8")
     with pytest.raises(TypeError, match=r"unknown option\(s\) resolution.*zoo.get_spec"):
         zoo.create("mobilenet_v2", resolution=160)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "efficientnet_b0"])
+def test_cpu_inference_runs_convolutions_as_dots(name):
+    """xla_fast inference has no convolution op left (1x1 convs are dots,
+    the 3-channel stem is im2col + a dot, depthwise convs are multiply-adds),
+    and its logits equal those of the same form with the dot forms off."""
+    from zoo import layers
+
+    _, variables = zoo.create(name)
+    variables = randomize_batch_stats(variables)
+    x = images(2, SMALL)
+    fast = jax.jit(zoo.build(name, implementation="xla_fast").apply)
+    assert "convolution" not in fast.lower(variables, x).as_text()
+    layers.XLA_DOT_FORMS = False
+    try:
+        convs = jax.jit(zoo.build(name, implementation="xla_fast").apply)
+        lowered = convs.lower(variables, x)
+    finally:
+        layers.XLA_DOT_FORMS = True
+    assert "convolution" in lowered.as_text()
+    a, b = np.asarray(fast(variables, x)), np.asarray(lowered.compile()(variables, x))
+    assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max()

@@ -156,11 +156,12 @@ class Conv(nn.Module):
     def __call__(self, x):
         w = self.param("kernel", conv_init, (self.kernel, self.kernel, x.shape[-1], self.features))
         impl = resolve_implementation(self.settings.implementation)
-        if self.kernel == 1 and self.stride == 1 and impl in ("pallas", "xla_fast"):
+        if self.kernel == 1 and self.stride == 1 and _fused_form(impl):
             b = self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
             return pointwise_conv(x, w, None, b, implementation=impl)
         pads = resolve_padding(self.settings.padding, x.shape[1:3], w.shape[:2], self.stride)
-        if impl == "xla_fast" and self.kernel > 1 and x.shape[-1] <= _IM2COL_MAX_CHANNELS:
+        if (impl == "xla_fast" and XLA_DOT_FORMS and self.kernel > 1
+                and x.shape[-1] <= _IM2COL_MAX_CHANNELS):
             y = _conv_im2col(x, w.astype(x.dtype), self.stride, pads)
         else:
             y = lax.conv_general_dilated(
@@ -177,6 +178,11 @@ class Conv(nn.Module):
 # (batch 8) faster at 224x224 on the 2-core x86 machines here. The gathered
 # input is k*k times the image, so only narrow inputs take this path.
 _IM2COL_MAX_CHANNELS = 4
+
+# xla_fast's dot forms (1x1 convs and narrow stems as dots, inference ConvBN
+# through the kernels' fused epilogue). `python -m benchmarks.implementations`
+# switches this off at trace time to measure what they save.
+XLA_DOT_FORMS = True
 
 
 def _conv_im2col(x, w, stride: int, pads):
@@ -220,6 +226,10 @@ class Dense(nn.Module):
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(y.dtype)
         return y
+
+
+def _fused_form(impl: str) -> bool:
+    return impl == "pallas" or (impl == "xla_fast" and XLA_DOT_FORMS)
 
 
 def _pallas(settings: ConvSettings) -> bool:
@@ -293,7 +303,7 @@ class ConvBN(nn.Module):
         # faster than the same 1x1 conv_general_dilated in whole models,
         # `python -m benchmarks.implementations`). `reference` keeps flax's
         # conv + BatchNorm, the graph the TFLite export folds.
-        if fusable and not train and impl in ("pallas", "xla_fast"):
+        if fusable and not train and _fused_form(impl):
             return self._fused(x, residual, impl)
         if self.depthwise:
             x = DepthwiseConv(self.kernel, self.stride, self.settings, name="conv")(x)
