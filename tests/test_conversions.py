@@ -18,6 +18,7 @@ import pytest
 
 import zoo
 from zoo.registry import variables_template
+from zoo.weights.tflite import read_tflite
 
 conversions = pytest.importorskip("conversions")
 pytest.importorskip("tensorflow")
@@ -100,12 +101,14 @@ def test_float32_export_matches_jax_and_passes_audit(name, out_dir):
 
 # Tolerances for the quantised files, as a fraction of the largest float32
 # logit on the two photos, from the measured error with margin (measured:
-# float16 <= 2e-3, dynamic int8 <= 0.03, int8 <= 0.06 on these four models).
+# float16 <= 3e-3, dynamic int8 <= 0.03; int8 0.03-0.06 for the Lite models
+# and 0.12-0.15 for MobileNetV2 over calibration seeds 0-3, with or without
+# its classifier in float, so the int8 body is where its error comes from).
 # float16 stores the weights with 11-bit mantissas (relative error 5e-4 per
 # weight, accumulated over ~50 layers); int8 keeps 8 bits of weights
 # (dynamic) or of weights and activations (int8), so logits move by a few
 # percent while the ranking of the top class holds.
-QUANT_TOLERANCE = {"float16": 1e-2, "dynamic_int8": 0.1, "int8": 0.15}
+QUANT_TOLERANCE = {"float16": 1e-2, "dynamic_int8": 0.1, "int8": 0.2}
 
 
 @functools.lru_cache(maxsize=None)
@@ -124,7 +127,8 @@ def _pretrained(name):
 # ranks Egyptian cat (285) 1.6 logits above tiger cat (282) and tabby (281);
 # the int8 file's error is ~3 logits and its output step ~0.2, and which cat
 # wins depends on the calibration draw (seeds 0-3 with 128 or 300 crops gave
-# 282, 285, 285, 281). Not tuned away: the file keeps 285 in its top 3.
+# 282, 285, 285, 281). Not tuned away: the file keeps 285 in its top 3, and
+# the mixed-precision export (classifier in float) keeps it first (below).
 KNOWN_TOP1_FLIPS = {("mobilenet_v2", "int8"): 0}  # index of chelsea in the photos
 
 
@@ -145,6 +149,40 @@ def _check_quantized(path, name, quantization):
         assert report.partitions == 1 and not report.undelegated_ops, report.summary()
     assert path.stat().st_size < (0.6 if quantization == "float16" else 0.35) * (
         4 * zoo.count_params(variables))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 3])  # the two draws whose full-int8 file flips chelsea
+def test_int8_with_float_classifier_keeps_mobilenet_v2_top1(seed, out_dir):
+    from conversions.calibration import calibration_images
+
+    name = "mobilenet_v2"
+    variables, x, want = _pretrained(name)
+    spec = zoo.get_spec(name)
+    path = to_tflite(name, variables, quantization="int8", keep_float=["fully_connected"],
+                     representative_data=calibration_images(spec, x[:1].shape, seed=seed),
+                     out=out_dir / f"{name}_int8_fc_{seed}.tflite")
+    got = np.concatenate([runner(path)(x[i:i + 1])["output"] for i in range(len(x))])
+    np.testing.assert_array_equal(got.argmax(-1), want.argmax(-1))
+    assert _relative(got, want) <= QUANT_TOLERANCE["int8"]
+    graph = read_tflite(path)
+    kinds = {graph.tensors[op.outputs[0]].dtype for op in graph.ops if op.opcode == "FULLY_CONNECTED"}
+    convs = {graph.tensors[op.outputs[0]].dtype for op in graph.ops if op.opcode == "CONV_2D"}
+    assert kinds == {"float32"} and convs == {"int8"}, (kinds, convs)
+    assert read_metadata(path)["keep_float"] == ["FULLY_CONNECTED"]
+    report = audit_tflite(path)
+    assert not report.foreign_ops and not report.undelegated_ops, report.summary()
+
+
+def test_keep_float_errors(out_dir):
+    with pytest.raises(ValueError, match="is for quantization='int8'"):
+        to_tflite("mobilenet_v3_small", quantization="float16", keep_float=["FULLY_CONNECTED"])
+    with pytest.raises(ValueError, match="DENSE is not a TFLite builtin op type"):
+        to_tflite("mobilenet_v3_small", quantization="int8", keep_float=["DENSE"])
+    from test_cli import zoo_cli
+    r = zoo_cli("convert", "mobilenet_v3_small", "--to", "onnx", "--keep-float", "MEAN",
+                "--out", str(out_dir))
+    assert r.returncode != 0 and "--keep-float is for --to tflite --quantize int8" in r.stderr
 
 
 # efficientnet_lite0 at int8 is the acceptance command, checked through the CLI below.

@@ -33,6 +33,8 @@ EXAMPLES = {
                "  zoo convert efficientnet_lite0 --pretrained --to tflite --quantize int8\n"
                "  zoo convert mobilenet_v2 --pretrained --to onnx --out exports/\n"
                "  zoo convert mobilenet_v3_small --to tflite --quantize float16 --out mnv3s.tflite\n"
+               "  zoo convert mobilenet_v2 --pretrained --to tflite --quantize int8 \\\n"
+               "      --keep-float FULLY_CONNECTED   # int8 body, float32 classifier\n"
                "  zoo convert efficientnet_b7 --to tflite --resolution 300   # fixed 1x300x300x3\n"
                "\n"
                "Writes the file and FILE.json (input normalisation, resolution, labels; also\n"
@@ -399,7 +401,7 @@ def cmd_convert(args) -> int:
     from conversions.export import prepare
     from conversions.onnx import to_onnx
     from conversions.runtime import runner
-    from conversions.tflite import QUANTIZATIONS, default_output, to_tflite
+    from conversions.tflite import QUANTIZATIONS, default_output, quant_label, to_tflite
     from zoo.registry import get_spec
 
     if args.to == "onnx" and args.quantize != "float32":
@@ -407,18 +409,23 @@ def cmd_convert(args) -> int:
                          "files are TFLite's (--to tflite)")
     if args.quantize not in QUANTIZATIONS:
         raise ValueError(f"--quantize {args.quantize}: choose {', '.join(QUANTIZATIONS)}")
+    keep_float = _csv_list(args.keep_float, str, "--keep-float") if args.keep_float else []
+    if keep_float and (args.to != "tflite" or args.quantize != "int8"):
+        raise ValueError("--keep-float is for --to tflite --quantize int8 (mixed precision)")
     spec = get_spec(args.name, resolution=args.resolution)
     shape = (args.batch, spec.input_size, spec.input_size, 3)
     ex = prepare(args.name, pretrained=args.pretrained, input_shape=shape, spec=spec)
     suffix = "." + args.to
     out = Path(args.out) if args.out else None
     if out is None or out.is_dir() or (args.out.endswith("/")):
-        out = (out or Path(".")) / default_output(ex, args.quantize, suffix)
+        out = (out or Path(".")) / default_output(ex, quant_label(args.quantize, keep_float),
+                                                  suffix)
     elif out.suffix != suffix:
         raise ValueError(f"--out {out}: a {args.to} file should end in {suffix}")
     console = Console(stderr=True)
     with console.status(f"converting {args.name} to {args.to} ({args.quantize})..."):
-        path = (to_tflite(ex, quantization=args.quantize, out=out) if args.to == "tflite"
+        path = (to_tflite(ex, quantization=args.quantize, out=out, keep_float=keep_float)
+                if args.to == "tflite"
                 else to_onnx(ex, out=out))
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) and {path.name}.json")
     if args.to == "tflite":
@@ -503,6 +510,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--quantize", default="float32", metavar="MODE",
                    help="tflite: float32 (default), float16, dynamic_int8, int8 (calibrated on "
                         "scikit-image photos)")
+    s.add_argument("--keep-float", metavar="OPS",
+                   help="with --quantize int8: comma-separated TFLite op types to leave in "
+                        "float32, e.g. FULLY_CONNECTED (the classifier)")
     s.add_argument("--pretrained", action="store_true",
                    help="export the pretrained weights (default: random, seed 0)")
     s.add_argument("--resolution", type=int, help="input size (default: the spec's)")
