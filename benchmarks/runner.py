@@ -47,7 +47,6 @@ What ``measure`` records, and why:
 from __future__ import annotations
 
 import resource
-import statistics
 import sys
 import time
 from typing import Any, Optional
@@ -55,6 +54,8 @@ from typing import Any, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from zoo.timing import time_calls
 
 FLOPS_TOLERANCE = 0.10  # flag |xla_flops / (2 * macs) - 1| above this
 
@@ -124,36 +125,8 @@ def _peak_memory(device) -> tuple[Optional[int], Optional[int]]:
     return None, int(rss if sys.platform == "darwin" else rss * 1024)  # KiB on Linux
 
 
-def _percentile(sorted_ms: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(sorted_ms), q))
-
-
-MIN_TIMED_RUNS = 5
-
-
-def _latency(call, runs: int, warmup: int, check_budget=lambda stage: None,
-             max_seconds: Optional[float] = None) -> dict:
-    """``warmup`` untimed then ``runs`` timed calls of a synchronous ``call``
-    (it must wait for its result); percentiles in ms. With ``max_seconds``,
-    timing stops once the timed calls have taken that long and at least
-    ``MIN_TIMED_RUNS`` ran (slow peers at large batches); ``timed_runs``
-    says how many did."""
-    for i in range(warmup):
-        call()
-        check_budget(f"warm-up call {i + 1}")
-    times = []
-    for i in range(runs):
-        t = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - t) * 1e3)
-        check_budget(f"timed call {i + 1} of {runs}")
-        if (max_seconds is not None and len(times) >= MIN_TIMED_RUNS
-                and sum(times) > max_seconds * 1e3):
-            break
-    times.sort()
-    return {"p50_ms": statistics.median(times), "p90_ms": _percentile(times, 90),
-            "min_ms": times[0], "mean_ms": statistics.fmean(times),
-            "std_ms": statistics.pstdev(times), "timed_runs": len(times)}
+# One timing loop for the suite and the conversion table (zoo.timing).
+_latency = time_calls
 
 
 def measure_peer(peer: str, name: str, *, batch: int, runs: int = 20, warmup: int = 3,

@@ -5,11 +5,12 @@ name, in the order of the file's signature."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Callable, Union
 
 import numpy as np
+
+from zoo.timing import time_calls
 
 
 def litert_interpreter():
@@ -76,13 +77,7 @@ def runner(path: Union[str, Path], num_threads: int = 2) -> Callable[[np.ndarray
 
 def latency_ms(run: Callable[[np.ndarray], dict], x: np.ndarray, runs: int = 20,
                warmup: int = 3) -> float:
-    """Median wall time of ``runs`` synchronous calls (both runtimes return
-    host arrays, so a call has finished when it returns)."""
-    for _ in range(warmup):
-        run(x)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        run(x)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
+    """Median wall time (ms) of ``runs`` calls, timed by the benchmark suite's
+    loop (``zoo.timing``); both runtimes return host arrays, so a call has
+    finished when it returns."""
+    return time_calls(lambda: run(x), runs, warmup)["p50_ms"]
