@@ -181,7 +181,10 @@ def test_cli_bench_interrupted_keeps_finished_configurations(tmp_path):
     cmd = ([exe] if exe else [sys.executable, "-m", "zoo.cli"]) + [
         "bench", "--models", f"{MODEL},mobilenet_v3_large", "--runs", "2", "--warmup", "0",
         "--out", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    # A child inherits ignored signals, and pytest-xdist's workers ignore
+    # SIGINT: give the child the default handler, as a terminal's would be.
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for line in proc.stderr:
             if line.startswith("[1/2]"):
