@@ -53,6 +53,13 @@ def keras_model(name, resolution, **extra):
             weights=None, input_shape=(resolution, resolution, 3), classifier_activation=None,
             **kwargs, **extra)
     for layer in model.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            # The calibration pass runs in training mode: without this, its
+            # dropout and stochastic depth draw unseeded masks, so the
+            # statistics (and the conditioning of the deep variants: B6's
+            # logits reached ~750 once, and float32 rounding broke 1e-4)
+            # changed from run to run.
+            layer.rate = 0.0
         if type(layer).__name__ == "BatchNormalization":
             g, b, m, v = layer.get_weights()
             layer.set_weights([rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.2, b.shape), m, v])
@@ -66,7 +73,7 @@ def keras_model(name, resolution, **extra):
     return model
 
 
-def check_parity(name, resolution, width=None):
+def check_parity(name, resolution, width=None, tolerance=1e-4):
     extra = {"alpha": width} if width else {}
     km = keras_model(name, resolution, **extra)
     options = dict(KERAS_CONVENTIONS, **({"width": width} if width else {}))
@@ -76,7 +83,8 @@ def check_parity(name, resolution, width=None):
     theirs = np.asarray(km.predict(x * KERAS[name][2], verbose=0))
     scale = np.abs(theirs).max()
     assert scale > 1e-2
-    assert np.abs(ours - theirs).max() <= 1e-4 * scale, (name, np.abs(ours - theirs).max(), scale)
+    assert np.abs(ours - theirs).max() <= tolerance * scale, (name, np.abs(ours - theirs).max(),
+                                                               scale)
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small",
@@ -96,7 +104,13 @@ def test_keras_parity_native_resolution(name):
 def test_keras_parity_big_variants_reduced_resolution(name):
     # Fully convolutional up to the pooling: every layer and weight is
     # exercised at 160 px; the full resolution only costs time.
-    check_parity(name, 160)
+    # 1e-3: the deepest variants amplify float32 rounding. Measured for B6
+    # (logits up to ~250): ours vs Keras 2.0e-4 x max logit, and our own two
+    # implementations of the same arithmetic (reference vs xla_fast, only the
+    # summation order differs) disagree by 2.2e-4, so the bound is rounding,
+    # not the port; a port error (eps, mean/var, padding) moves logits by
+    # 1e-1 or more.
+    check_parity(name, 160, tolerance=1e-3)
 
 
 @pytest.mark.parametrize("name,width", [("mobilenet_v1", 0.25), ("mobilenet_v2", 0.35),
