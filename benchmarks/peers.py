@@ -145,7 +145,7 @@ def _export(peer: str, name: str, batch: int, resolution: int):
 
 def run_child(peer: str, name: str, batch: int, resolution: int, runs: int,
               warmup: int, max_seconds=None, timeout: float = 3600) -> dict:
-    """Time ``peer`` in a fresh Python process; returns ``_latency``'s dict
+    """Time ``peer`` in a fresh Python process; returns ``zoo.timing.time_calls``'s dict
     or raises PeerUnavailable / RuntimeError with the child's reason."""
     import json
     import subprocess
@@ -169,12 +169,12 @@ def run_child(peer: str, name: str, batch: int, resolution: int, runs: int,
 def _child_main(argv) -> int:
     import json
 
-    from benchmarks.runner import _latency
+    from zoo.timing import time_calls
 
     peer, name, batch, resolution, runs, warmup, max_seconds = argv
     try:
         run = build_peer(peer, name, int(batch), int(resolution))
-        print(json.dumps(_latency(run, int(runs), int(warmup),
+        print(json.dumps(time_calls(run, int(runs), int(warmup),
                                   max_seconds=float(max_seconds) if max_seconds else None)))
     except PeerUnavailable as e:
         print(json.dumps({"unavailable": str(e)}))

@@ -26,7 +26,7 @@ from typing import Optional
 import jax
 import numpy as np
 
-from benchmarks.runner import _latency
+from zoo.timing import time_calls
 
 _LEAVES = ("ConvBN", "SqueezeExcite", "Dense")
 
@@ -97,13 +97,13 @@ def profile(name: str, batch: int = 1, runs: int = 30, warmup: int = 3,
     x = np.random.default_rng(0).standard_normal(
         (batch, spec.input_size, spec.input_size, 3)).astype(np.float32)
     whole = jax.jit(model.apply)
-    whole_ms = _latency(lambda: jax.block_until_ready(whole(variables, x)), runs,
+    whole_ms = time_calls(lambda: jax.block_until_ready(whole(variables, x)), runs,
                         warmup)["p50_ms"]
     layers = []
     for f in capture(model, variables, x):
         fn = jax.jit(f["module"].apply)
         v, xi = f["variables"], f["x"]
-        ms = _latency(lambda: jax.block_until_ready(fn(v, xi)), runs, warmup)["p50_ms"]
+        ms = time_calls(lambda: jax.block_until_ready(fn(v, xi)), runs, warmup)["p50_ms"]
         layers.append({"path": "/".join(f["path"]), "kind": f["kind"], "ms": ms,
                        "macs": f["macs"], "in": list(xi.shape), "out": list(f["y_shape"])})
     kinds: dict[str, dict] = defaultdict(lambda: {"ms": 0.0, "macs": 0, "layers": 0})

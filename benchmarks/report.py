@@ -139,12 +139,10 @@ def write(results: list[dict], env: dict, out_dir, *, roof: Optional[dict] = Non
           stamp: Optional[str] = None) -> dict[str, Path]:
     """Write JSON, CSV and Markdown to ``out_dir``, and the latency plot (PNG)
     when matplotlib is installed; returns {"json"|"csv"|"md"|"png": path}."""
-    from benchmarks.env import tag
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stamp = stamp or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = f"bench-{tag(env)}-{stamp}"  # not Path.with_suffix: the tag has dots
+    base = _base_name(env, stamp)
     summary = summarize(results)
     doc = {"env": env, "command": env.get("command"), "roofline": roof, "results": results,
            "summary": summary}
@@ -161,12 +159,18 @@ def write(results: list[dict], env: dict, out_dir, *, roof: Optional[dict] = Non
     return paths
 
 
+def _base_name(env: dict, stamp: str) -> str:
+    """``bench-<env tag>-<UTC time>``: the result files' name before the
+    suffix (not Path.with_suffix: the tag has dots)."""
+    from benchmarks.env import tag
+    return f"bench-{tag(env)}-{stamp}"
+
+
 def partial_path(out_dir, env: dict, stamp: str) -> Path:
     """Where a run keeps its results so far (rewritten after each
     configuration, removed once the full files are written), so a run cut
     short by a crash or Ctrl-C loses at most the configuration under way."""
-    from benchmarks.env import tag
-    return Path(out_dir) / f"bench-{tag(env)}-{stamp}.partial.json"
+    return Path(out_dir) / f"{_base_name(env, stamp)}.partial.json"
 
 
 def write_partial(results: list[dict], env: dict, path: Path) -> Path:

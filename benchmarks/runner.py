@@ -88,11 +88,11 @@ def roofline(*, matmul_n: int = 2048, copy_mib: int = 64, runs: int = 5,
     key = jax.random.PRNGKey(0)
     a = jax.device_put(jax.random.normal(key, (matmul_n, matmul_n), jnp.float32), device)
     matmul = jax.jit(lambda a: a @ a)
-    t_mm = _latency(lambda: jax.block_until_ready(matmul(a)), runs, warmup=1)["p50_ms"] / 1e3
+    t_mm = time_calls(lambda: jax.block_until_ready(matmul(a)), runs, warmup=1)["p50_ms"] / 1e3
     n = copy_mib * 2**20 // 4
     x = jax.device_put(jnp.ones((n,), jnp.float32), device)
     copy = jax.jit(lambda x: x * 2.0)
-    t_cp = _latency(lambda: jax.block_until_ready(copy(x)), runs, warmup=1)["p50_ms"] / 1e3
+    t_cp = time_calls(lambda: jax.block_until_ready(copy(x)), runs, warmup=1)["p50_ms"] / 1e3
     return {"matmul_n": matmul_n, "matmul_flops_per_s": 2 * matmul_n**3 / t_mm,
             "copy_mib": copy_mib, "copy_bytes_per_s": 2 * n * 4 / t_cp, "runs": runs}
 
@@ -125,10 +125,6 @@ def _peak_memory(device) -> tuple[Optional[int], Optional[int]]:
     return None, int(rss if sys.platform == "darwin" else rss * 1024)  # KiB on Linux
 
 
-# One timing loop for the suite and the conversion table (zoo.timing).
-_latency = time_calls
-
-
 def measure_peer(peer: str, name: str, *, batch: int, runs: int = 20, warmup: int = 3,
                  zoo_p50_ms: Optional[float] = None, max_seconds: Optional[float] = None) -> dict:
     """Latency of ``peer`` (see ``benchmarks.peers``) on the same model and
@@ -145,7 +141,7 @@ def measure_peer(peer: str, name: str, *, batch: int, runs: int = 20, warmup: in
         if peer in CHILD_PEERS:
             out.update(run_child(peer, name, batch, size, runs, warmup, max_seconds))
         else:
-            out.update(_latency(build_peer(peer, name, batch, size), runs, warmup,
+            out.update(time_calls(build_peer(peer, name, batch, size), runs, warmup,
                                 max_seconds=max_seconds))
         if zoo_p50_ms:
             out["ratio"] = out["p50_ms"] / zoo_p50_ms
@@ -251,7 +247,7 @@ def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
             r["output_bytes"] = int(mem.output_size_in_bytes)
             r["temp_bytes"] = int(mem.temp_size_in_bytes)
 
-        r.update(_latency(lambda: jax.block_until_ready(compiled(variables, x)),
+        r.update(time_calls(lambda: jax.block_until_ready(compiled(variables, x)),
                           runs, warmup, check_budget, max_seconds))
         r["throughput_ips"] = batch / (r["p50_ms"] / 1e3)
         r["achieved_flops_per_s"] = 2 * r["macs"] / (r["p50_ms"] / 1e3)

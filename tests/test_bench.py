@@ -330,10 +330,10 @@ def test_profile_covers_every_layer():
 def test_latency_stops_at_max_seconds_after_five_runs():
     import time
 
-    from benchmarks.runner import _latency
+    from zoo.timing import time_calls
 
-    r = _latency(lambda: time.sleep(0.02), runs=100, warmup=0, max_seconds=0.05)
+    r = time_calls(lambda: time.sleep(0.02), runs=100, warmup=0, max_seconds=0.05)
     assert r["timed_runs"] == 5  # 0.05 s passes at the 3rd call, but 5 is the minimum
-    r = _latency(lambda: time.sleep(0.02), runs=100, warmup=0, max_seconds=0.2)
+    r = time_calls(lambda: time.sleep(0.02), runs=100, warmup=0, max_seconds=0.2)
     assert 5 <= r["timed_runs"] <= 11  # 0.2 s of >= 0.02 s calls: at most 10, then stop
-    assert _latency(lambda: None, runs=7, warmup=0)["timed_runs"] == 7
+    assert time_calls(lambda: None, runs=7, warmup=0)["timed_runs"] == 7
