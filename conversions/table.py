@@ -9,8 +9,13 @@ Each conversion runs in its own process, so its peak resident memory
 (``wait4``'s ``ru_maxrss``) is that conversion's alone. Models with offline
 pretrained weights are exported pretrained and judged on scikit-image's
 ``chelsea`` and ``coffee``; the others with random weights (seed 0) on the
-same photos (their top-1 then only says the file ranks like JAX does).
+same photos (their top-1 then only says the file ranks like JAX does). The
+face models (MediaPipe's weights) are judged on ``astronaut`` and its face;
+their "top-1" is the detector's best anchor (the mesh has none). The error
+is the largest over the outputs of ``max |file - JAX| / max |JAX|``.
 Latency: median of ``--runs`` calls at batch 1, 2 threads, after warm-up.
+Finished rows are kept in ``<out>/conversions-partial.json`` as they come,
+so an interrupted run loses at most the conversion in progress.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ import numpy as np
 FORMATS = ("tflite:float32", "tflite:float16", "tflite:dynamic_int8", "tflite:int8",
            "onnx:float32")
 OFFLINE_PRETRAINED = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
-                      "mobilenet_v2")
+                      "mobilenet_v2", "blazeface_short_range", "face_mesh")
+TASKS = ("classification", "face_detection", "face_landmarks")
 COLUMNS = ("model", "format", "quantization", "pretrained", "size_mib", "max_rel_diff",
            "top1_agree", "latency_ms", "convert_s", "peak_rss_gib", "partitions", "status")
 
@@ -39,7 +45,22 @@ def _photos(spec):
     import skimage.data
 
     import zoo
-    return np.asarray(zoo.preprocess([skimage.data.chelsea(), skimage.data.coffee()], spec))
+    if spec.task == "classification":
+        photos = [skimage.data.chelsea(), skimage.data.coffee()]
+    else:  # the face models: the whole astronaut and her face
+        a = skimage.data.astronaut()
+        photos = [a, a[40:240, 130:330]]
+    return np.asarray(zoo.preprocess(photos, spec))
+
+
+def _top1(spec, outputs: list[np.ndarray]):
+    """What a top-1 means per task: the class, the detector's best anchor
+    (the last output holds the scores), none for the mesh."""
+    if spec.task == "classification":
+        return outputs[0].reshape(len(outputs[0]), -1).argmax(-1)
+    if spec.task == "face_detection":
+        return outputs[-1].reshape(len(outputs[-1]), -1).argmax(-1)
+    return None
 
 
 def worker(name: str, fmt: str, quantization: str, out: str) -> dict:
@@ -96,16 +117,21 @@ def measure(name: str, fmt: str, quantization: str, folder: Path, runs: int,
     row.update(_convert(name, fmt, quantization, path, timeout))
     if "status" in row:
         return row
+    from conversions.export import _output_dict
+
     spec = zoo.get_spec(name)
     model, variables = zoo.create(name, pretrained=row["pretrained"])
     x = _photos(spec)
-    want = np.asarray(model.apply(variables, x))
+    want = {k: np.asarray(v) for k, v in _output_dict(model.apply(variables, x)).items()}
     run = runner(path, num_threads=2)
-    got = np.concatenate([run(x[i:i + 1])["output"] for i in range(len(x))])
+    outs = [run(x[i:i + 1]) for i in range(len(x))]
+    got = {k: np.concatenate([o[k] for o in outs]) for k in want}
+    diff = max(np.abs(got[k] - want[k]).max() / np.abs(want[k]).max() for k in want)
+    top_got, top_want = _top1(spec, list(got.values())), _top1(spec, list(want.values()))
     row.update(
         size_mib=round(path.stat().st_size / 2**20, 2),
-        max_rel_diff=float(f"{np.abs(got - want).max() / np.abs(want).max():.2e}"),
-        top1_agree=f"{int((got.argmax(-1) == want.argmax(-1)).sum())}/{len(x)}",
+        max_rel_diff=float(f"{diff:.2e}"),
+        top1_agree="" if top_want is None else f"{int((top_got == top_want).sum())}/{len(x)}",
         latency_ms=round(latency_ms(run, x[:1], runs=runs), 2),
         status="ok")
     if fmt == "tflite":
@@ -155,7 +181,8 @@ def main(argv=None) -> int:
         prog="python -m conversions.table", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="*",
-                   help="comma-separated names or globs (default: every classifier)")
+                   help="comma-separated names or globs (default: every classifier "
+                        "and face model)")
     p.add_argument("--formats", default=",".join(FORMATS),
                    help=f"comma-separated FORMAT:QUANT (default: {','.join(FORMATS)})")
     p.add_argument("--runs", type=int, default=30, help="timed calls per file (30)")
@@ -175,13 +202,13 @@ def main(argv=None) -> int:
     import zoo
     from zoo.atomic import write_atomic
 
-    # Classifiers: the table's top-1 column needs class scores. (The face
-    # models' exports are checked output by output in tests/test_conversions.py.)
-    names = [n for n in zoo.list_models() if zoo.get_spec(n).task == "classification" and any(
+    names = [n for n in zoo.list_models() if zoo.get_spec(n).task in TASKS and any(
         fnmatch.fnmatchcase(n, pat.strip()) for pat in args.models.split(","))]
     formats = [f.split(":") for f in args.formats.split(",")]
     if not names:
         raise SystemExit(f"--models {args.models}: no registered model matches")
+    out = Path(args.out)
+    partial = out / "conversions-partial.json"
     rows = []
     with tempfile.TemporaryDirectory() as tmp, Progress() as bar:
         folder = Path(args.keep or tmp)
@@ -191,13 +218,19 @@ def main(argv=None) -> int:
             for fmt, quant in formats:
                 bar.update(task, description=f"{name} {fmt} {quant}")
                 rows.append(measure(name, fmt, quant, folder, args.runs, args.timeout))
+                write_atomic(partial, json.dumps({"rows": rows}, indent=1))
                 bar.advance(task)
+                if not sys.stderr.isatty():  # logs get one line per conversion
+                    r = rows[-1]
+                    print(f"[{len(rows)}/{len(names) * len(formats)}] {name} {fmt} {quant}: "
+                          f"{r.get('status')} {r.get('max_rel_diff', '')}", file=sys.stderr,
+                          flush=True)
     env = _env()
-    out = Path(args.out)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     base = out / f"conversions-cpu-{env['cores']}cores-{stamp}"
     write_atomic(base.with_suffix(".json"), json.dumps({"env": env, "rows": rows}, indent=1))
     write_atomic(base.with_suffix(".md"), markdown(rows, env))
+    partial.unlink(missing_ok=True)
     print(markdown(rows, env))
     print(f"wrote {base}.json and .md", file=sys.stderr)
     return 0

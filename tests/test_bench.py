@@ -4,7 +4,6 @@ Sanity only: no assertion about how fast anything is."""
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import zoo
 from benchmarks import env as bench_env
 from benchmarks import report
 from benchmarks.runner import FIELDS, measure, roofline
-from test_cli import zoo_cli
+from test_cli import zoo_cli, zoo_command
 
 MODEL = "mobilenet_v3_small"  # the smallest network: about 2 s to build and compile
 
@@ -177,10 +176,8 @@ def test_cli_bench_end_to_end_and_compare(tmp_path):
 
 def test_cli_bench_interrupted_keeps_finished_configurations(tmp_path):
     """Ctrl-C during the second configuration: the first one's result is on disk."""
-    exe = shutil.which("zoo")
-    cmd = ([exe] if exe else [sys.executable, "-m", "zoo.cli"]) + [
-        "bench", "--models", f"{MODEL},mobilenet_v3_large", "--runs", "2", "--warmup", "0",
-        "--out", str(tmp_path)]
+    cmd = zoo_command("bench", "--models", f"{MODEL},mobilenet_v3_large", "--runs", "2",
+                      "--warmup", "0", "--out", str(tmp_path))
     # A child inherits ignored signals, and pytest-xdist's workers ignore
     # SIGINT: give the child the default handler, as a terminal's would be.
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,

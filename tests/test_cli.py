@@ -10,10 +10,14 @@ import pytest
 from test_registry import FACE_NAMES, NAMES
 
 
-def zoo_cli(*args, env=None):
+def zoo_command(*args) -> list[str]:
+    """The ``zoo`` console script (or ``python -m zoo.cli``) with ``args``."""
     exe = shutil.which("zoo")
-    cmd = [exe] if exe else [sys.executable, "-m", "zoo.cli"]
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=300,
+    return ([exe] if exe else [sys.executable, "-m", "zoo.cli"]) + list(args)
+
+
+def zoo_cli(*args, env=None):
+    return subprocess.run(zoo_command(*args), capture_output=True, text=True, timeout=300,
                           env=env)
 
 
@@ -24,9 +28,9 @@ def test_list_shows_all_seventeen():
     assert lines[0].split() == ["name", "params", "MACs", "input", "pretrained", "weights", "from"]
     assert [line.split()[0] for line in lines[1:]] == sorted(NAMES + FACE_NAMES)
     row = next(line for line in lines if line.startswith("efficientnet_b0 "))
-    assert row.split()[1:5] == ["5.29M", "386M", "224", "url"]
+    assert row.split()[1:] == ["5.29M", "386M", "224", "Keras,", "timm"]
     row = next(line for line in lines if line.startswith("efficientnet_lite0 "))
-    assert row.split()[4:] == ["package", "index"]
+    assert row.split()[4:] == ["efficientnet-lite-pytorch", "(offline),", "timm"]
     row = next(line for line in lines if line.startswith("mobilenet_v1 "))
     assert row.split()[4:] == ["-"]
 

@@ -22,7 +22,7 @@ import zipfile
 
 import pytest
 
-from zoo.registry import WeightSource
+from zoo.registry import WeightSource, hub_hash_prefix
 from zoo.weights import fetch as F
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -142,6 +142,24 @@ def test_md5_pinned_source(server, cache):
                              url=server.url("good")))
     with pytest.raises(F.WeightFetchError, match="md5 .abc. is not 32 hex digits"):
         F.fetch(WeightSource("keras_h5", md5="abc", url=server.url("good")))
+
+
+def test_sha256_prefix_pinned_source(server, cache):
+    """timm's release files are pinned only by the SHA-256 prefix in their
+    names (torch.hub's convention); such sources verify that prefix."""
+    path = F.fetch(WeightSource("torch", sha256_prefix=SHA[:8], url=server.url("good")))
+    assert path.name == f"{SHA[:8]}-w.bin" and path.read_bytes() == PAYLOAD
+    assert F.fetch(WeightSource("torch", sha256_prefix=SHA[:8], url=server.url("good"))) == path
+    assert server.hits["good"] == 1  # the cached file matched the prefix
+    other = hashlib.sha256(b"other").hexdigest()[:8]
+    with pytest.raises(F.HashMismatchError, match=f"expected sha256 {other}"):
+        F.fetch(WeightSource("torch", sha256_prefix=other, url=server.url("good")))
+    with pytest.raises(F.WeightFetchError, match="sha256 .abc. is not 8 to 64 hex digits"):
+        F.fetch(WeightSource("torch", sha256_prefix="abc", url=server.url("good")))
+    assert hub_hash_prefix("https://x.invalid/v0.1/tf_efficientnet_b0_aa-827b6e33.pth") \
+        == "827b6e33"
+    with pytest.raises(ValueError, match="no -<sha256 prefix>"):
+        hub_hash_prefix("https://x.invalid/weights.pth")
 
 
 def test_wrong_hash_leaves_nothing(server, cache):

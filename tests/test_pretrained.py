@@ -60,6 +60,24 @@ def test_pretrained_matches_reference_and_classifies(name, photos):
         assert top[0][0] == 285  # Egyptian cat
 
 
+def test_lite0_ranks_chelsea_tiger_cat_with_the_release_eval_pipeline(photos):
+    """The Lite0 ranking above does not come from our preprocessing: the
+    release's eval pipeline run with TensorFlow's own ops (tensorflow/tpu
+    efficientnet/preprocessing.py: centre crop of 224/(224 + 32) of the short
+    side, bicubic resize to 224 without antialiasing, then (x - 127) / 128 as
+    lite/efficientnet_lite_builder.py says) also puts tiger cat first
+    (measured p = 0.415 vs 0.332 for Egyptian cat)."""
+    tf = pytest.importorskip("tensorflow")
+    image = photos[0]
+    h, w = image.shape[:2]
+    c = int(224 / (224 + 32) * min(h, w))
+    crop = tf.image.crop_to_bounding_box(image, (h - c + 1) // 2, (w - c + 1) // 2, c, c)
+    x = (tf.image.resize([crop], [224, 224], method="bicubic").numpy() - 127.0) / 128.0
+    model, variables = zoo.create("efficientnet_lite0", pretrained=True)
+    probs = np.asarray(jax.nn.softmax(model.apply(variables, x.astype(np.float32))))[0]
+    assert list(np.argsort(-probs)[:2]) == [282, 285]
+
+
 def test_load_pretrained_is_create_pretrained():
     a = zoo.load_pretrained("mobilenet_v2")
     _, b = zoo.create("mobilenet_v2", pretrained=True)
@@ -92,3 +110,23 @@ def test_a_file_for_another_model_is_refused():
     path = fetch(zoo.get_spec("efficientnet_lite1").weights[0], name="efficientnet_lite1")
     with pytest.raises(WeightMismatchError, match="blocks_"):
         from_torch(load_torch(path), "efficientnet_lite0", source=str(path))
+
+
+def test_weight_sources_by_origin(monkeypatch, tmp_path):
+    """A model's other sources are picked by publisher; one that is not
+    cached, offline, is named with its URL."""
+    from zoo.weights.fetch import WeightsUnavailableError
+    from zoo.weights.pretrained import weight_source
+
+    assert weight_source("efficientnet_b0").origin == "Keras Applications"
+    timm = weight_source("efficientnet_b0", "TIMM")
+    assert timm.origin == "timm tf_efficientnet_b0.aa_in1k" and timm.url.endswith(
+        f"-{timm.sha256_prefix}.pth")
+    with pytest.raises(ValueError, match="no weight source from 'keras'.*'timm tf_efficientnet_lite4"):
+        zoo.load_pretrained("efficientnet_lite4", "keras")
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path))
+    with pytest.raises(WeightsUnavailableError, match="tf_efficientnet_lite4-741542c3.pth"):
+        zoo.create("efficientnet_lite4", pretrained=True)
+    with pytest.raises(WeightsUnavailableError, match="mobilenetv2_100_ra-b33bc2c4.pth"):
+        zoo.create("mobilenet_v2", pretrained="timm")

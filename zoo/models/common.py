@@ -114,3 +114,33 @@ class ConvNet(nn.Module):
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
         x = Dense(self.num_classes, name="classifier")(x)
         return x.astype(jnp.float32)
+
+
+# timm's EfficientNet and MobileNetV3 classes (huggingface/pytorch-image-models,
+# timm/models/efficientnet.py, mobilenetv3.py, _efficientnet_blocks.py) name
+# the stem ``conv_stem``/``bn1``, the blocks ``blocks.<stage>.<index>``, and a
+# block's layers by its type: DepthwiseSeparableConv where there is no expand
+# conv, InvertedResidual otherwise.
+_TIMM_SEPARABLE = {("dw", "conv"): "conv_dw", ("dw", "bn"): "bn1",
+                   ("se", "reduce"): "se.conv_reduce", ("se", "expand"): "se.conv_expand",
+                   ("project", "conv"): "conv_pw", ("project", "bn"): "bn2"}
+_TIMM_INVERTED = {("expand", "conv"): "conv_pw", ("expand", "bn"): "bn1",
+                  ("dw", "conv"): "conv_dw", ("dw", "bn"): "bn2",
+                  ("se", "reduce"): "se.conv_reduce", ("se", "expand"): "se.conv_expand",
+                  ("project", "conv"): "conv_pwl", ("project", "bn"): "bn3"}
+
+
+def timm_block_names(layout: Layout, positions) -> dict[tuple[str, ...], str]:
+    """Our stem, blocks and classifier -> timm module names; ``positions[i]``
+    is our block ``i``'s (stage, index) in timm's ``blocks``. The head is
+    named by the family (EfficientNet's ``conv_head``/``bn2``, MobileNetV3's
+    last stage)."""
+    names = {("stem", "conv"): "conv_stem", ("stem", "bn"): "bn1",
+             ("classifier",): "classifier"}
+    cin = layout.stem.features
+    for i, (block, (stage, index)) in enumerate(zip(layout.blocks, positions, strict=True)):
+        layers = _TIMM_INVERTED if block.expanded != cin else _TIMM_SEPARABLE
+        for ours, theirs in layers.items():
+            names[(f"blocks_{i}",) + ours] = f"blocks.{stage}.{index}.{theirs}"
+        cin = block.out
+    return names

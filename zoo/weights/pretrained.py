@@ -3,23 +3,39 @@
 
 from __future__ import annotations
 
-from zoo.registry import get_spec, list_models
+from typing import Optional
+
+from zoo.registry import WeightSource, get_spec, list_models
 
 
-def load_pretrained(name: str) -> dict:
-    """Real pretrained variables for ``name`` (downloaded once, verified by
-    the spec's pinned hash, cached under ``$ZOO_CACHE``; ``ZOO_OFFLINE=1``
-    never downloads)."""
-    from zoo.weights.fetch import fetch
-    from zoo.weights.files import load_weight_file
-
+def weight_source(name: str, origin: Optional[str] = None) -> WeightSource:
+    """The spec's first weight source, or the first whose ``origin`` starts
+    with ``origin`` (case-insensitive: "timm", "keras")."""
     spec = get_spec(name)
     if not spec.weights:
         have = [n for n in list_models() if get_spec(n).weights]
         raise ValueError(f"no pretrained weights are registered for {name!r}; "
                          f"models with weights: {', '.join(have)}")
-    path = fetch(spec.weights[0], name=name)
-    if spec.weights[0].format == "tflite":  # MediaPipe's Blaze models: mapping from the graph
+    if origin is None:
+        return spec.weights[0]
+    for source in spec.weights:
+        if source.origin.lower().startswith(origin.lower()):
+            return source
+    raise ValueError(f"{name}: no weight source from {origin!r}; its sources: "
+                     + ", ".join(repr(w.origin) for w in spec.weights))
+
+
+def load_pretrained(name: str, origin: Optional[str] = None) -> dict:
+    """Real pretrained variables for ``name`` (downloaded once, verified by
+    the spec's pinned hash, cached under ``$ZOO_CACHE``; ``ZOO_OFFLINE=1``
+    never downloads). ``origin`` picks another of the spec's sources than
+    the first, by who publishes it ("timm", "keras")."""
+    from zoo.weights.fetch import fetch
+    from zoo.weights.files import load_weight_file
+
+    source = weight_source(name, origin)
+    path = fetch(source, name=name)
+    if source.format == "tflite":  # MediaPipe's Blaze models: mapping from the graph
         from zoo.models.blazeface import variables_from_tflite
         return variables_from_tflite(path, name)
     return load_weight_file(path, name)

@@ -1,9 +1,12 @@
 """Copy a PyTorch state dict (read by ``zoo.weights.torch_pickle``, no torch
 needed) into our variables.
 
-Each family names the torch module prefix of each of its modules
-(``model.torch_names()``: lukemelas/efficientnet-pytorch names for
-EfficientNet, torchvision's for MobileNetV2); the tensors map as
+Each family names the torch module prefix of each of its modules, in each
+PyTorch layout it knows: ``model.torch_names()`` (lukemelas/efficientnet-pytorch
+for EfficientNet, torchvision for MobileNetV2) and ``model.timm_names()``
+(timm's ``tf_efficientnet_*``, ``mobilenetv2_*``, ``tf_mobilenetv3_*``). The
+layout whose names the state dict holds most of is used, so any of them
+loads without saying which. The tensors map as
 
     Conv2d weight (O, I, k, k)              -> conv/kernel (k, k, I, O)
     depthwise Conv2d weight (C, 1, k, k)    -> dw/conv/kernel (k, k, 1, C)
@@ -54,8 +57,11 @@ def from_torch(state_dict: Mapping[str, np.ndarray], name: str, *, source: str =
     from zoo.registry import build
 
     model = build(name, **options)
-    if not hasattr(model, "torch_names"):
+    layouts = [getattr(model, n)() for n in ("torch_names", "timm_names") if hasattr(model, n)]
+    if not layouts:
         raise ValueError(f"{name}: no PyTorch layout is known for this family")
-    return load_named(model, name, model.torch_names(), state_dict, source_label=source,
+    names = max(layouts, key=lambda names: sum(
+        f"{layer}.weight" in state_dict for layer in set(names.values())))
+    return load_named(model, name, names, state_dict, source_label=source,
                       sep=".", leaf_names=_leaf_names, to_ours=_to_ours,
                       ignore=lambda key: key.endswith("num_batches_tracked"))
