@@ -285,3 +285,29 @@ def test_cli_convert_rejects_quantized_onnx(tmp_path):
                 "--out", str(tmp_path))
     assert r.returncode == 2 and "ONNX export is float32 only" in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_conversion_table_rows_and_files(tmp_path):
+    """``python -m conversions.table`` on one classifier and one face model:
+    rows judged against JAX, the worker's own peak memory, the files."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "results"
+    r = subprocess.run([sys.executable, "-m", "conversions.table", "--models",
+                        "mobilenet_v2,face_mesh", "--formats", "tflite:float32,onnx:float32",
+                        "--runs", "2", "--out", str(out)], capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr
+    [js] = out.glob("conversions-*.json")
+    rows = json.loads(js.read_text())["rows"]
+    assert [(x["model"], x["format"]) for x in rows] == [
+        ("face_mesh", "tflite"), ("face_mesh", "onnx"), ("mobilenet_v2", "tflite"),
+        ("mobilenet_v2", "onnx")]
+    for x in rows:
+        assert x["status"] == "ok" and x["pretrained"] and x["max_rel_diff"] <= 1e-4, x
+        # a 14 MB model: the worker's own peak, not the table process's
+        assert 0.2 < x["peak_rss_gib"] < 4, x
+    assert rows[2]["top1_agree"] == "2/2" and rows[0]["top1_agree"] == ""
+    assert rows[2]["partitions"] == 1
+    assert js.with_suffix(".md").exists() and not (out / "conversions-partial.json").exists()
