@@ -146,7 +146,8 @@ def cmd_info(args) -> int:
         "crop_fraction": round(spec.crop_fraction, 4), "interpolation": spec.interpolation,
         "num_classes": spec.num_classes, "padding": spec.padding, "bn_eps": spec.bn_eps,
         "config": dict(spec.config), "params": counts.params, "macs": counts.macs,
-        "pretrained": [{k: v for k, v in w.__dict__.items() if v} for w in spec.weights], "license": spec.license,
+        "pretrained": [{k: v for k, v in w.__dict__.items() if v} for w in spec.weights],
+        "license": spec.license,
     }
     if spec.published:
         p = spec.published
