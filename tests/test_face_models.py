@@ -62,7 +62,7 @@ def litert_outputs(path, x):
 def test_spec_sources_are_the_measured_files():
     for name, file in FILES.items():
         spec = zoo.get_spec(name)
-        assert dataclasses.replace(spec.weights[0], license="") == MODELS[file]
+        assert dataclasses.replace(spec.weights[0], license="", origin="") == MODELS[file]
         assert spec.weights[0].license == "Apache-2.0"  # MediaPipe's license
         assert spec.input_size == SIZES[name]
         lo, hi = RANGES[name]  # spec normalisation maps 0 and 255 to the range
