@@ -79,6 +79,16 @@ def hub_hash_prefix(url: str) -> str:
     return match.group(1)
 
 
+def timm_release(file: str, config: str, owner: str = "rwightman") -> WeightSource:
+    """A timm checkpoint on the GitHub release that timm 1.0.31's pretrained
+    config ``config`` names (``file``, under ``owner``'s
+    pytorch-image-models, v0.1-weights), pinned by its file-name prefix."""
+    url = (f"https://github.com/{owner}/pytorch-image-models/releases/download/v0.1-weights/"
+           f"{file}")
+    return WeightSource(format="torch", url=url, sha256_prefix=hub_hash_prefix(url),
+                        license="Apache-2.0", origin=f"timm {config}")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     name: str

@@ -144,3 +144,12 @@ def timm_block_names(layout: Layout, positions) -> dict[tuple[str, ...], str]:
             names[(f"blocks_{i}",) + ours] = f"blocks.{stage}.{index}.{theirs}"
         cin = block.out
     return names
+
+
+def timm_efficientnet_names(layout: Layout) -> dict[tuple[str, ...], str]:
+    """timm's names for a layout built as its EfficientNet class builds
+    (EfficientNet, Lite, MobileNetV2): blocks at their table's (stage,
+    index), the head conv ``conv_head``/``bn2``."""
+    names = timm_block_names(layout, [(b.stage, b.index) for b in layout.blocks])
+    names.update({("head", "conv"): "conv_head", ("head", "bn"): "bn2"})
+    return names

