@@ -1,7 +1,25 @@
-"""Shared test helpers."""
+"""Shared test helpers, imported as ``helpers``: pytest puts this folder on
+``sys.path`` (rootdir-relative test files without packages), for ``pytest``
+and ``python -m pytest`` alike."""
+
+import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
+
+
+def zoo_command(*args) -> list[str]:
+    """The ``zoo`` console script (or ``python -m zoo.cli``) with ``args``."""
+    exe = shutil.which("zoo")
+    return ([exe] if exe else [sys.executable, "-m", "zoo.cli"]) + list(args)
+
+
+def zoo_cli(*args, env=None, timeout=300):
+    """Run ``zoo ARGS`` as a user would; the CompletedProcess, text output."""
+    return subprocess.run(zoo_command(*args), capture_output=True, text=True, timeout=timeout,
+                          env=env)
 
 
 def randomize_batch_stats(variables, seed=0):

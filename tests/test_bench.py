@@ -15,7 +15,7 @@ import zoo
 from benchmarks import env as bench_env
 from benchmarks import report
 from benchmarks.runner import FIELDS, measure, roofline
-from test_cli import zoo_cli, zoo_command
+from helpers import zoo_cli, zoo_command
 
 MODEL = "mobilenet_v3_small"  # the smallest network: about 2 s to build and compile
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import zoo
-from test_cli import zoo_cli
+from helpers import zoo_cli
 
 
 def leaves(tree):

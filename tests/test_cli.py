@@ -1,24 +1,11 @@
 """The `zoo` command line, run as a user would."""
 
 import json
-import shutil
-import subprocess
-import sys
 
 import pytest
 
+from helpers import zoo_cli
 from test_registry import FACE_NAMES, NAMES
-
-
-def zoo_command(*args) -> list[str]:
-    """The ``zoo`` console script (or ``python -m zoo.cli``) with ``args``."""
-    exe = shutil.which("zoo")
-    return ([exe] if exe else [sys.executable, "-m", "zoo.cli"]) + list(args)
-
-
-def zoo_cli(*args, env=None):
-    return subprocess.run(zoo_command(*args), capture_output=True, text=True, timeout=300,
-                          env=env)
 
 
 def test_list_shows_all_seventeen():

@@ -180,7 +180,7 @@ def test_keep_float_errors(out_dir):
         to_tflite("mobilenet_v3_small", quantization="float16", keep_float=["FULLY_CONNECTED"])
     with pytest.raises(ValueError, match="DENSE is not a TFLite builtin op type"):
         to_tflite("mobilenet_v3_small", quantization="int8", keep_float=["DENSE"])
-    from test_cli import zoo_cli
+    from helpers import zoo_cli
     r = zoo_cli("convert", "mobilenet_v3_small", "--to", "onnx", "--keep-float", "MEAN",
                 "--out", str(out_dir))
     assert r.returncode != 0 and "--keep-float is for --to tflite --quantize int8" in r.stderr
@@ -265,7 +265,7 @@ def test_unsupported_op_names_the_layer(out_dir):
 @pytest.mark.slow
 def test_cli_convert_pretrained_int8_agrees_on_chelsea(tmp_path):
     """The issue's acceptance command."""
-    from tests.test_cli import zoo_cli
+    from helpers import zoo_cli
 
     r = zoo_cli("convert", "efficientnet_lite0", "--pretrained", "--to", "tflite",
                 "--quantize", "int8", "--out", str(tmp_path))
@@ -279,7 +279,7 @@ def test_cli_convert_pretrained_int8_agrees_on_chelsea(tmp_path):
 
 
 def test_cli_convert_rejects_quantized_onnx(tmp_path):
-    from tests.test_cli import zoo_cli
+    from helpers import zoo_cli
 
     r = zoo_cli("convert", "mobilenet_v2", "--to", "onnx", "--quantize", "int8",
                 "--out", str(tmp_path))

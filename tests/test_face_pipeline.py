@@ -205,7 +205,7 @@ def test_overlay_draws_on_the_image():
 
 
 def test_cli_writes_overlays(tmp_path):
-    from test_cli import zoo_cli
+    from helpers import zoo_cli
 
     r = zoo_cli("facemesh", "--example", "astronaut", "--example", "coffee", "--out",
                 str(tmp_path), "--json")
