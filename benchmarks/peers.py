@@ -63,6 +63,19 @@ def _keras(name: str, batch: int, resolution: int, backend: str = "jax"):
     """Keras 3 Applications on ``backend``: jax (``keras``), or tensorflow
     without XLA (``keras_tf``, run in the child process ``run_child`` starts,
     which sets KERAS_BACKEND before keras is imported)."""
+    model, scale = keras_model(name, resolution, backend)
+    if backend == "tensorflow":
+        model.compile(jit_compile=False)  # plain TensorFlow graph execution, no XLA
+    x = _images(batch, resolution) * scale
+    return lambda: model.predict_on_batch(x)  # returns numpy: synchronised
+
+
+def keras_model(name: str, resolution: int, backend: str = "jax"):
+    """``(model, scale)``: the Keras 3 Application of ``name`` with random
+    weights and logits out (no softmax), and the factor its inputs take
+    (255 for EfficientNet, whose first layers rescale 0-255 pixels itself).
+    Raises PeerUnavailable when Keras has no such model, is not installed, or
+    already runs on another backend."""
     from zoo.weights.keras import KERAS_APPLICATIONS
 
     if name not in KERAS_APPLICATIONS:
@@ -84,13 +97,26 @@ def _keras(name: str, batch: int, resolution: int, backend: str = "jax"):
     model = getattr(keras.applications, ctor)(
         weights=None, input_shape=(resolution, resolution, 3), classifier_activation=None,
         **kwargs)
-    if backend == "tensorflow":
-        model.compile(jit_compile=False)  # plain TensorFlow graph execution, no XLA
-    x = _images(batch, resolution) * scale
-    return lambda: model.predict_on_batch(x)  # returns numpy: synchronised
+    return model, scale
 
 
 def _torch(name: str, batch: int, resolution: int):
+    model = torch_model(name)  # PeerUnavailable, not ImportError, without torch
+    import torch
+
+    model.eval()
+    x = torch.from_numpy(_images(batch, resolution, channels_last=False))
+
+    def run():
+        with torch.inference_mode():
+            return model(x)  # eager CPU: synchronous
+    return run
+
+
+def torch_model(name: str):
+    """The PyTorch module of ``name`` with random weights (see the module
+    docstring for which definition), with torch set to as many threads as
+    cores. Raises PeerUnavailable when there is none here."""
     try:
         import torch
     except ImportError:
@@ -110,14 +136,8 @@ def _torch(name: str, batch: int, resolution: int):
             raise PeerUnavailable(f"no PyTorch definition of {name} installable here")
     except ImportError as e:
         raise PeerUnavailable(f"{e.name} is not installed (pip install -e '.[torch]')") from None
-    model.eval()
     torch.set_num_threads(os.cpu_count() or 1)
-    x = torch.from_numpy(_images(batch, resolution, channels_last=False))
-
-    def run():
-        with torch.inference_mode():
-            return model(x)  # eager CPU: synchronous
-    return run
+    return model
 
 
 def _export(peer: str, name: str, batch: int, resolution: int):

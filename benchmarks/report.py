@@ -109,13 +109,19 @@ def markdown(summary: list[dict], env: Optional[dict] = None) -> str:
                       "float32, timed the same way; (x zoo) = peer p50 / zoo p50, above 1 the "
                       "zoo is faster (see benchmarks/peers.py)."]
     if env:
-        lines += ["", f"jax {env.get('jax')}, jaxlib {env.get('jaxlib')}, flax {env.get('flax')}; "
-                      f"{env.get('backend')} ({env.get('device_kind')} x{env.get('device_count')}); "
-                      f"CPU {env.get('cpu')}, {env.get('cpu_cores')} cores; "
-                      f"XLA_FLAGS={env.get('xla_flags') or '(none)'}; "
-                      f"git {env.get('git_commit')}; {env.get('date_utc')}",
-                  "", f"command: `{' '.join(env.get('command') or [])}`"]
+        lines += env_lines(env)
     return "\n".join(lines) + "\n"
+
+
+def env_lines(env: dict) -> list[str]:
+    """The environment footer of a Markdown table: versions, device, CPU,
+    XLA flags, commit, date, and the exact command."""
+    return ["", f"jax {env.get('jax')}, jaxlib {env.get('jaxlib')}, flax {env.get('flax')}; "
+                f"{env.get('backend')} ({env.get('device_kind')} x{env.get('device_count')}); "
+                f"CPU {env.get('cpu')}, {env.get('cpu_cores')} cores; "
+                f"XLA_FLAGS={env.get('xla_flags') or '(none)'}; "
+                f"git {env.get('git_commit')}; {env.get('date_utc')}",
+            "", f"command: `{' '.join(env.get('command') or [])}`"]
 
 
 def to_csv(results: list[dict]) -> str:
@@ -159,18 +165,19 @@ def write(results: list[dict], env: dict, out_dir, *, roof: Optional[dict] = Non
     return paths
 
 
-def _base_name(env: dict, stamp: str) -> str:
-    """``bench-<env tag>-<UTC time>``: the result files' name before the
-    suffix (not Path.with_suffix: the tag has dots)."""
+def _base_name(env: dict, stamp: str, prefix: str = "bench") -> str:
+    """``<prefix>-<env tag>-<UTC time>``: the result files' name before the
+    suffix (not Path.with_suffix: the tag has dots). ``bench`` for the
+    latency suite, ``train`` for the training-speed table."""
     from benchmarks.env import tag
-    return f"bench-{tag(env)}-{stamp}"
+    return f"{prefix}-{tag(env)}-{stamp}"
 
 
-def partial_path(out_dir, env: dict, stamp: str) -> Path:
+def partial_path(out_dir, env: dict, stamp: str, prefix: str = "bench") -> Path:
     """Where a run keeps its results so far (rewritten after each
     configuration, removed once the full files are written), so a run cut
     short by a crash or Ctrl-C loses at most the configuration under way."""
-    return Path(out_dir) / f"{_base_name(env, stamp)}.partial.json"
+    return Path(out_dir) / f"{_base_name(env, stamp, prefix)}.partial.json"
 
 
 def write_partial(results: list[dict], env: dict, path: Path) -> Path:

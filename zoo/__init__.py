@@ -9,6 +9,7 @@
     x = zoo.preprocess(uint8_images, spec)
     zoo.decode_predictions(logits, top=5)
     zoo.save(variables, path); zoo.restore(path)      # Orbax checkpoints
+    zoo.train.fit(zoo.train.TrainConfig(...))          # fine-tuning (imported on first use)
 """
 
 from zoo.checkpoint import restore, save
@@ -20,3 +21,12 @@ from zoo.weights.pretrained import load_pretrained
 __all__ = ["ModelSpec", "Published", "WeightSource", "build", "count_macs", "count_params",
            "create", "decode_predictions", "get_spec", "imagenet_labels", "list_models",
            "load_pretrained", "preprocess", "restore", "save"]
+
+
+def __getattr__(name):
+    # Subpackages with heavier imports load on first use: ``zoo.train.fit``.
+    if name in ("train", "datasets", "face"):
+        import importlib
+
+        return importlib.import_module(f"zoo.{name}")
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

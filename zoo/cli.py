@@ -7,6 +7,7 @@
     zoo convert NAME --to tflite|onnx   export for phones and other runtimes
     zoo bench ...             latency, FLOPs, memory, compile time (the benchmarks package)
     zoo bench compare A B     p50 ratios of two result files
+    zoo train ...             fine-tune a model (zoo.train), resumable
 """
 
 from __future__ import annotations
@@ -570,6 +571,9 @@ def parser() -> argparse.ArgumentParser:
                         "(the zoo's own TFLite / ONNX export)")
     s.add_argument("--out", default="results", help="folder for the result files (results/)")
     s.set_defaults(func=cmd_bench)
+
+    from zoo.train.cli import add_parser as add_train
+    add_train(sub)
     return p
 
 

@@ -1,6 +1,8 @@
 """The one timing loop: ``warmup`` untimed then ``runs`` timed calls of a
 synchronous call, summarised in milliseconds. The benchmark suite and the
-conversion table both time with it, so their figures mean the same thing."""
+conversion table both time with it, so their figures mean the same thing.
+``time_interleaved`` is the same loop over several calls taken in turns, for
+comparisons that must share whatever the machine was doing at the time."""
 
 from __future__ import annotations
 
@@ -33,7 +35,46 @@ def time_calls(call: Callable[[], object], runs: int, warmup: int,
         if (max_seconds is not None and len(times) >= MIN_TIMED_RUNS
                 and sum(times) > max_seconds * 1e3):
             break
-    times.sort()
+    return summarize(times)
+
+
+def time_interleaved(calls: dict[str, Callable[[], object]], runs: int, warmup: int,
+                     after_round: Callable[[int, int], None] = lambda done, total: None
+                     ) -> dict[str, object]:
+    """``time_calls`` over several calls at once, in rounds: each round calls
+    every one once, so a burst of load from elsewhere on the machine falls on
+    all of them alike instead of on whichever happened to be timed then. The
+    order rotates by one each round so none always runs straight after the
+    same neighbour (whose leftover threads or cache state it would inherit).
+    Returns ``{name: summary}`` with ``time_calls``'s keys; a call that
+    raises leaves the rotation and its entry is the exception, the others go
+    on. ``after_round(done, warmup + runs)`` runs after each round (progress)."""
+    names = list(calls)
+    times: dict[str, list] = {n: [] for n in names}
+    out: dict[str, object] = {}
+    for i in range(warmup + runs):
+        k = i % len(names) if names else 0
+        for n in names[k:] + names[:k]:
+            if n in out:
+                continue
+            t = time.perf_counter()
+            try:
+                calls[n]()
+            except Exception as e:  # noqa: BLE001 - reported as this call's result
+                out[n] = e
+                continue
+            if i >= warmup:
+                times[n].append((time.perf_counter() - t) * 1e3)
+        after_round(i + 1, warmup + runs)
+    for n in names:
+        if n not in out:
+            out[n] = summarize(times[n])
+    return {n: out[n] for n in names}
+
+
+def summarize(times: list) -> dict:
+    """Milliseconds -> p50 (the headline), p90, min, mean, std, count."""
+    times = sorted(times)
     return {"p50_ms": statistics.median(times),
             "p90_ms": float(np.percentile(np.asarray(times), 90)),
             "min_ms": times[0], "mean_ms": statistics.fmean(times),

@@ -1,0 +1,93 @@
+"""Per-example training transforms, numpy and Pillow only, run inside grain's
+loader workers.
+
+``TrainTransform`` turns a record ``{"image": uint8 (H, W, C), "label"}``
+into ``{"image": float32 (S, S, 3) normalised, "label": int32}``. With
+``augment`` it takes a random resized crop (area fraction in
+``[min_scale, 1]``, aspect ratio in ``[3/4, 4/3]`` on a log scale, as in
+Inception / torchvision, but with sub-pixel crop boxes so tiny images such
+as 8x8 digits still get a continuum of crops) and a horizontal flip with
+probability 1/2 if ``flip``; without ``augment`` it resizes the whole image
+to S and draws nothing (``flip`` is part of augmentation).
+
+Resizing is Pillow's antialiased filter on float32 planes (mode "F"):
+bilinear (or bicubic) with the filter widened when shrinking. That is the
+same arithmetic as ``jax.image.resize(..., antialias=True)`` used by
+``zoo.preprocess`` (agreement to about 1e-3 in 0-255 units), without
+rounding to uint8 in between, then clipped to [0, 255] like ``preprocess``.
+
+All randomness comes from the ``np.random.Generator`` grain hands to
+``random_map``, which grain seeds from the pipeline seed and the element's
+position in the stream, so results do not depend on which worker runs them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from PIL import Image
+
+_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+ASPECT = (3 / 4, 4 / 3)
+
+
+def crop_box(height: int, width: int, rng: np.random.Generator, min_scale: float,
+             aspect: tuple[float, float] = ASPECT) -> tuple[float, float, float, float]:
+    """A random (left, top, right, bottom) box covering ``[min_scale, 1]`` of
+    the image area with aspect ratio in ``aspect``; after 10 misses, the
+    largest centred box of the nearest allowed aspect."""
+    area = height * width
+    log_lo, log_hi = math.log(aspect[0]), math.log(aspect[1])
+    for _ in range(10):
+        target = area * rng.uniform(min_scale, 1.0)
+        ratio = math.exp(rng.uniform(log_lo, log_hi))
+        w, h = math.sqrt(target * ratio), math.sqrt(target / ratio)
+        if w <= width and h <= height:
+            left, top = rng.uniform(0, width - w), rng.uniform(0, height - h)
+            return left, top, left + w, top + h
+    ratio = min(max(width / height, aspect[0]), aspect[1])
+    w, h = min(width, height * ratio), min(height, width / ratio)
+    left, top = (width - w) / 2, (height - h) / 2
+    return left, top, left + w, top + h
+
+
+def resize(image: np.ndarray, size: int, box=None, interpolation: str = "bilinear") -> list:
+    """uint8 (H, W, C) -> C float32 (size, size) planes of ``box`` (the whole
+    image by default), antialiased; not yet clipped (bicubic overshoots)."""
+    filt = _FILTERS[interpolation]
+    return [np.asarray(Image.fromarray(image[..., c].astype(np.float32))
+                       .resize((size, size), filt, box=box))
+            for c in range(image.shape[-1])]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainTransform:
+    """The grain ``random_map`` callable of ``train_batches`` (picklable)."""
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    augment: bool = True
+    flip: bool = True
+    min_scale: float = 0.25
+    interpolation: str = "bilinear"
+
+    def __call__(self, record: dict, rng: np.random.Generator) -> dict:
+        image = np.asarray(record["image"])
+        if image.ndim == 2:
+            image = image[..., None]
+        box, mirror = None, False
+        if self.augment:
+            box = crop_box(image.shape[0], image.shape[1], rng, self.min_scale)
+            mirror = self.flip and rng.random() < 0.5
+        planes = resize(image, self.image_size, box, self.interpolation)
+        if len(planes) == 1:
+            planes = planes * 3  # grey -> RGB, as zoo.preprocess does
+        x = np.empty((self.image_size, self.image_size, 3), np.float32)
+        for c in range(3):
+            out = x[..., c]
+            np.clip(planes[c][:, ::-1] if mirror else planes[c], 0.0, 255.0, out=out)
+            out -= np.float32(self.mean[c])
+            out /= np.float32(self.std[c])
+        return {"image": x, "label": np.int32(record["label"])}

@@ -1,0 +1,128 @@
+"""TFDS builders for the two built-in datasets, both real images that ship
+with installed packages (no network):
+
+* ``digits``: scikit-learn's ``load_digits`` (1,797 handwritten 8x8 grey
+  digits, values 0-16, scaled to 0-255 as ``round(v * 255 / 16)``), classes
+  "0".."9"; a fixed stratified split of 1,437 train / 360 test.
+* ``lfw_subset``: scikit-image's ``lfw_subset`` (200 25x25 grey crops; the
+  first 100 are faces, the next 100 are not: checked by eye. Its docstring
+  says uint8 but it returns float64 in [0, 1], scaled here as
+  ``round(x * 255)``), classes ``("non_face", "face")`` so label 1 is a face;
+  a fixed stratified split of 160 train / 40 test.
+
+Records are ``{"image": uint8 (H, W, 1), "label": int, "id": int}``; ``id``
+is the row in the upstream array, so a record can be traced back to its
+source. Images are stored as PNG bytes encoded with Pillow: TFDS would encode
+numpy images with TensorFlow, which the array_record path otherwise avoids.
+Splits are drawn by ``stratified_split`` with seed 0, so every build holds
+the same examples in the same split (TFDS orders records by key, also fixed).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from zoo.datasets.errors import import_tfds, require
+
+tfds = import_tfds()
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """uint8 (H, W), (H, W, 1) or (H, W, 3) -> PNG bytes (lossless)."""
+    image = np.asarray(image, np.uint8)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def stratified_split(labels: Sequence[int], n_test: int,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, test) indices with ``n_test`` test examples drawn per
+    class in proportion to its size (largest remainders get the rounding),
+    always leaving each class at least one training example."""
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * n_test / len(labels)
+    quota = np.floor(exact).astype(int)
+    by_remainder = np.argsort(-(exact - quota), kind="stable")
+    quota[by_remainder[:n_test - quota.sum()]] += 1
+    quota = np.minimum(quota, counts - 1)
+    rng = np.random.default_rng(seed)
+    test = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]
+    test = np.sort(np.concatenate(test)).astype(np.int64)
+    return np.setdiff1d(np.arange(len(labels)), test), test
+
+
+def features(class_names: Sequence[str], shape=(None, None, 3)):
+    """The record layout shared by our builders."""
+    return tfds.features.FeaturesDict({
+        "image": tfds.features.Image(shape=shape),
+        "label": tfds.features.ClassLabel(names=list(class_names)),
+        "id": np.int64,
+    })
+
+
+class _ArrayBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """A dataset held as one grey uint8 array plus labels, split once."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    CLASS_NAMES: tuple[str, ...] = ()
+    SHAPE: tuple[int, int, int] = (0, 0, 1)
+    N_TEST = 0
+    DESCRIPTION = ""
+
+    def _load(self) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _info(self):
+        # builder=self: defined outside the tfds package, TFDS cannot find
+        # metadata files for it by module path.
+        return tfds.core.DatasetInfo(builder=self, description=self.DESCRIPTION,
+                                     features=features(self.CLASS_NAMES, self.SHAPE),
+                                     supervised_keys=("image", "label"))
+
+    def _split_generators(self, dl_manager):
+        images, labels = self._load()
+        train, test = stratified_split(labels, self.N_TEST, seed=0)
+        return {"train": self._generate_examples(images, labels, train),
+                "test": self._generate_examples(images, labels, test)}
+
+    def _generate_examples(self, images, labels, ids):
+        for i in ids:
+            yield int(i), {"image": png_bytes(images[i]), "label": int(labels[i]), "id": int(i)}
+
+
+class Digits(_ArrayBuilder, skip_registration=True):
+    name = "digits"
+    CLASS_NAMES = tuple(str(d) for d in range(10))
+    SHAPE = (8, 8, 1)
+    N_TEST = 360
+    DESCRIPTION = "scikit-learn's load_digits: 1,797 handwritten 8x8 digits (UCI optdigits)."
+
+    def _load(self):
+        datasets = require("sklearn.datasets")
+        digits = datasets.load_digits()
+        return np.round(digits.images * (255 / 16)).astype(np.uint8), digits.target
+
+
+class LfwSubset(_ArrayBuilder, skip_registration=True):
+    name = "lfw_subset"
+    CLASS_NAMES = ("non_face", "face")
+    SHAPE = (25, 25, 1)
+    N_TEST = 40
+    DESCRIPTION = "scikit-image's lfw_subset: 100 face and 100 non-face 25x25 crops from LFW."
+
+    def _load(self):
+        from skimage import data
+        images = data.lfw_subset()
+        labels = np.r_[np.ones(100, np.int64), np.zeros(100, np.int64)]  # faces first
+        return np.round(images * 255).astype(np.uint8), labels
+
+
+BUILDERS = {"digits": Digits, "lfw_subset": LfwSubset}

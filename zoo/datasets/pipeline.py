@@ -1,0 +1,154 @@
+"""grain input pipelines over a prepared ``Data``: endless shuffled,
+augmented training batches, and one pass of padded evaluation batches.
+
+Training (``train_batches``) is one grain chain::
+
+    MapDataset.source(train).seed(seed)
+      .shuffle()        # a new permutation per epoch: position p reads epoch p // N
+      .repeat()         # endless; shuffle derives each epoch's seed from (seed, epoch)
+      .random_map(TrainTransform)   # rng from (seed, stream position): worker-independent
+      [shard_index::shard_count]    # this host's share of every global batch
+      .batch(batch_size // shard_count)
+      .to_iter_dataset(ReadOptions)
+      .mp_prefetch(MultiprocessingOptions(num_workers))
+
+The stream is continuous across epochs: each run of N = len(train) stream
+positions is one epoch holding every example exactly once, and the batch that
+straddles an epoch boundary carries the last examples of one epoch and the
+first of the next (nothing dropped). ``steps_per_epoch`` is ``N //
+batch_size``. Each element's randomness depends only on (seed, position), so
+the same seed gives bit-identical batches whatever ``num_workers`` is.
+
+The iterator's ``get_state()`` is a small dict of ints and lists of ints
+(``json.dumps`` it as is); ``set_state()`` on an iterator of the same
+pipeline (same arguments, same ``num_workers``) continues with exactly the
+batches the original would have produced.
+
+Evaluation (``eval_batches``) reads a split in order and runs
+``zoo.preprocess`` (the inference preprocessing) on each batch in the main
+process, padding the last batch with ``mask`` False so all batches have one
+shape (one compile).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import numpy as np
+
+from zoo.datasets.augment import TrainTransform
+from zoo.datasets.errors import DatasetError, require
+from zoo.datasets.registry import Data
+
+MIN_IMAGE_SIZE = 32
+
+
+def _check_batch_size(data: Data, batch_size: int) -> None:
+    if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise DatasetError(f"batch_size={batch_size!r}: expected a positive integer")
+    if batch_size > len(data.train):
+        raise DatasetError(f"batch_size={batch_size} is larger than {data.name}'s train split "
+                           f"({len(data.train)} examples); use batch_size <= {len(data.train)}")
+
+
+def steps_per_epoch(data: Data, batch_size: int) -> int:
+    """Batches per pass over the train split: ``len(train) // batch_size``
+    (at least 1; the remainder carries into the next epoch's first batch)."""
+    _check_batch_size(data, batch_size)
+    return max(1, len(data.train) // batch_size)
+
+
+def train_batches(data: Data, batch_size: int, image_size: int, mean: Sequence[float],
+                  std: Sequence[float], seed: int = 0, *, augment: bool = True,
+                  flip: bool = True, min_scale: float = 0.25, num_workers: int = 0,
+                  shard_index: int = 0, shard_count: int = 1, interpolation: str = "bilinear"):
+    """Endless training batches ``{"image": float32 (B, S, S, 3), "label":
+    int32 (B,)}`` as a grain ``IterDataset`` (``iter()`` it for a
+    checkpointable ``DatasetIterator``). ``image`` is ``(x - mean) / std``
+    in 0-255 units, grey repeated to RGB. ``batch_size`` is the global
+    batch; this host gets ``batch_size // shard_count`` of each.
+    ``augment``: random resized crop (area in ``[min_scale, 1]``) and, if
+    ``flip``, random mirroring; without it the whole image is resized and
+    nothing is random. ``interpolation``: pass ``spec.interpolation`` so the
+    resize matches ``zoo.preprocess``. ``num_workers`` loader processes
+    (0: in this process); with workers, run from under ``if __name__ ==
+    "__main__":`` (they are spawned)."""
+    grain = require("grain")
+    _check_batch_size(data, batch_size)
+    if not isinstance(image_size, (int, np.integer)) or image_size < MIN_IMAGE_SIZE:
+        raise DatasetError(f"image_size={image_size!r}: expected an integer >= {MIN_IMAGE_SIZE}")
+    if not 0 < min_scale <= 1:
+        raise DatasetError(f"min_scale={min_scale}: expected a crop area fraction in (0, 1]")
+    if interpolation not in ("bilinear", "bicubic"):
+        raise DatasetError(f"interpolation={interpolation!r}: expected 'bilinear' or 'bicubic'")
+    if not (isinstance(seed, (int, np.integer)) and seed >= 0):
+        raise DatasetError(f"seed={seed!r}: expected a non-negative integer")
+    if not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+        raise DatasetError(f"num_workers={num_workers!r}: expected 0 (main process) or more")
+    if shard_count < 1 or not 0 <= shard_index < shard_count:
+        raise DatasetError(f"shard_index={shard_index}, shard_count={shard_count}: expected "
+                           f"0 <= shard_index < shard_count")
+    if batch_size % shard_count:
+        raise DatasetError(f"batch_size={batch_size} does not split over shard_count={shard_count} "
+                           f"hosts; use a multiple of {shard_count}")
+    transform = TrainTransform(int(image_size), tuple(map(float, mean)), tuple(map(float, std)),
+                               augment=augment, flip=flip, min_scale=float(min_scale),
+                               interpolation=interpolation)
+    ds = grain.MapDataset.source(data.train).seed(int(seed)).shuffle().repeat()
+    ds = ds.random_map(transform)
+    ds = ds[shard_index::shard_count].batch(batch_size // shard_count, drop_remainder=True)
+    # Elements here are whole batches: keep the read-ahead to a couple of them.
+    threads = 2 if num_workers == 0 else 1
+    ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=threads, prefetch_buffer_size=2))
+    if num_workers:
+        _parse_absl_flags()
+    return ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=int(num_workers)))
+
+
+def _parse_absl_flags() -> None:
+    """grain 0.2.18's worker start reads an absl flag, which raises unless
+    absl flags were parsed (scripts not run by ``absl.app`` never parse
+    them); mark them parsed, keeping their defaults. Later grain releases
+    fall back to the default themselves."""
+    from absl import flags
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+
+
+@dataclasses.dataclass(frozen=True)
+class _EvalBatch:
+    spec: object  # zoo.ModelSpec or a model name
+    batch_size: int
+
+    def __call__(self, records: list) -> dict:
+        from zoo.preprocess import preprocess
+        n = len(records)
+        x = np.asarray(preprocess([r["image"] for r in records], self.spec), np.float32)
+        images = np.zeros((self.batch_size,) + x.shape[1:], np.float32)
+        images[:n] = x
+        labels = np.zeros(self.batch_size, np.int32)
+        labels[:n] = [r["label"] for r in records]
+        return {"image": images, "label": labels, "mask": np.arange(self.batch_size) < n}
+
+
+def eval_batches(data: Data, split: str = "test", batch_size: int = 64, spec=None):
+    """One ordered pass over ``split`` ("train" or "test") as batches
+    ``{"image": float32 (B, S, S, 3), "label": int32 (B,), "mask": bool (B,)}``
+    made by ``zoo.preprocess(images, spec)``; the last batch is padded with
+    zeros and ``mask`` False. ``spec``: a ``zoo.ModelSpec`` (``zoo.get_spec(
+    name, resolution=S)`` for size S) or a model name."""
+    grain = require("grain")
+    sources = {"train": data.train, "test": data.test}
+    if split not in sources:
+        raise DatasetError(f"split={split!r}: expected 'train' or 'test'")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise DatasetError(f"batch_size={batch_size!r}: expected a positive integer")
+    if spec is None:
+        raise DatasetError("eval_batches needs spec= (a zoo.ModelSpec or model name) to "
+                           "preprocess images as inference does")
+    ds = grain.MapDataset.source(sources[split]).batch(int(batch_size), batch_fn=list)
+    ds = ds.map(_EvalBatch(spec, int(batch_size)))
+    # One thread of the main process preprocesses the next batch while the
+    # caller evaluates this one.
+    return ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))

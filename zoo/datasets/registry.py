@@ -1,0 +1,181 @@
+"""Dataset names -> prepared, random-access data.
+
+``prepare(name)`` builds a dataset once with TFDS (array_record files, no
+TensorFlow) under the data directory and opens it with
+``builder.as_data_source()``. Later calls find the finished files and only
+open them. Names:
+
+* ``"digits"``, ``"lfw_subset"``: the built-in datasets (``DATASETS``);
+* ``"folder:/path/to/photos"``: one sub-folder of images per class;
+* ``"tfds:NAME"``: any TensorFlow Datasets dataset (downloaded by TFDS).
+
+TFDS writes a dataset into ``incomplete.*`` and renames it into place only
+when complete, so an interrupted build is never read. A file lock per dataset
+makes concurrent ``prepare`` calls (two training processes on one cache)
+build once; under the lock, ``incomplete.*`` folders left by killed builds of
+that dataset are removed.
+
+The data directory is ``data_dir`` if given, else ``$ZOO_DATA``, else
+``$ZOO_CACHE/datasets``, else ``~/.cache/zoo/datasets``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+from zoo.datasets.errors import DatasetError, import_tfds, require
+
+DATASETS = ("digits", "lfw_subset")
+_FORMS = ("'digits', 'lfw_subset', 'folder:/path/to/images' (one sub-folder per class) "
+          "or 'tfds:NAME' (a TensorFlow Datasets name)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    """A prepared dataset. ``train``/``test`` are random-access sequences of
+    records ``{"image": uint8 (H, W, C) with C in {1, 3}, "label": int, ...}``
+    (TFDS data sources, picklable into grain's worker processes)."""
+    name: str
+    train: Sequence[dict]
+    test: Sequence[dict]
+    class_names: tuple[str, ...]
+    path: Optional[Path] = None  # where the built files live
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def resolve_data_dir(given: Union[str, os.PathLike, None] = None) -> Path:
+    """Where datasets are built and cached (see the module docstring)."""
+    if given is not None:
+        return Path(given).expanduser()
+    if os.environ.get("ZOO_DATA"):
+        return Path(os.environ["ZOO_DATA"]).expanduser()
+    return Path(os.environ.get("ZOO_CACHE") or "~/.cache/zoo").expanduser() / "datasets"
+
+
+def prepare(name: str, data_dir: Union[str, os.PathLike, None] = None, *,
+            test_fraction: float = 0.2) -> Data:
+    """Build ``name`` if needed and open it. ``test_fraction`` is the share
+    of each class held out for ``folder:`` datasets without train/test
+    sub-folders."""
+    root = resolve_data_dir(data_dir)
+    if not isinstance(name, str):
+        raise DatasetError(f"dataset name {name!r}: expected a string, one of {_FORMS}")
+    if name in DATASETS:
+        from zoo.datasets.builders import BUILDERS
+        builder = BUILDERS[name](data_dir=os.fspath(root), file_format="array_record")
+        return _open(builder, name, "image", "label")
+    if name.startswith("folder:"):
+        from zoo.datasets import folder
+        listing = folder.scan(name[len("folder:"):], test_fraction=test_fraction)
+        builder = folder.ImageFolder(listing=listing, data_dir=os.fspath(root),
+                                     file_format="array_record")
+        return _open(builder, folder.name_of(listing), "image", "label")
+    if name.startswith("tfds:"):
+        return _prepare_tfds(name, root)
+    raise DatasetError(f"unknown dataset {name!r}{_suggest(name)}; valid forms: {_FORMS}")
+
+
+def _suggest(name: str) -> str:
+    if Path(name).expanduser().is_dir():
+        return f" (a folder: did you mean 'folder:{name}'?)"
+    close = difflib.get_close_matches(name.lower(), DATASETS + ("folder:", "tfds:"), n=2,
+                                      cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _prepare_tfds(name: str, root: Path) -> Data:
+    tfds = import_tfds()
+    tfds_name = name[len("tfds:"):]
+    try:
+        builder = tfds.builder(tfds_name, data_dir=os.fspath(root), file_format="array_record")
+    except tfds.core.registered.DatasetNotFoundError:
+        close = difflib.get_close_matches(tfds_name.split("/")[0].split(":")[0],
+                                          tfds.list_builders(with_community_datasets=False), n=3)
+        hint = f" (did you mean {', '.join(repr('tfds:' + c) for c in close)}?)" if close else ""
+        raise DatasetError(f"{name}: TensorFlow Datasets has no dataset {tfds_name!r}{hint}; see "
+                           f"tfds.list_builders() or the TFDS catalog for names") from None
+    except ValueError:  # TFDS could not parse the name
+        raise DatasetError(f"{name}: not a TFDS dataset name; expected "
+                           f"'tfds:NAME[/CONFIG][:VERSION]', e.g. 'tfds:mnist'") from None
+    feats = builder.info.features
+    image_key = _feature(feats, "image", tfds.features.Image)
+    label_key = _feature(feats, "label", tfds.features.ClassLabel)
+    if image_key is None or label_key is None:
+        found = ", ".join(f"{k}: {type(v).__name__}" for k, v in feats.items())
+        raise DatasetError(f"{name}: needs one image feature (tfds.features.Image) and one "
+                           f"label feature (tfds.features.ClassLabel); it has {found}")
+    channels = feats[image_key].shape[-1]
+    if channels not in (1, 3):
+        raise DatasetError(f"{name}: images have {channels} channels; zoo.datasets reads grey "
+                           f"(1) or RGB (3) images")
+    return _open(builder, name, image_key, label_key)
+
+
+def _feature(feats, preferred: str, kind) -> Optional[str]:
+    """``preferred`` if it has the right kind, else the only feature that does."""
+    feats = dict(feats.items())
+    if isinstance(feats.get(preferred), kind):
+        return preferred
+    matches = [k for k, v in feats.items() if isinstance(v, kind)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _open(builder, name: str, image_key: str, label_key: str) -> Data:
+    _build(builder, name)
+    splits = builder.info.splits
+    test_split = next((s for s in ("test", "validation") if s in splits), None)
+    if "train" not in splits or test_split is None:
+        raise DatasetError(f"{name}: needs a 'train' split and a 'test' or 'validation' split; "
+                           f"it has {sorted(splits)}")
+    sources = builder.as_data_source()
+    train, test = sources["train"], sources[test_split]
+    if (image_key, label_key) != ("image", "label"):
+        train, test = _Renamed(train, image_key, label_key), _Renamed(test, image_key, label_key)
+    class_names = tuple(builder.info.features[label_key].names)
+    return Data(name, train, test, class_names, Path(os.fspath(builder.data_path)))
+
+
+def _build(builder, name: str) -> None:
+    """download_and_prepare once, under a per-dataset file lock."""
+    filelock = require("filelock")
+    data_path = Path(os.fspath(builder.data_path))
+    if data_path.exists():
+        return
+    lock_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{builder.name}-{builder.builder_config.name}"
+                       if builder.builder_config else builder.name)
+    lock_dir = Path(os.fspath(builder.data_dir_root)) / ".locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(os.fspath(lock_dir / f"{lock_name}.lock")):
+        if data_path.exists():  # another process built it while we waited:
+            builder.info.read_from_directory(os.fspath(data_path))  # its splits, sizes
+            return
+        # Holding the lock, no live build of this dataset exists: these were killed.
+        for stale in data_path.parent.glob(f"incomplete.*_{data_path.name}"):
+            shutil.rmtree(stale, ignore_errors=True)
+        builder.download_and_prepare(file_format="array_record")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Renamed:
+    """A data source whose image/label features carry other names."""
+    source: Any
+    image_key: str
+    label_key: str
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict:
+        record = dict(self.source[index])
+        record["image"] = record.pop(self.image_key)
+        record["label"] = record.pop(self.label_key)
+        return record

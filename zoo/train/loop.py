@@ -1,0 +1,212 @@
+"""``fit(config)``: the one training loop, for every task.
+
+Per step: the next batch from the grain iterator is split over the mesh's
+``data`` axis, the jitted step updates the replicated state, and the
+previous step's metrics are read back (one step late, so the host never
+stalls the device). Every ``save_every`` steps and at the end the state and
+the iterator's position go to an asynchronous Orbax checkpoint; every
+``eval_every`` steps (an epoch by default) the model is evaluated and the
+best variables are kept. Rerunning the same command resumes from the last
+checkpoint and ends where an unbroken run ends: the data order comes from
+the iterator state, the dropout masks from ``fold_in(rng, step)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import jax
+import numpy as np
+
+from zoo.train.checkpoints import RunDir
+from zoo.train.config import TrainConfig
+from zoo.train.metrics import MetricWriter
+from zoo.train.progress import TrainProgress
+from zoo.train.sharding import check_batch_size, make_mesh, put_batch, replicated
+from zoo.train.step import (eval_variables, init_state, jit_steps, make_eval_step,
+                            make_train_step)
+from zoo.train.tasks import Classification, Task, check_labels
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class FitResult:
+    workdir: Path
+    steps: int
+    best: Optional[dict]  # step and eval metrics of the best checkpoint
+    last_eval: Optional[dict]
+    resumed_from: Optional[int]
+    state: Any = dataclasses.field(repr=False, default=None)
+
+
+def fit(config: TrainConfig, task: Optional[Task] = None, *, progress: bool = True,
+        stop_after: Optional[int] = None) -> FitResult:
+    """Train ``config.model`` on ``config.data`` in ``config.workdir``.
+
+    ``stop_after`` ends the run (checkpointed) after that many steps of this
+    call, as an interruption would; the next call resumes."""
+    from zoo.datasets import eval_batches, prepare, steps_per_epoch, train_batches
+    import zoo
+
+    task = task or Classification()
+    task.check(config)  # a bad model name fails before any data is built
+    mesh = make_mesh(config.devices)
+    check_batch_size(config.batch_size, mesh)
+    data = prepare(config.data, data_dir=config.data_dir)
+    num_classes = config.num_classes or data.num_classes
+    if num_classes < data.num_classes:
+        raise ValueError(f"--num-classes {num_classes}: {data.name} has {data.num_classes} "
+                         f"classes ({', '.join(data.class_names[:5])}, ...); give at least "
+                         f"{data.num_classes}")
+    if config.batch_size > len(data.train):
+        raise ValueError(f"--batch-size {config.batch_size} is larger than {data.name}'s "
+                         f"training split ({len(data.train)} examples)")
+    spec = zoo.get_spec(config.model, resolution=config.image_size)
+    image_size = spec.input_size
+    per_epoch = steps_per_epoch(data, config.batch_size)
+    total = config.steps or (config.epochs or 10) * per_epoch
+    eval_every = config.eval_every or per_epoch
+    flip = config.flip if config.flip is not None else data.name != "digits"
+
+    run = RunDir(config.workdir, config)
+    class_names = list(data.class_names) + [str(i) for i in range(data.num_classes, num_classes)]
+    meta = {"model": config.model, "task": task.name, "data": config.data,
+            "num_classes": num_classes, "class_names": class_names, "image_size": image_size,
+            "config": config.to_json()}
+    resuming = run.claim(meta)
+
+    model, variables, trainable = task.init(config, num_classes)
+    from zoo.train.optim import make_optimizer
+
+    tx, schedule = make_optimizer(config, variables["params"], trainable, total)
+    state = jax.device_put(init_state(variables, tx, config), replicated(mesh))
+    del variables
+    train_ds = train_batches(data, batch_size=config.batch_size, image_size=image_size,
+                             mean=spec.mean, std=spec.std, seed=config.seed,
+                             augment=config.augment, flip=flip, min_scale=config.min_scale,
+                             interpolation=spec.interpolation,
+                             num_workers=config.workers, shard_index=jax.process_index(),
+                             shard_count=jax.process_count())
+    batches = iter(train_ds)
+    start = 0
+    if resuming and run.latest_step() is not None:
+        state, data_state = run.restore(state)
+        batches.set_state(data_state)
+        start = int(jax.device_get(state["step"]))
+    best = run.best()
+    train_step, eval_step = jit_steps(make_train_step(model, task, tx, schedule, config,
+                                                      trainable),
+                                      make_eval_step(model, task), mesh)
+    writer = MetricWriter(run.path, start)
+    bar = TrainProgress(total, start, enabled=progress)
+    if start:
+        bar.message(f"resuming {run.path} at step {start}/{total}")
+    last_eval, pending, window = None, None, []
+    t_window, images = time.perf_counter(), 0
+    end = total if stop_after is None else min(total, start + stop_after)
+    # XLA:CPU runs each device's share of a program on one shared thread pool;
+    # with two SPMD programs in flight (the next step dispatched before the
+    # last one ends) both pool threads can wait in one program's all-reduce
+    # for a partner that has no thread left. One program at a time there.
+    one_at_a_time = jax.default_backend() == "cpu" and mesh.devices.size > 1
+
+    def evaluate(step: int) -> dict:
+        sums = None
+        for batch in eval_batches(data, "test", batch_size=config.batch_size, spec=spec):
+            out = eval_step(*_eval_args(state), put_batch(batch, mesh))
+            sums = out if sums is None else jax.tree_util.tree_map(np.add, sums, out)
+        sums = jax.device_get(sums)
+        count = max(float(sums.pop("count")), 1.0)
+        return {k: float(v) / count for k, v in sums.items()}
+
+    def check(step: int, metrics) -> dict:
+        values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        if not math.isfinite(values["loss"]):
+            saved = run.latest_step()
+            where = (f"the last good checkpoint is step {saved} in {run.path / 'checkpoints'}"
+                     if saved is not None else "no checkpoint was written before it")
+            raise TrainingDiverged(
+                f"loss became {values['loss']} at step {step}; {where}. Lower --lr "
+                f"(now {config.peak_lr:g}), keep --clip-norm on, or use --dtype float32")
+        return values
+
+    try:
+        step = start
+        while step < end:
+            batch = next(batches)
+            check_labels(batch["label"], num_classes, data.name)
+            state, metrics = train_step(state, put_batch(batch, mesh))
+            if one_at_a_time:
+                jax.block_until_ready(metrics)
+            step += 1
+            images += config.batch_size
+            if pending is not None:
+                window.append(check(*pending))
+            pending = (step, metrics)
+            must_save = step % config.save_every == 0 or step == end
+            must_eval = step % eval_every == 0 or step == total
+            if step % config.log_every == 0 or must_save or must_eval:
+                window.append(check(*pending))
+                pending = None
+                elapsed = time.perf_counter() - t_window
+                values = {k: float(np.mean([w[k] for w in window])) for k in window[-1]}
+                values["images_per_s"] = images / elapsed if elapsed > 0 else 0.0
+                writer.write(step, "train", values)
+                bar.update(step, {k: values[k] for k in ("loss", "accuracy", "lr",
+                                                         "images_per_s") if k in values})
+                window, images, t_window = [], 0, time.perf_counter()
+            if must_save:
+                run.save(step, state, batches.get_state())
+            if must_eval:
+                last_eval = evaluate(step)
+                last_eval["epoch"] = step / per_epoch
+                writer.write(step, "eval", last_eval)
+                bar.message(f"step {step}: eval " + "  ".join(
+                    f"{k} {v:.4f}" for k, v in last_eval.items()))
+                key = "top1" if "top1" in last_eval else "loss"
+                better = (best is None or (last_eval[key] > best[key] if key == "top1"
+                                           else last_eval[key] < best[key]))
+                if better:
+                    run.save_best(step, eval_variables(state), last_eval)
+                    best = {"step": step, **last_eval}
+                t_window = time.perf_counter()  # eval time is not training throughput
+    finally:
+        bar.close()
+        writer.close()
+        run.close()
+    return FitResult(run.path, step, best, last_eval, start or None, state)
+
+
+def _eval_args(state):
+    v = eval_variables(state)
+    return v["params"], v["batch_stats"]
+
+
+def load_run(workdir) -> tuple[Any, dict, dict]:
+    """``(model, variables, meta)`` of a training run's best checkpoint:
+    ``model.apply(variables, zoo.preprocess(images, spec))`` with
+    ``spec = zoo.get_spec(meta["model"], resolution=meta["image_size"])``,
+    class names in ``meta["class_names"]``."""
+    import json
+
+    import zoo
+
+    path = Path(workdir).expanduser()
+    try:
+        meta = json.loads((path / "run.json").read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path} is not a zoo training run (no run.json); give the --workdir "
+                         "of `zoo train`") from None
+    if not (path / "best").exists():
+        raise ValueError(f"{path} has no evaluated checkpoint yet (no {path / 'best'}); let "
+                         "`zoo train` reach its first evaluation")
+    model = zoo.build(meta["model"], num_classes=meta["num_classes"])
+    variables = zoo.restore(path / "best")
+    return model, variables, meta

@@ -1,0 +1,140 @@
+"""What the training loop needs to know about a task, and the first one,
+image classification.
+
+A task supplies the model and its starting variables, the loss, and the
+evaluation sums; the loop (``zoo.train.loop``), its checkpoints and its
+sharding are the same for every task.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from zoo.train.config import TrainConfig
+
+# The classifier of every ConvNet in zoo.models.common; MobileNetV3 also has a
+# fully connected layer after pooling, which belongs to the backbone here.
+HEAD = ("classifier",)
+
+
+class Task(Protocol):
+    """The parts of training that differ between tasks."""
+
+    name: str
+
+    def check(self, config: TrainConfig) -> None:
+        """Refuse a model this task cannot train (before any data is built)."""
+
+    def init(self, config: TrainConfig, num_classes: int) -> tuple[Any, dict, Any]:
+        """(model, variables, trainable): ``trainable`` is a pytree of bools
+        shaped like ``variables["params"]``."""
+
+    def loss(self, outputs, batch, config: TrainConfig) -> tuple[jax.Array, dict]:
+        """Mean loss over the batch, and metrics (batch means) to log."""
+
+    def eval_sums(self, outputs, batch) -> dict:
+        """Sums over the valid examples (``batch["mask"]``); divided by
+        ``count`` at the end of an evaluation."""
+
+
+def merge_pretrained(variables: dict, pretrained: dict, skip=HEAD) -> tuple[dict, list[str]]:
+    """``variables`` with every array also in ``pretrained`` (same path, same
+    shape) replaced by the pretrained one, except under ``skip``; and the
+    paths that were kept from ``variables`` (a new head)."""
+    flat = {k: v for k, v in _flatten(pretrained).items()}
+    kept = []
+
+    def pick(path, a):
+        key = tuple(str(getattr(p, "key", p)) for p in path)
+        if key[1:1 + len(skip)] != skip and key in flat and flat[key].shape == a.shape:
+            return jnp.asarray(flat[key], a.dtype)
+        kept.append("/".join(key))
+        return a
+
+    return jax.tree_util.tree_map_with_path(pick, variables), kept
+
+
+def _flatten(tree) -> dict:
+    return {tuple(str(getattr(p, "key", p)) for p in path): a
+            for path, a in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Classification:
+    """Softmax cross-entropy with label smoothing; top-1 accuracy."""
+
+    name: str = "classification"
+
+    def check(self, config: TrainConfig) -> None:
+        import zoo
+
+        spec = zoo.get_spec(config.model)
+        if spec.task != "classification":
+            raise ValueError(f"{config.model} is a {spec.task} model; `zoo train` fine-tunes "
+                             f"classifiers: {', '.join(classifiers())}")
+
+    def init(self, config: TrainConfig, num_classes: int):
+        import zoo
+        from zoo.registry import init_variables
+
+        self.check(config)
+        spec = zoo.get_spec(config.model)
+        options = {"num_classes": num_classes, "dtype": jnp.dtype(config.dtype)}
+        if config.dropout is not None:
+            options["dropout"] = config.dropout
+        model = zoo.build(config.model, **options)
+        model = model.clone(settings=dataclasses.replace(model.settings,
+                                                         bn_momentum=config.bn_momentum))
+        variables = init_variables(model, config.seed)
+        new_head = True
+        if config.pretrained:
+            pretrained = zoo.load_pretrained(config.model)
+            new_head = num_classes != spec.num_classes
+            variables, _ = merge_pretrained(variables, pretrained,
+                                            skip=HEAD if new_head else ())
+        if new_head:
+            # A new classifier starts at zero (big_vision's head_zeroinit): the
+            # first loss is log(num_classes), not the ~10x larger one that the
+            # ImageNet-scaled random head gives on a 1280-wide feature vector.
+            params = dict(variables["params"])
+            params["classifier"] = jax.tree_util.tree_map(jnp.zeros_like, params["classifier"])
+            variables = dict(variables, params=params)
+        trainable = jax.tree_util.tree_map_with_path(
+            lambda path, _: config.freeze == "none" or str(path[0].key) in HEAD,
+            variables["params"])
+        return model, variables, trainable
+
+    def loss(self, logits, batch, config: TrainConfig):
+        labels = optax.smooth_labels(jax.nn.one_hot(batch["label"], logits.shape[-1]),
+                                     config.label_smoothing)
+        loss = optax.softmax_cross_entropy(logits, labels).mean()
+        accuracy = (jnp.argmax(logits, -1) == batch["label"]).mean()
+        return loss, {"loss": loss, "accuracy": accuracy}
+
+    def eval_sums(self, logits, batch):
+        mask = batch["mask"].astype(jnp.float32)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
+        top1 = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
+        return {"loss": (loss * mask).sum(), "top1": (top1 * mask).sum(), "count": mask.sum()}
+
+
+def classifiers() -> list[str]:
+    import zoo
+
+    return [n for n in zoo.list_models() if zoo.get_spec(n).task == "classification"]
+
+
+def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
+    """Refuse labels outside [0, num_classes) before they become NaN losses."""
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = sorted(set(labels[(labels < 0) | (labels >= num_classes)].tolist()))[:5]
+        raise ValueError(f"{where}: labels {bad} are outside [0, {num_classes}); give "
+                         f"--num-classes {int(labels.max()) + 1} or more (or leave it to "
+                         "the dataset)")
