@@ -309,12 +309,7 @@ class ConvBN(nn.Module):
             x = DepthwiseConv(self.kernel, self.stride, self.settings, name="conv")(x)
         else:
             x = Conv(self.features, self.kernel, self.stride, settings=self.settings, name="conv")(x)
-        # Two-pass batch variance in training: E[x^2] - E[x]^2 cancels
-        # catastrophically in channels that are nearly constant over the batch
-        # (flat image regions), and turns last-bit differences (another
-        # reduction order, another device count) into different gradients.
         x = nn.BatchNorm(use_running_average=not train, momentum=self.settings.bn_momentum,
-                         use_fast_variance=False,
                          epsilon=self.settings.bn_eps, dtype=self.settings.dtype, name="bn")(x)
         x = activation(self.act)(x)
         return x if residual is None else x + residual
