@@ -29,6 +29,7 @@ class Exportable:
     input_shape: tuple[int, ...]
     spec: Any  # zoo.ModelSpec, or None for a bare model
     pretrained: bool
+    labels: Optional[list] = None  # class names, when not ImageNet's (a fine-tuned run)
 
     @property
     def output_names(self) -> list[str]:

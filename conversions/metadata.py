@@ -49,7 +49,11 @@ def metadata(ex, *, fmt: str, quantization: str, outputs: list[str]) -> dict[str
             src = spec.weights[0]
             doc["weights"] = {"source": src.url or f"{src.package}:{src.path}",
                               "license": src.license or spec.license}
-        if spec.task == "classification" and spec.num_classes == 1000:
+        if spec.task == "classification" and ex.labels is not None:
+            doc["labels"] = list(ex.labels)
+            doc["output_meaning"] = (f"logits over the {len(ex.labels)} classes of `labels` "
+                                     "(apply softmax)")
+        elif spec.task == "classification" and spec.num_classes == 1000:
             from zoo.preprocess import imagenet_labels
             doc["labels"] = list(imagenet_labels())
             doc["output_meaning"] = "logits over the 1000 ImageNet classes (apply softmax)"

@@ -99,11 +99,18 @@ def test_bad_input_is_one_line(data_dir, tmp_path):
     assert (tmp_path / "f" / "notes.txt").read_text() == "mine"
 
 
-@pytest.mark.slow
-def test_fit_evaluates_saves_best_and_refuses_another_model(data_dir, tmp_path):
-    work = tmp_path / "run"
+@pytest.fixture(scope="module")
+def small_run(data_dir, tmp_path_factory):
+    """A finished 6-step run of the small model on digits."""
+    work = tmp_path_factory.mktemp("train") / "run"
     result = fit(TrainConfig(workdir=str(work), steps=6, save_every=3, eval_every=3,
                              log_every=1, **SMALL), progress=False)
+    return work, result
+
+
+@pytest.mark.slow
+def test_fit_evaluates_saves_best_and_refuses_another_model(small_run):
+    work, result = small_run
     assert result.steps == 6 and result.best["step"] in (3, 6)
     assert sorted(p.name for p in (work / "checkpoints").iterdir()
                   if p.name.isdigit()) == ["3", "6"]
@@ -130,6 +137,36 @@ def test_fit_evaluates_saves_best_and_refuses_another_model(data_dir, tmp_path):
     again = fit(TrainConfig(workdir=str(work), steps=6, save_every=3, eval_every=3,
                             log_every=1, **SMALL), progress=False)
     assert again.resumed_from == 6 and again.steps == 6
+
+
+@pytest.mark.slow
+def test_run_predicts_with_its_classes_and_converts_to_tflite(small_run, tmp_path):
+    import sklearn.datasets
+    from PIL import Image
+
+    work, _ = small_run
+    digit = (sklearn.datasets.load_digits().images[0] * 255 / 16).round().astype(np.uint8)
+    Image.fromarray(digit).resize((32, 32)).save(tmp_path / "digit.png")
+    r = zoo_cli("predict", str(tmp_path / "digit.png"), "--checkpoint", str(work), "--json",
+                "--top", "3")
+    assert r.returncode == 0, r.stderr
+    top = json.loads(r.stdout)[0]["top"]
+    assert len(top) == 3 and all(t["label"] == str(t["class"]) for t in top)
+    r = zoo_cli("convert", "--checkpoint", str(work), "--to", "tflite", "--out",
+                str(tmp_path) + "/")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / f"mobilenet_v3_small_{work.name}_32_float32.tflite"
+    assert out.exists(), r.stdout
+    meta = json.loads(out.with_name(out.name + ".json").read_text())
+    assert meta["labels"] == [str(i) for i in range(10)] and meta["input"]["shape"] == [1, 32,
+                                                                                        32, 3]
+    # The file in LiteRT against the JAX model, printed by the command's own check.
+    diff = float(r.stdout.split("max |tflite - jax| = ")[1].split()[0])
+    assert diff <= 1e-4, r.stdout
+    r = zoo_cli("convert", "mobilenet_v2", "--checkpoint", str(work), "--to", "tflite")
+    assert r.returncode == 2 and "drop the model name" in r.stderr
+    r = zoo_cli("predict", str(tmp_path / "digit.png"), "--checkpoint", str(tmp_path))
+    assert r.returncode == 2 and "is not a zoo training run" in r.stderr
 
 
 @pytest.mark.slow

@@ -25,7 +25,8 @@ EXAMPLES = {
     "info": "examples:\n  zoo info efficientnet_b0\n  zoo info mobilenet_v2 --width 0.5 --resolution 160",
     "predict": "examples:\n  zoo predict cat.jpg\n  zoo predict cat.jpg --model mobilenet_v2\n"
                "  zoo predict photos/ --model mobilenet_v2 --top 3 --json\n"
-               "  zoo predict --example chelsea --example coffee   # scikit-image's sample photos",
+               "  zoo predict --example chelsea --example coffee   # scikit-image's sample photos\n"
+               "  zoo predict digit.png --checkpoint runs/digits   # a fine-tuned run (zoo train)",
     "convert-weights": "examples:\n"
                        "  zoo convert-weights pretrained --model efficientnet_lite0 --out ckpt/lite0\n"
                        "  zoo convert-weights mobilenet_v2-b0353104.pth --model mobilenet_v2 --out ckpt/mnv2\n"
@@ -37,6 +38,7 @@ EXAMPLES = {
                "  zoo convert mobilenet_v2 --pretrained --to tflite --quantize int8 \\\n"
                "      --keep-float FULLY_CONNECTED   # int8 body, float32 classifier\n"
                "  zoo convert efficientnet_b7 --to tflite --resolution 300   # fixed 1x300x300x3\n"
+               "  zoo convert --checkpoint runs/digits --to tflite   # a fine-tuned run (zoo train)\n"
                "\n"
                "Writes the file and FILE.json (input normalisation, resolution, labels; also\n"
                "embedded in the file), prints the op audit, then runs the file in LiteRT or\n"
@@ -55,6 +57,7 @@ EXAMPLES = {
              "  zoo bench --models efficientnet_b0,mobilenet_v2 --peers keras,keras_tf,torch,litert,onnxruntime\n"
              "  zoo bench compare results/bench-A.json results/bench-B.json   # p50 ratios B/A\n"
              "  zoo bench plot results/bench-A.json   # latency vs MACs and top-1 (PNG beside it)\n"
+             "  zoo bench --train --models mobilenet_v2,efficientnet_b0 --batch 32 --peers keras,torch\n"
              "\n"
              "`zoo bench [run] [options]` measures (run is the default action);\n"
              "`zoo bench compare A.json B.json` compares two result files.\n"
@@ -218,20 +221,28 @@ def cmd_predict(args) -> int:
     inputs += [(f"example:{e}", _example(e)) for e in args.example or ()]
     if not inputs:
         raise ValueError("give image files, folders or --example NAME")
-    spec = get_spec(args.model)
-    if spec.task != "classification":
-        hint = " (zoo facemesh IMAGE... runs the face pipeline)" if spec.task.startswith(
-            "face") else ""
-        raise ValueError(f"--model {args.model} is a {spec.task} model, not an ImageNet "
-                         f"classifier{hint}")
-    model, variables = create(args.model, pretrained=args.weights or True)
+    labels, name = None, args.model
+    if args.checkpoint:
+        from zoo.train import load_run
+        model, variables, meta = load_run(args.checkpoint)
+        spec = get_spec(meta["model"], resolution=meta["image_size"])
+        labels, name = meta["class_names"], f"{meta['model']} @ {args.checkpoint}"
+    else:
+        spec = get_spec(args.model)
+        if spec.task != "classification":
+            hint = " (zoo facemesh IMAGE... runs the face pipeline)" if spec.task.startswith(
+                "face") else ""
+            raise ValueError(f"--model {args.model} is a {spec.task} model, not an ImageNet "
+                             f"classifier{hint}")
+        model, variables = create(args.model, pretrained=args.weights or True)
     apply = jax.jit(model.apply)
     results = []
     for start in range(0, len(inputs), args.batch):
         chunk = inputs[start:start + args.batch]
         logits = apply(variables, preprocess([im for _, im in chunk], spec))
-        for (label, _), top in zip(chunk, decode_predictions(logits, top=args.top)):
-            results.append({"image": label, "model": args.model,
+        top_k = min(args.top, logits.shape[-1])
+        for (label, _), top in zip(chunk, decode_predictions(logits, top=top_k, labels=labels)):
+            results.append({"image": label, "model": name,
                             "top": [{"class": i, "label": n, "probability": round(p, 6)}
                                     for i, n, p in top]})
     if args.json:
@@ -414,9 +425,14 @@ def cmd_convert(args) -> int:
     keep_float = _csv_list(args.keep_float, str, "--keep-float") if args.keep_float else []
     if keep_float and (args.to != "tflite" or args.quantize != "int8"):
         raise ValueError("--keep-float is for --to tflite --quantize int8 (mixed precision)")
-    spec = get_spec(args.name, resolution=args.resolution)
-    shape = (args.batch, spec.input_size, spec.input_size, 3)
-    ex = prepare(args.name, pretrained=args.pretrained, input_shape=shape, spec=spec)
+    if args.checkpoint:
+        ex, spec, shape = _exportable_run(args)
+    else:
+        if not args.name:
+            raise ValueError("give a model name (zoo list) or --checkpoint RUN")
+        spec = get_spec(args.name, resolution=args.resolution)
+        shape = (args.batch, spec.input_size, spec.input_size, 3)
+        ex = prepare(args.name, pretrained=args.pretrained, input_shape=shape, spec=spec)
     suffix = "." + args.to
     out = Path(args.out) if args.out else None
     if out is None or out.is_dir() or (args.out.endswith("/")):
@@ -425,7 +441,7 @@ def cmd_convert(args) -> int:
     elif out.suffix != suffix:
         raise ValueError(f"--out {out}: a {args.to} file should end in {suffix}")
     console = Console(stderr=True)
-    with console.status(f"converting {args.name} to {args.to} ({args.quantize})..."):
+    with console.status(f"converting {ex.name} to {args.to} ({args.quantize})..."):
         path = (to_tflite(ex, quantization=args.quantize, out=out, keep_float=keep_float)
                 if args.to == "tflite"
                 else to_onnx(ex, out=out))
@@ -439,12 +455,35 @@ def cmd_convert(args) -> int:
         for k, w in want.items():
             diff = float(np.abs(got[k] - w).max() / max(np.abs(w).max(), 1e-12))
             line = f"{k}: max |{args.to} - jax| = {diff:.2e} x max |jax|"
-            if spec.task == "classification":
+            if spec.task == "classification" and not args.checkpoint:
                 same = bool((got[k].argmax(-1) == w.argmax(-1)).all())
                 line += (f"; top-1 {'agrees' if same else 'DIFFERS'} on chelsea "
                          f"[{int(w.argmax(-1)[0])}]")
             print(line)
     return 0
+
+
+def _exportable_run(args):
+    """A `zoo train` run's best checkpoint, ready to export: its model with
+    the reference kernels, its image size and class names."""
+    import dataclasses
+
+    from conversions.export import prepare
+    from zoo.registry import build, get_spec
+    from zoo.train import load_run
+
+    if args.name or args.pretrained:
+        raise ValueError("--checkpoint RUN exports that run's model: drop the model name "
+                         "and --pretrained")
+    _, variables, meta = load_run(args.checkpoint)
+    spec = get_spec(meta["model"], resolution=args.resolution or meta["image_size"])
+    spec = dataclasses.replace(spec, num_classes=meta["num_classes"], weights=())
+    model = build(meta["model"], num_classes=meta["num_classes"], implementation="reference")
+    shape = (args.batch, spec.input_size, spec.input_size, 3)
+    ex = prepare(model, variables, input_shape=shape, spec=spec)
+    ex.name = f"{meta['model']}_{Path(args.checkpoint).resolve().name}"
+    ex.labels = list(meta["class_names"])
+    return ex, spec, shape
 
 
 def _check_input(spec, shape):
@@ -494,6 +533,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", metavar="ORIGIN",
                    help="another of the model's weight sources, by publisher: timm, keras "
                         "(default: the first one `zoo info NAME` lists)")
+    s.add_argument("--checkpoint", metavar="RUN",
+                   help="a `zoo train` work directory: its best checkpoint, image size and "
+                        "class names (instead of --model)")
     s.add_argument("--top", type=int, default=5, help="classes to show per image (default 5)")
     s.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
@@ -513,7 +555,10 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_convert_weights)
 
     s = add("convert", "Export a model to TFLite or ONNX, with its op audit and a parity check.")
-    s.add_argument("name", help="registry model name (zoo list)")
+    s.add_argument("name", nargs="?", help="registry model name (zoo list)")
+    s.add_argument("--checkpoint", metavar="RUN",
+                   help="export a `zoo train` run's best checkpoint (its classes and image "
+                        "size) instead of a registry model")
     s.add_argument("--to", required=True, choices=("tflite", "onnx"), help="output format")
     s.add_argument("--quantize", default="float32", metavar="MODE",
                    help="tflite: float32 (default), float16, dynamic_int8, int8 (calibrated on "
@@ -570,6 +615,10 @@ def parser() -> argparse.ArgumentParser:
                         "TensorFlow, no XLA), torch (PyTorch eager), litert and onnxruntime "
                         "(the zoo's own TFLite / ONNX export)")
     s.add_argument("--out", default="results", help="folder for the result files (results/)")
+    s.add_argument("--train", action="store_true",
+                   help="training speed instead: images/s of a whole training step beside "
+                        "Keras and PyTorch, and of the data pipeline (`zoo bench --train "
+                        "--help` lists its options)")
     s.set_defaults(func=cmd_bench)
 
     from zoo.train.cli import add_parser as add_train
@@ -578,6 +627,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"] and "--train" in argv[1:]:
+        # The training-speed table has options of its own (benchmarks/train_speed.py).
+        from benchmarks.train_speed import main as train_speed
+        return train_speed([a for a in argv[1:] if a != "--train"], prog="zoo bench --train")
     args = parser().parse_args(argv)
     try:
         return args.func(args)

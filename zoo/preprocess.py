@@ -91,14 +91,18 @@ def imagenet_labels() -> tuple[str, ...]:
     return tuple(line.split("\t", 1)[1].split(",")[0].strip() for line in text.splitlines())
 
 
-def decode_predictions(logits, top: int = 5) -> list[list[tuple[int, str, float]]]:
-    """Per image, the ``top`` classes as ``(index, label, probability)``."""
+def decode_predictions(logits, top: int = 5,
+                       labels: Sequence[str] | None = None) -> list[list[tuple[int, str, float]]]:
+    """Per image, the ``top`` classes as ``(index, label, probability)``;
+    ``labels`` are the class names (ImageNet's by default; a fine-tuned
+    run's are in its ``run.json``)."""
     logits = np.asarray(logits, np.float32)
     if logits.ndim == 1:
         logits = logits[None]
-    labels = imagenet_labels()
+    what = "ImageNet" if labels is None else "class"
+    labels = imagenet_labels() if labels is None else list(labels)
     if logits.ndim != 2 or logits.shape[1] != len(labels):
-        raise ValueError(f"decode_predictions: expected (N, {len(labels)}) ImageNet logits, "
+        raise ValueError(f"decode_predictions: expected (N, {len(labels)}) {what} logits, "
                          f"got shape {logits.shape}")
     probs = np.asarray(jax.nn.softmax(logits, axis=-1))
     order = np.argsort(-probs, axis=-1)[:, :top]

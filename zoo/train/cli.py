@@ -43,6 +43,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="run (default) trains; plot draws the curves of finished runs")
     s.add_argument("runs", nargs="*", metavar="RUN", help="plot: work directories")
     g = s.add_argument_group("what to train")
+    g.add_argument("--recipe", help="a recipe with a stated result (see --list-recipes); "
+                                    "other options given override its settings")
+    g.add_argument("--list-recipes", action="store_true",
+                   help="print the recipes with their stated results and exit")
     g.add_argument("--model", help="a classifier of the registry (zoo list)")
     g.add_argument("--pretrained", action="store_true",
                    help="start from the model's pretrained ImageNet weights (a new head)")
@@ -122,6 +126,19 @@ def cmd_train(args) -> int:
                          "--workdir ...` or `zoo train plot RUN`")
     if args.runs:
         raise ValueError(f"unexpected arguments {' '.join(args.runs)!r}")
+    from zoo.train.recipes import RECIPES, get_recipe
+    if args.list_recipes:
+        for r in RECIPES.values():
+            print(f"{r.name}\n  {r.description}\n  result: {r.result or 'not measured'}"
+                  f"{f'  ({r.time}, {r.hardware})' if r.time else ''}")
+        return 0
+    if args.recipe:
+        # The recipe's settings, then every option the command line changed.
+        defaults = vars(add_parser(argparse.ArgumentParser().add_subparsers()).parse_args([]))
+        given = {k: v for k, v in vars(args).items() if defaults.get(k, v) != v}
+        for key, value in get_recipe(args.recipe).settings.items():
+            if key not in given:
+                setattr(args, key, value)
     missing = [f"--{k}" for k in ("model", "data", "workdir") if not getattr(args, k)]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}: e.g. zoo train --model mobilenet_v2 "
