@@ -25,7 +25,6 @@ import csv
 import datetime
 import io
 import json
-import os
 import statistics
 import sys
 from pathlib import Path

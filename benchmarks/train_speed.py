@@ -557,13 +557,10 @@ def run(args) -> int:
 def main(argv=None, prog: str = PROG) -> int:
     """``python -m benchmarks.train_speed [options]``; also what ``zoo bench
     --train [options]`` runs. Bad input: one line on stderr, exit status 2."""
+    from zoo.cli import run_reporting_errors
+
     args = parser(prog).parse_args(argv)
-    try:
-        return run(args)
-    except (KeyError, ValueError, TypeError, OSError, RuntimeError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"{prog}: error: {msg}", file=sys.stderr)
-        return 2
+    return run_reporting_errors(prog, run, args)
 
 
 if __name__ == "__main__":

@@ -163,6 +163,10 @@ def test_run_predicts_with_its_classes_and_converts_to_tflite(small_run, tmp_pat
     # The file in LiteRT against the JAX model, printed by the command's own check.
     diff = float(r.stdout.split("max |tflite - jax| = ")[1].split()[0])
     assert diff <= 1e-4, r.stdout
+    r = zoo_cli("train", "plot", str(work))
+    assert r.returncode == 0 and f"wrote {work / 'curves.png'}" in r.stdout, r.stderr
+    from PIL import Image as PILImage
+    assert PILImage.open(work / "curves.png").size == (1200, 360)
     r = zoo_cli("convert", "mobilenet_v2", "--checkpoint", str(work), "--to", "tflite")
     assert r.returncode == 2 and "drop the model name" in r.stderr
     r = zoo_cli("predict", str(tmp_path / "digit.png"), "--checkpoint", str(tmp_path))
@@ -265,3 +269,27 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data_dir, tmp
     assert good == bad - 1
     state = final_state(work, good)
     assert all(np.isfinite(a).all() for a in jax.tree_util.tree_leaves(state["params"]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["digits_mobilenet_v2_pretrained", "digits_mobilenet_v2_scratch",
+                                  "lfw_lite0_probe", "lfw_lite0_finetune"])
+def test_recipe_shortened_loss_falls(name, data_dir, tmp_path):
+    """Each README recipe as it is, cut to 8 steps of 16 images: it runs and
+    its loss falls (the full runs' results are in the recipe table)."""
+    from zoo.train.recipes import RECIPES
+
+    settings = dict(RECIPES[name].settings, batch_size=16, epochs=None, steps=8, log_every=1,
+                    eval_every=8, save_every=8)
+    result = fit(TrainConfig(workdir=str(tmp_path / name), **settings), progress=False)
+    curve = [losses(tmp_path / name)[s]["loss"] for s in range(1, 9)]
+    assert np.mean(curve[-3:]) < curve[0], curve
+    assert 0 <= result.last_eval["top1"] <= 1
+
+
+def test_recipes_state_their_result():
+    """A recipe without its measured result, time and hardware is not done."""
+    from zoo.train.recipes import RECIPES
+
+    for recipe in RECIPES.values():
+        assert recipe.result and recipe.time and recipe.hardware, recipe.name

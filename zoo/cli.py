@@ -633,13 +633,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from benchmarks.train_speed import main as train_speed
         return train_speed([a for a in argv[1:] if a != "--train"], prog="zoo bench --train")
     args = parser().parse_args(argv)
+    return run_reporting_errors(f"zoo {args.command}", args.func, args)
+
+
+def run_reporting_errors(prog: str, fn, *args) -> int:
+    """``fn(*args)``; bad input, missing files, weights that cannot be fetched
+    (WeightFetchError is a RuntimeError), a missing optional package become
+    one line on stderr and exit status 2, not a traceback."""
     try:
-        return args.func(args)
-    # Bad input, missing files, weights that cannot be fetched (WeightFetchError
-    # is a RuntimeError), a missing optional package: one line, not a traceback.
+        return fn(*args)
     except (KeyError, ValueError, TypeError, OSError, RuntimeError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"zoo {args.command}: error: {msg}", file=sys.stderr)
+        print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2
 
 

@@ -63,7 +63,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, help="batches instead of epochs")
     g.add_argument("--batch-size", type=int, default=d["batch_size"],
                    help=f"global batch, split over the devices (default {d['batch_size']})")
-    g.add_argument("--image-size", type=int, help="training resolution (default: the spec's)")
+    g.add_argument("--image-size", type=int, help="training resolution (default: 96 for digits, 128 for "
+                        "lfw_subset, the model spec's otherwise)")
     g = s.add_argument_group("optimisation")
     g.add_argument("--optimizer", default=d["optimizer"], choices=("sgd", "adamw"),
                    help="SGD with Nesterov momentum 0.9 (default), or AdamW")

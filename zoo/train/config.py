@@ -22,7 +22,7 @@ class TrainConfig:
     epochs: Optional[int] = None  # or steps; epochs=10 when neither is given
     steps: Optional[int] = None
     batch_size: int = 64
-    image_size: Optional[int] = None  # the spec's input size by default
+    image_size: Optional[int] = None  # the dataset's (digits 96, lfw_subset 128) or the spec's
     num_classes: Optional[int] = None  # the dataset's by default; a new head when it differs
     freeze: str = "none"  # "backbone": linear probe (backbone in eval mode, only the head learns)
     optimizer: str = "sgd"  # SGD with Nesterov momentum 0.9, or AdamW

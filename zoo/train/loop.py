@@ -68,7 +68,7 @@ def fit(config: TrainConfig, task: Optional[Task] = None, *, progress: bool = Tr
     if config.batch_size > len(data.train):
         raise ValueError(f"--batch-size {config.batch_size} is larger than {data.name}'s "
                          f"training split ({len(data.train)} examples)")
-    spec = zoo.get_spec(config.model, resolution=config.image_size)
+    spec = zoo.get_spec(config.model, resolution=config.image_size or data.image_size)
     image_size = spec.input_size
     per_epoch = steps_per_epoch(data, config.batch_size)
     total = config.steps or (config.epochs or 10) * per_epoch

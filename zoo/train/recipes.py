@@ -14,6 +14,13 @@ import dataclasses
 from typing import Optional
 
 
+# Measured once each, running `zoo train --recipe NAME` while other work
+# shared the machine, so the times are upper bounds. "best" is the best
+# epoch on the test split (there is no separate validation split), so the
+# final figure is the unbiased one.
+HW = "2-core x86-64 CPU, jax 0.10.2 (2026-11-29)"
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     name: str
@@ -26,21 +33,26 @@ class Recipe:
 
 RECIPES = {r.name: r for r in (
     Recipe("digits_mobilenet_v2_pretrained",
-           "ImageNet-pretrained MobileNetV2 fine-tuned on scikit-learn's digits (96 px)",
+           "ImageNet-pretrained MobileNetV2 fine-tuned on scikit-learn's digits (96 px); "
+           "the defaults of `zoo train --model mobilenet_v2 --pretrained --data digits`",
            dict(model="mobilenet_v2", pretrained=True, data="digits", image_size=96,
-                batch_size=64, epochs=6, optimizer="sgd", lr=0.05)),
+                batch_size=64, epochs=10, optimizer="sgd", lr=0.05)),
     Recipe("digits_mobilenet_v2_scratch",
            "The same network and schedule from random initialisation: what pretraining buys",
            dict(model="mobilenet_v2", pretrained=False, data="digits", image_size=96,
-                batch_size=64, epochs=6, optimizer="sgd", lr=0.05)),
+                batch_size=64, epochs=10, optimizer="sgd", lr=0.05)),
     Recipe("lfw_lite0_probe",
            "EfficientNet-Lite0 linear probe on scikit-image's lfw_subset (face / not face)",
            dict(model="efficientnet_lite0", pretrained=True, data="lfw_subset", image_size=128,
-                batch_size=32, epochs=10, freeze="backbone", optimizer="sgd", lr=0.1)),
+                batch_size=32, epochs=10, freeze="backbone", optimizer="sgd", lr=0.1),
+           result="top-1 97.5 % (39/40) after 10 epochs (best 100 %, epoch 1)", time="0.7 min",
+           hardware=HW),
     Recipe("lfw_lite0_finetune",
            "EfficientNet-Lite0 full fine-tune on lfw_subset",
            dict(model="efficientnet_lite0", pretrained=True, data="lfw_subset", image_size=128,
-                batch_size=32, epochs=10, freeze="none", optimizer="sgd", lr=0.02)),
+                batch_size=32, epochs=10, freeze="none", optimizer="sgd", lr=0.02),
+           result="top-1 97.5 % (39/40) after 10 epochs (best 100 %, epoch 9)", time="2.6 min",
+           hardware=HW),
 )}
 
 

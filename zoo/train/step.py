@@ -13,7 +13,7 @@ The state is a plain dict, which Orbax saves and restores as it is:
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
