@@ -1,1 +1,1 @@
-"""The benchmark suite: latency, FLOPs, memory and compile time (issue 4)."""
+"""The benchmark suite: latency, FLOPs, memory and compile time."""

@@ -39,6 +39,7 @@ _FORMS = ("'digits', 'lfw_subset', 'folder:/path/to/images' (one sub-folder per 
 # Training resolutions of the built-in datasets: digits are 8x8 and the
 # lfw_subset crops 25x25, so upsampling them further buys nothing but time.
 TRAIN_SIZES = {"digits": 96, "lfw_subset": 128}
+NO_FLIP = {"digits"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,9 @@ class Data:
     # A training resolution that suits the images, when the model's own
     # would be wasteful (8x8 digits need no 224x224 input); None: the model's.
     image_size: Optional[int] = None
+    # Whether a mirrored image is still an example of its class (a mirrored
+    # digit is not).
+    flip: bool = True
 
     @property
     def num_classes(self) -> int:
@@ -81,7 +85,7 @@ def prepare(name: str, data_dir: Union[str, os.PathLike, None] = None, *,
         from zoo.datasets.builders import BUILDERS
         builder = BUILDERS[name](data_dir=os.fspath(root), file_format="array_record")
         return dataclasses.replace(_open(builder, name, "image", "label"),
-                                   image_size=TRAIN_SIZES[name])
+                                   image_size=TRAIN_SIZES[name], flip=name not in NO_FLIP)
     if name.startswith("folder:"):
         from zoo.datasets import folder
         listing = folder.scan(name[len("folder:"):], test_fraction=test_fraction)

@@ -35,7 +35,7 @@ class TrainConfig:
     dtype: str = "float32"  # compute dtype; parameters stay float32
     ema: float = 0.0  # parameter EMA decay (e.g. 0.999); 0 turns it off
     augment: bool = True  # random resized crop (+ flip) in the loader workers
-    flip: Optional[bool] = None  # horizontal flips; off for digits, on otherwise
+    flip: Optional[bool] = None  # horizontal flips; the dataset's default (off for digits)
     min_scale: float = 0.25  # smallest random-resized-crop area fraction
     dropout: Optional[float] = None  # the family's default
     # BatchNorm running statistics: new = m * old + (1 - m) * batch. The

@@ -46,12 +46,10 @@ class FitResult:
     state: Any = dataclasses.field(repr=False, default=None)
 
 
-def fit(config: TrainConfig, task: Optional[Task] = None, *, progress: bool = True,
-        stop_after: Optional[int] = None) -> FitResult:
-    """Train ``config.model`` on ``config.data`` in ``config.workdir``.
-
-    ``stop_after`` ends the run (checkpointed) after that many steps of this
-    call, as an interruption would; the next call resumes."""
+def fit(config: TrainConfig, task: Optional[Task] = None, *,
+        progress: bool = True) -> FitResult:
+    """Train ``config.model`` on ``config.data`` in ``config.workdir``;
+    rerunning it in the same work directory resumes."""
     from zoo.datasets import eval_batches, prepare, steps_per_epoch, train_batches
     import zoo
 
@@ -73,7 +71,7 @@ def fit(config: TrainConfig, task: Optional[Task] = None, *, progress: bool = Tr
     per_epoch = steps_per_epoch(data, config.batch_size)
     total = config.steps or (config.epochs or 10) * per_epoch
     eval_every = config.eval_every or per_epoch
-    flip = config.flip if config.flip is not None else data.name != "digits"
+    flip = data.flip if config.flip is None else config.flip
 
     run = RunDir(config.workdir, config)
     class_names = list(data.class_names) + [str(i) for i in range(data.num_classes, num_classes)]
@@ -110,7 +108,6 @@ def fit(config: TrainConfig, task: Optional[Task] = None, *, progress: bool = Tr
         bar.message(f"resuming {run.path} at step {start}/{total}")
     last_eval, pending, window = None, None, []
     t_window, images = time.perf_counter(), 0
-    end = total if stop_after is None else min(total, start + stop_after)
     # XLA:CPU runs each device's share of a program on one shared thread pool;
     # with two SPMD programs in flight (the next step dispatched before the
     # last one ends) both pool threads can wait in one program's all-reduce
@@ -120,7 +117,7 @@ def fit(config: TrainConfig, task: Optional[Task] = None, *, progress: bool = Tr
     def evaluate(step: int) -> dict:
         sums = None
         for batch in eval_batches(data, "test", batch_size=config.batch_size, spec=spec):
-            out = eval_step(*_eval_args(state), put_batch(batch, mesh))
+            out = eval_step(eval_variables(state), put_batch(batch, mesh))
             sums = out if sums is None else jax.tree_util.tree_map(np.add, sums, out)
         sums = jax.device_get(sums)
         count = max(float(sums.pop("count")), 1.0)
@@ -139,7 +136,7 @@ def fit(config: TrainConfig, task: Optional[Task] = None, *, progress: bool = Tr
 
     try:
         step = start
-        while step < end:
+        while step < total:
             batch = next(batches)
             check_labels(batch["label"], num_classes, data.name)
             state, metrics = train_step(state, put_batch(batch, mesh))
@@ -150,7 +147,7 @@ def fit(config: TrainConfig, task: Optional[Task] = None, *, progress: bool = Tr
             if pending is not None:
                 window.append(check(*pending))
             pending = (step, metrics)
-            must_save = step % config.save_every == 0 or step == end
+            must_save = step % config.save_every == 0 or step == total
             must_eval = step % eval_every == 0 or step == total
             if step % config.log_every == 0 or must_save or must_eval:
                 window.append(check(*pending))
@@ -182,11 +179,6 @@ def fit(config: TrainConfig, task: Optional[Task] = None, *, progress: bool = Tr
         writer.close()
         run.close()
     return FitResult(run.path, step, best, last_eval, start or None, state)
-
-
-def _eval_args(state):
-    v = eval_variables(state)
-    return v["params"], v["batch_stats"]
 
 
 def load_run(workdir) -> tuple[Any, dict, dict]:

@@ -74,10 +74,10 @@ def make_train_step(model, task, tx, schedule, config: TrainConfig, trainable) -
 
 
 def make_eval_step(model, task) -> Callable:
-    """``step(params, batch_stats, batch) -> sums``, not yet jitted."""
+    """``step(variables, batch) -> sums``, not yet jitted."""
 
-    def step(params, batch_stats, batch):
-        outputs = model.apply({"params": params, "batch_stats": batch_stats}, batch["image"])
+    def step(variables, batch):
+        outputs = model.apply(variables, batch["image"])
         return task.eval_sums(outputs, batch)
 
     return step
@@ -96,7 +96,7 @@ def jit_steps(train_step, eval_step, mesh, donate=True):
     rep, data = replicated(mesh), batch_sharded(mesh)
     train = jax.jit(train_step, in_shardings=(rep, data), out_shardings=(rep, rep),
                     donate_argnums=(0,) if donate else ())
-    evaluate = jax.jit(eval_step, in_shardings=(rep, rep, data), out_shardings=rep)
+    evaluate = jax.jit(eval_step, in_shardings=(rep, data), out_shardings=rep)
     return train, evaluate
 
 

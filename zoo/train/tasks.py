@@ -47,7 +47,7 @@ def merge_pretrained(variables: dict, pretrained: dict, skip=HEAD) -> tuple[dict
     """``variables`` with every array also in ``pretrained`` (same path, same
     shape) replaced by the pretrained one, except under ``skip``; and the
     paths that were kept from ``variables`` (a new head)."""
-    flat = {k: v for k, v in _flatten(pretrained).items()}
+    flat = _flatten(pretrained)
     kept = []
 
     def pick(path, a):
