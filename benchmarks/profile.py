@@ -1,6 +1,8 @@
 """Where a model's time goes: each layer compiled and timed on its own.
 
     python -m benchmarks.profile efficientnet_b0 mobilenet_v2 --batch 1
+    python -m benchmarks.profile mobilenet_v2 --batch 32 --train          # a train step
+    python -m benchmarks.profile mobilenet_v2 --batch 32 --train --ops    # XLA's own view
 
 Every ``ConvBN`` (convolution + folded-at-inference BatchNorm + activation),
 squeeze-excite and the classifier is captured with its real input while the
@@ -13,6 +15,17 @@ above 1 what runs between the layers (residual adds, pooling).
 
 A layer timed alone keeps its input and output in memory, as in the model,
 so a memory-bound kind (depthwise) shows low GFLOP/s here as it does inside.
+
+``--train`` times each layer's forward in training mode plus its backward
+(the gradients of its summed output), and the whole model likewise.
+
+``--ops`` shows instead where the whole compiled program spends its time,
+from XLA's own trace (``jax.profiler``): every executed HLO op (a fusion, a
+dot, a copy) grouped by the layer kind and primitive it came from
+(``op_name`` metadata), forward or backward, with the kind of fusion XLA made
+of it. This is the view that explains a whole model being slower than its
+layers timed alone: a layout XLA chose for the whole program (a transposed
+copy feeding a dot), or residuals the backward pass reads.
 """
 
 from __future__ import annotations
@@ -58,7 +71,7 @@ def _macs(module, x_shape, y_shape) -> int:
     return 0
 
 
-def capture(model, variables, x) -> list[dict]:
+def capture(model, variables, x, train: bool = False) -> list[dict]:
     """The leaf layers in call order: path, kind, module, its variables and
     input."""
     import flax.linen as nn
@@ -77,31 +90,52 @@ def capture(model, variables, x) -> list[dict]:
             inside.pop()
         found.append({"path": module.path, "module": module.clone(parent=None),
                       "variables": jax.tree_util.tree_map(np.asarray, module.variables),
-                      "x": np.asarray(args[0]), "y_shape": np.shape(y)})
+                      "x": np.asarray(args[0]), "y_shape": np.shape(y),
+                      "train_arg": len(args) > 1 or "train" in kwargs})
         return y
 
     with nn.intercept_methods(interceptor):
-        model.apply(variables, x)
+        if train:
+            model.apply(variables, x, train=True, mutable=["batch_stats"],
+                        rngs={"dropout": jax.random.key(0)})
+        else:
+            model.apply(variables, x)
     for f in found:
         f["kind"] = _kind(f["path"], f["module"])
         f["macs"] = _macs(f["module"], f["x"].shape, f["y_shape"])
     return found
 
 
+def _train_step(apply, takes_train: bool):
+    """Forward in train mode and backward (gradients of the summed output with
+    respect to the parameters and the input): a layer's share of a train step."""
+
+    def step(variables, x):
+        def loss(params, x):
+            if not takes_train:
+                return apply({**variables, "params": params}, x).sum()
+            y, _ = apply({**variables, "params": params}, x, True, mutable=["batch_stats"],
+                         rngs={"dropout": jax.random.key(0)})
+            return y.sum()
+        return jax.grad(loss, argnums=(0, 1))(variables["params"], x)
+    return step
+
+
 def profile(name: str, batch: int = 1, runs: int = 30, warmup: int = 3,
-            implementation: str = "auto") -> dict:
+            implementation: str = "auto", train: bool = False) -> dict:
     import zoo
 
     spec = zoo.get_spec(name)
     model, variables = zoo.create(name, implementation=implementation)
     x = np.random.default_rng(0).standard_normal(
         (batch, spec.input_size, spec.input_size, 3)).astype(np.float32)
-    whole = jax.jit(model.apply)
+    whole = jax.jit(_train_step(model.apply, True) if train else model.apply)
     whole_ms = time_calls(lambda: jax.block_until_ready(whole(variables, x)), runs,
                         warmup)["p50_ms"]
     layers = []
-    for f in capture(model, variables, x):
-        fn = jax.jit(f["module"].apply)
+    for f in capture(model, variables, x, train):
+        fn = jax.jit(_train_step(f["module"].apply, f["train_arg"]) if train
+                     else f["module"].apply)
         v, xi = f["variables"], f["x"]
         ms = time_calls(lambda: jax.block_until_ready(fn(v, xi)), runs, warmup)["p50_ms"]
         layers.append({"path": "/".join(f["path"]), "kind": f["kind"], "ms": ms,
@@ -116,14 +150,77 @@ def profile(name: str, batch: int = 1, runs: int = 30, warmup: int = 3,
     for k in kinds.values():
         k["share"] = k["ms"] / total
         k["gflops"] = 2 * k["macs"] / (k["ms"] * 1e6) if k["ms"] else 0.0
-    return {"model": name, "batch": batch, "whole_ms": whole_ms, "sum_ms": total,
+    return {"model": name, "batch": batch, "train": train, "whole_ms": whole_ms, "sum_ms": total,
             "kinds": dict(kinds), "layers": layers}
+
+
+def op_breakdown(name: str, batch: int = 1, train: bool = False, top: int = 15,
+                 implementation: str = "auto") -> dict:
+    """One traced execution of the jitted model (inference, or forward and
+    backward with ``train``), its HLO ops' time grouped by (fusion kind,
+    forward/backward, layer kind, primitive)."""
+    import gzip
+    import json
+    import re
+    import tempfile
+    from pathlib import Path
+
+    import zoo
+
+    spec = zoo.get_spec(name)
+    model, variables = zoo.create(name, implementation=implementation)
+    x = np.random.default_rng(0).standard_normal(
+        (batch, spec.input_size, spec.input_size, 3)).astype(np.float32)
+    fn = jax.jit(_train_step(model.apply, True) if train else model.apply)
+    hlo = fn.lower(variables, x).compile().as_text()
+    for _ in range(2):  # compile, then one untraced run
+        jax.block_until_ready(fn(variables, x))
+    with tempfile.TemporaryDirectory() as tmp:
+        with jax.profiler.trace(tmp, create_perfetto_trace=True):
+            jax.block_until_ready(fn(variables, x))
+        trace = json.load(gzip.open(next(Path(tmp).rglob("*.trace.json.gz"))))
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    origin = {m.group(1): m.group(2) for m in re.finditer(
+        r'^\s*(?:ROOT )?%(\S+) = .*?op_name="([^"]+)"', hlo, re.M)}
+    groups: dict[tuple, float] = defaultdict(float)
+    total = 0.0
+    for e in events:
+        op = e.get("name", "")
+        if e.get("ph") != "X" or op not in origin:
+            continue
+        path = origin[op]
+        parts = path.split("/")
+        layer = re.sub(r"(blocks|stage)_\d+", "*", "/".join(parts[2:-1])) or "-"
+        key = (re.sub(r"\.\d+$", "", op), "backward" if "transpose(" in path else "forward",
+               layer, parts[-1])
+        groups[key] += e.get("dur", 0) / 1e3
+        total += e.get("dur", 0) / 1e3
+    rows = [{"fusion": k[0], "pass": k[1], "layer": k[2], "primitive": k[3], "ms": ms,
+             "share": ms / total if total else 0.0}
+            for k, ms in sorted(groups.items(), key=lambda kv: -kv[1])]
+    return {"model": name, "batch": batch, "train": train, "total_ms": total,
+            "rows": rows[:top], "other_ms": sum(r["ms"] for r in rows[top:])}
+
+
+def ops_markdown(result: dict) -> str:
+    what = "forward + backward (train mode)" if result["train"] else "inference"
+    lines = [f"**{result['model']}**, batch {result['batch']}, {what}: "
+             f"{result['total_ms']:.0f} ms in XLA's ops (one traced run)", "",
+             "| XLA op | pass | layer | primitive | ms | share |", "|---|---|---|---|---:|---:|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['fusion']} | {r['pass']} | {r['layer']} | {r['primitive']} | "
+                     f"{r['ms']:.0f} | {r['share']:.0%} |")
+    lines.append(f"| (the rest) | | | | {result['other_ms']:.0f} | "
+                 f"{result['other_ms'] / max(result['total_ms'], 1e-9):.0%} |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(results: list[dict], top: int = 5) -> str:
     lines = []
     for r in results:
-        lines += [f"**{r['model']}**, batch {r['batch']}: whole model {r['whole_ms']:.2f} ms, "
+        what = "forward + backward (train mode)" if r.get("train") else "inference"
+        lines += [f"**{r['model']}**, batch {r['batch']}, {what}: whole model "
+                  f"{r['whole_ms']:.2f} ms, "
                   f"layers timed alone {r['sum_ms']:.2f} ms (whole / sum "
                   f"{r['whole_ms'] / r['sum_ms']:.2f})", "",
                   "| kind | layers | ms | share | MMACs | GFLOP/s |",
@@ -145,8 +242,24 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--implementation", default="auto")
+    p.add_argument("--train", action="store_true",
+                   help="time forward (train mode) + backward instead of inference; "
+                        "MACs stay the forward count")
+    p.add_argument("--ops", action="store_true",
+                   help="group XLA's traced ops of the whole program instead of timing "
+                        "layers alone")
+    p.add_argument("--top", type=int, default=15, help="--ops: rows shown (15)")
     args = p.parse_args(argv)
-    results = [profile(m, args.batch, args.runs, implementation=args.implementation)
+    from zoo.host_memory import keep_freed_host_memory
+
+    keep_freed_host_memory()  # as `zoo train` and the benchmark tables run
+    if args.ops:
+        for m in args.models:
+            print(ops_markdown(op_breakdown(m, args.batch, args.train, args.top,
+                                            args.implementation)))
+        return 0
+    results = [profile(m, args.batch, args.runs, implementation=args.implementation,
+                       train=args.train)
                for m in args.models]
     print(markdown(results))
     return 0

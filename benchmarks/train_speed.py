@@ -373,6 +373,12 @@ def markdown(rows: list[dict], env: Optional[dict] = None) -> str:
         lines += ["", "keras: Keras 3 Applications on JAX, `train_on_batch`, SGD Nesterov; "
                       f"torch: PyTorch eager, SGD Nesterov, {threads or 'as many as cores'} "
                       "threads."]
+    mode = (env or {}).get("host_memory")
+    if mode:
+        lines += ["", f"host memory: {mode} (" + (
+            "freed memory stays in the process, as in `zoo train`: zoo.host_memory"
+            if mode == "keep" else "the C library's default") + "; the same for every "
+            "framework of the run)."]
     if pipe:
         p = next((r["pipeline"] for r in rows if "pipeline" in r), {})
         lines += ["", f"pipeline: `zoo.datasets.train_batches` on `{p.get('data')}` with "
@@ -423,8 +429,9 @@ def write(rows: list[dict], env: dict, out_dir, stamp: str) -> dict[str, Path]:
             "md": write_atomic(out / f"{base}.md", markdown(rows, env))}
 
 
-def environment() -> dict:
-    """``benchmarks.env.collect()`` plus the peers' versions and torch's threads."""
+def environment(host_memory: str = "release") -> dict:
+    """``benchmarks.env.collect()`` plus the peers' versions, torch's threads and
+    the host-memory mode (``keep`` when ``zoo.host_memory`` applied)."""
     from importlib import metadata
 
     from benchmarks import env as bench_env
@@ -439,6 +446,7 @@ def environment() -> dict:
         except metadata.PackageNotFoundError:
             env[pkg.replace("-", "_")] = None
     env["torch_threads"] = os.cpu_count() or 1  # what benchmarks.peers.torch_model sets
+    env["host_memory"] = host_memory
     return env
 
 
@@ -467,6 +475,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                                        "zoo cache)")
     a("--no-pipeline", dest="pipeline", action="store_false",
       help="skip the data-pipeline measurement")
+    a("--host-memory", default="keep", choices=("keep", "release"),
+      help="keep: freed host memory stays in the process, as in `zoo train` "
+           "(zoo.host_memory; both the zoo and the peers run in it); release: the C "
+           "library's default, which page-faults large buffers again at every step "
+           "(default keep)")
     a("--out", default="results", help="folder for the result files (results/)")
     return parser
 
@@ -521,7 +534,7 @@ def run(args) -> int:
     names, peers = check(args)
     from benchmarks import report
 
-    env = environment()
+    env = environment(getattr(args, "host_memory_applied", "release"))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     partial = report.partial_path(args.out, env, stamp, prefix="train")
     tty = sys.stderr.isatty()
@@ -558,8 +571,12 @@ def main(argv=None, prog: str = PROG) -> int:
     """``python -m benchmarks.train_speed [options]``; also what ``zoo bench
     --train [options]`` runs. Bad input: one line on stderr, exit status 2."""
     from zoo.cli import run_reporting_errors
+    from zoo.host_memory import keep_freed_host_memory
 
     args = parser(prog).parse_args(argv)
+    # Before JAX starts its CPU client (zoo.host_memory says why).
+    kept = args.host_memory == "keep" and keep_freed_host_memory()
+    args.host_memory_applied = "keep" if kept else "release"
     return run_reporting_errors(prog, run, args)
 
 

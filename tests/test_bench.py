@@ -324,6 +324,23 @@ def test_profile_covers_every_layer():
     assert r["whole_ms"] > 0 and "mobilenet_v3_small" in markdown([r], top=len(r["layers"]))
 
 
+def test_profile_train_and_xla_ops_views():
+    """--train times forward and backward per layer; --ops groups the traced
+    ops of the whole program by the layer and pass they came from."""
+    from benchmarks.profile import op_breakdown, ops_markdown, profile
+
+    r = profile("mobilenet_v3_small", batch=2, runs=1, warmup=0, train=True)
+    assert r["train"] and r["whole_ms"] > 0 and "depthwise 3x3" in r["kinds"]
+    ops = op_breakdown("mobilenet_v3_small", batch=2, train=True, top=200)
+    assert ops["total_ms"] > 0 and ops["other_ms"] == 0
+    assert abs(sum(x["share"] for x in ops["rows"]) - 1) < 1e-6
+    passes = {x["pass"] for x in ops["rows"]}
+    assert passes == {"forward", "backward"}
+    # The backward of the depthwise convolutions' kernels is among the rows.
+    assert any(x["pass"] == "backward" and x["layer"].endswith("dw/conv") for x in ops["rows"])
+    assert "train mode" in ops_markdown(ops)
+
+
 def test_latency_stops_at_max_seconds_after_five_runs():
     import time
 

@@ -2,6 +2,7 @@
 parallelism, divergence, the work directory's guards, and the way from a
 run to predictions and a TFLite file."""
 
+import dataclasses
 import json
 import os
 import random
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from helpers import zoo_cli, zoo_command
-from zoo.train import TrainConfig, TrainingDiverged, fit, load_run
+from zoo.train import TaskData, TrainConfig, TrainingDiverged, fit, load_run
 from zoo.train.checkpoints import RunDir
 from zoo.train.tasks import check_labels, merge_pretrained
 
@@ -137,6 +138,80 @@ def test_fit_evaluates_saves_best_and_refuses_another_model(small_run):
     again = fit(TrainConfig(workdir=str(work), steps=6, save_every=3, eval_every=3,
                             log_every=1, **SMALL), progress=False)
     assert again.resumed_from == 6 and again.steps == 6
+
+
+@dataclasses.dataclass(frozen=True)
+class LineFit:
+    """A task that is not classification, with its own model and data: fit
+    y = x . w + b on 4 features (mean squared error, lower is better)."""
+
+    name: str = "line_fit"
+    input_key: str = "x"
+    best_metric: str = "mse"
+    higher_is_better: bool = False
+
+    def check(self, config):
+        pass
+
+    def prepare(self, config):
+        import grain
+
+        rng = np.random.default_rng(0)
+        x = (rng.standard_normal((320, 4)) * 3 + 1).astype(np.float32)
+        y = (x @ np.float32([1, -2, 0.5, 3]) + 0.7).astype(np.float32)
+        train = (grain.MapDataset.range(256).shuffle(seed=config.seed).repeat()
+                 .map(lambda i: {"x": x[i], "y": y[i]}).batch(config.batch_size))
+
+        def evaluate():
+            for lo in range(256, 320, 32):
+                yield {"x": x[lo:lo + 32], "y": y[lo:lo + 32], "mask": np.ones(32, bool)}
+
+        def check_batch(batch):
+            if not np.isfinite(batch["x"]).all():
+                raise ValueError("line_fit: non-finite features")
+
+        return TaskData(train=train, evaluate=evaluate, steps_per_epoch=256 // config.batch_size,
+                        meta={"features": 4}, check_batch=check_batch)
+
+    def init(self, config, data):
+        import flax.linen as nn
+
+        class Line(nn.Module):
+            @nn.compact
+            def __call__(self, x, train: bool = False):
+                x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+                return nn.Dense(1)(x)[:, 0]
+
+        model = Line()
+        variables = model.init(jax.random.key(config.seed), np.zeros((1, 4), np.float32))
+        return model, variables, jax.tree_util.tree_map(lambda _: True, variables["params"])
+
+    def loss(self, outputs, batch, config):
+        mse = ((outputs - batch["y"]) ** 2).mean()
+        return mse, {"loss": mse}
+
+    def eval_sums(self, outputs, batch):
+        mask = batch["mask"].astype(np.float32)
+        return {"mse": (((outputs - batch["y"]) ** 2) * mask).sum(), "count": mask.sum()}
+
+
+def test_the_loop_trains_another_task_with_its_own_data_and_metric(tmp_path):
+    work = tmp_path / "line"
+    config = TrainConfig(model="line", data="synthetic", workdir=str(work), steps=120,
+                         batch_size=32, optimizer="adamw", lr=0.1, weight_decay=0.0,
+                         clip_norm=None, eval_every=40, log_every=40, save_every=40)
+    result = fit(config, task=LineFit(), progress=False)
+    evals = losses(work, "eval")
+    assert sorted(evals) == [40, 80, 120]
+    # The best checkpoint is the lowest error, as the task says, and it is small.
+    lowest = min(evals, key=lambda step: evals[step]["mse"])
+    assert result.best["step"] == lowest and result.best["mse"] == evals[lowest]["mse"]
+    assert evals[lowest]["mse"] < 0.05 * float(np.var(np.float32([1, -2, 0.5, 3]) * 3) * 4)
+    meta = json.loads((work / "run.json").read_text())
+    assert meta["task"] == "line_fit" and meta["features"] == 4
+    # Resuming the finished run restores its data position and does nothing more.
+    again = fit(config, task=LineFit(), progress=False)
+    assert again.resumed_from == 120 and again.steps == 120
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ curves.
 
 from zoo.train.config import TrainConfig
 from zoo.train.loop import FitResult, TrainingDiverged, fit, load_run
-from zoo.train.tasks import Classification, Task
+from zoo.train.tasks import Classification, Task, TaskData
 
-__all__ = ["Classification", "FitResult", "Task", "TrainConfig", "TrainingDiverged", "fit",
-           "load_run"]
+__all__ = ["Classification", "FitResult", "Task", "TaskData", "TrainConfig", "TrainingDiverged",
+           "fit", "load_run"]

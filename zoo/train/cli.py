@@ -144,8 +144,10 @@ def cmd_train(args) -> int:
     if missing:
         raise ValueError(f"missing {', '.join(missing)}: e.g. zoo train --model mobilenet_v2 "
                          "--pretrained --data digits --workdir runs/digits")
+    from zoo.host_memory import keep_freed_host_memory
     from zoo.train import TrainConfig, fit
 
+    keep_freed_host_memory()  # before JAX starts: steps stop page-faulting their buffers
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
     result = fit(config)

@@ -29,7 +29,7 @@ from zoo.train.progress import TrainProgress
 from zoo.train.sharding import check_batch_size, make_mesh, put_batch, replicated
 from zoo.train.step import (eval_variables, init_state, jit_steps, make_eval_step,
                             make_train_step)
-from zoo.train.tasks import Classification, Task, check_labels
+from zoo.train.tasks import Classification, Task
 
 
 class TrainingDiverged(RuntimeError):
@@ -48,51 +48,30 @@ class FitResult:
 
 def fit(config: TrainConfig, task: Optional[Task] = None, *,
         progress: bool = True) -> FitResult:
-    """Train ``config.model`` on ``config.data`` in ``config.workdir``;
-    rerunning it in the same work directory resumes."""
-    from zoo.datasets import eval_batches, prepare, steps_per_epoch, train_batches
-    import zoo
-
+    """Train ``config.model`` on ``config.data`` in ``config.workdir`` for
+    ``task`` (image classification by default); rerunning it in the same
+    work directory resumes."""
     task = task or Classification()
     task.check(config)  # a bad model name fails before any data is built
     mesh = make_mesh(config.devices)
     check_batch_size(config.batch_size, mesh)
-    data = prepare(config.data, data_dir=config.data_dir)
-    num_classes = config.num_classes or data.num_classes
-    if num_classes < data.num_classes:
-        raise ValueError(f"--num-classes {num_classes}: {data.name} has {data.num_classes} "
-                         f"classes ({', '.join(data.class_names[:5])}, ...); give at least "
-                         f"{data.num_classes}")
-    if config.batch_size > len(data.train):
-        raise ValueError(f"--batch-size {config.batch_size} is larger than {data.name}'s "
-                         f"training split ({len(data.train)} examples)")
-    spec = zoo.get_spec(config.model, resolution=config.image_size or data.image_size)
-    image_size = spec.input_size
-    per_epoch = steps_per_epoch(data, config.batch_size)
+    data = task.prepare(config)
+    per_epoch = data.steps_per_epoch
     total = config.steps or (config.epochs or 10) * per_epoch
     eval_every = config.eval_every or per_epoch
-    flip = data.flip if config.flip is None else config.flip
 
     run = RunDir(config.workdir, config)
-    class_names = list(data.class_names) + [str(i) for i in range(data.num_classes, num_classes)]
-    meta = {"model": config.model, "task": task.name, "data": config.data,
-            "num_classes": num_classes, "class_names": class_names, "image_size": image_size,
+    meta = {"model": config.model, "task": task.name, "data": config.data, **data.meta,
             "config": config.to_json()}
     resuming = run.claim(meta)
 
-    model, variables, trainable = task.init(config, num_classes)
+    model, variables, trainable = task.init(config, data)
     from zoo.train.optim import make_optimizer
 
     tx, schedule = make_optimizer(config, variables["params"], trainable, total)
     state = jax.device_put(init_state(variables, tx, config), replicated(mesh))
     del variables
-    train_ds = train_batches(data, batch_size=config.batch_size, image_size=image_size,
-                             mean=spec.mean, std=spec.std, seed=config.seed,
-                             augment=config.augment, flip=flip, min_scale=config.min_scale,
-                             interpolation=spec.interpolation,
-                             num_workers=config.workers, shard_index=jax.process_index(),
-                             shard_count=jax.process_count())
-    batches = iter(train_ds)
+    batches = iter(data.train)
     start = 0
     if resuming and run.latest_step() is not None:
         state, data_state = run.restore(state)
@@ -116,7 +95,7 @@ def fit(config: TrainConfig, task: Optional[Task] = None, *,
 
     def evaluate(step: int) -> dict:
         sums = None
-        for batch in eval_batches(data, "test", batch_size=config.batch_size, spec=spec):
+        for batch in data.evaluate():
             out = eval_step(eval_variables(state), put_batch(batch, mesh))
             sums = out if sums is None else jax.tree_util.tree_map(np.add, sums, out)
         sums = jax.device_get(sums)
@@ -138,7 +117,7 @@ def fit(config: TrainConfig, task: Optional[Task] = None, *,
         step = start
         while step < total:
             batch = next(batches)
-            check_labels(batch["label"], num_classes, data.name)
+            data.check_batch(batch)
             state, metrics = train_step(state, put_batch(batch, mesh))
             if one_at_a_time:
                 jax.block_until_ready(metrics)
@@ -167,9 +146,9 @@ def fit(config: TrainConfig, task: Optional[Task] = None, *,
                 writer.write(step, "eval", last_eval)
                 bar.message(f"step {step}: eval " + "  ".join(
                     f"{k} {v:.4f}" for k, v in last_eval.items()))
-                key = "top1" if "top1" in last_eval else "loss"
-                better = (best is None or (last_eval[key] > best[key] if key == "top1"
-                                           else last_eval[key] < best[key]))
+                key = task.best_metric
+                better = best is None or (last_eval[key] > best[key] if task.higher_is_better
+                                          else last_eval[key] < best[key])
                 if better:
                     run.save_best(step, eval_variables(state), last_eval)
                     best = {"step": step, **last_eval}

@@ -49,13 +49,14 @@ def make_train_step(model, task, tx, schedule, config: TrainConfig, trainable) -
         def loss_fn(params):
             params = _frozen_outside(params, trainable)
             variables = {"params": params, "batch_stats": state["batch_stats"]}
+            inputs = batch[task.input_key]
             if backbone_frozen:  # a linear probe: BatchNorm keeps its statistics
-                outputs = model.apply(variables, batch["image"], train=False)
+                outputs = model.apply(variables, inputs, train=False)
                 stats = state["batch_stats"]
             else:
-                outputs, updates = model.apply(variables, batch["image"], train=True,
+                outputs, updates = model.apply(variables, inputs, train=True,
                                                mutable=["batch_stats"], rngs={"dropout": rng})
-                stats = updates["batch_stats"]
+                stats = updates.get("batch_stats", state["batch_stats"])
             loss, metrics = task.loss(outputs, batch, config)
             return loss, (stats, metrics)
 
@@ -67,7 +68,7 @@ def make_train_step(model, task, tx, schedule, config: TrainConfig, trainable) -
         if "ema" in state:
             new["ema"] = optax.incremental_update(params, state["ema"], 1.0 - config.ema)
         update_index = state["step"] // config.accumulate
-        metrics = dict(metrics, lr=schedule(update_index), grad_norm=optax.global_norm(grads))
+        metrics = dict(metrics, lr=schedule(update_index), grad_norm=optax.tree.norm(grads))
         return new, metrics
 
     return step
@@ -77,7 +78,7 @@ def make_eval_step(model, task) -> Callable:
     """``step(variables, batch) -> sums``, not yet jitted."""
 
     def step(variables, batch):
-        outputs = model.apply(variables, batch["image"])
+        outputs = model.apply(variables, batch[task.input_key])
         return task.eval_sums(outputs, batch)
 
     return step
@@ -117,7 +118,7 @@ def benchmark_step(name: str, batch_size: int = 32, image_size: int = 224,
     config = TrainConfig(model=name, data="synthetic", workdir="", batch_size=batch_size,
                          optimizer=optimizer, dtype=dtype, seed=seed, steps=1000)
     task = Classification()
-    model, variables, trainable = task.init(config, num_classes)
+    model, variables, trainable = task.build(config, num_classes)
     tx, lr = make_optimizer(config, variables["params"], trainable, 1000)
     mesh = make_mesh(1)
     train, _ = jit_steps(make_train_step(model, task, tx, lr, config, trainable),

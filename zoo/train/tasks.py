@@ -9,7 +9,7 @@ sharding are the same for every task.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -23,24 +23,55 @@ from zoo.train.config import TrainConfig
 HEAD = ("classifier",)
 
 
+@dataclasses.dataclass
+class TaskData:
+    """A task's data, ready for the loop.
+
+    ``train``: an iterable whose iterator yields batches (dicts of arrays with
+    the batch first) forever and has ``get_state()``/``set_state(state)``
+    (JSON-able), so a checkpoint can hold its position (a grain iterator).
+    ``evaluate()``: the held-out batches, each with a ``mask`` of the real
+    examples (the last one padded to the batch size). ``meta`` goes into the
+    run's ``run.json`` (what predicting and exporting with the run needs).
+    ``check_batch`` refuses a bad batch before it becomes a NaN loss.
+    """
+
+    train: Iterable
+    evaluate: Callable[[], Iterable[dict]]
+    steps_per_epoch: int
+    meta: dict
+    check_batch: Callable[[dict], None] = lambda batch: None
+
+
 class Task(Protocol):
-    """The parts of training that differ between tasks."""
+    """The parts of training that differ between tasks: the model, the data,
+    the loss and the evaluation. The loop, checkpoints and sharding are
+    shared."""
 
     name: str
+    # The batch entry the model is applied to ("image" for the image tasks).
+    input_key: str
+    # The eval metric that picks the best checkpoint, and whether higher is better.
+    best_metric: str
+    higher_is_better: bool
 
     def check(self, config: TrainConfig) -> None:
         """Refuse a model this task cannot train (before any data is built)."""
 
-    def init(self, config: TrainConfig, num_classes: int) -> tuple[Any, dict, Any]:
+    def prepare(self, config: TrainConfig) -> TaskData:
+        """Build (once) and open the data; check it against the config."""
+
+    def init(self, config: TrainConfig, data: TaskData) -> tuple[Any, dict, Any]:
         """(model, variables, trainable): ``trainable`` is a pytree of bools
         shaped like ``variables["params"]``."""
 
     def loss(self, outputs, batch, config: TrainConfig) -> tuple[jax.Array, dict]:
-        """Mean loss over the batch, and metrics (batch means) to log."""
+        """Mean loss over the batch, and metrics (batch means) to log; the
+        metrics hold ``loss``."""
 
     def eval_sums(self, outputs, batch) -> dict:
-        """Sums over the valid examples (``batch["mask"]``); divided by
-        ``count`` at the end of an evaluation."""
+        """Sums over the valid examples (``batch["mask"]``) with their
+        ``count``; the loop divides by it at the end of an evaluation."""
 
 
 def merge_pretrained(variables: dict, pretrained: dict, skip=HEAD) -> tuple[dict, list[str]]:
@@ -67,9 +98,13 @@ def _flatten(tree) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class Classification:
-    """Softmax cross-entropy with label smoothing; top-1 accuracy."""
+    """Image classification from ``zoo.datasets``: softmax cross-entropy with
+    label smoothing; top-1 accuracy."""
 
     name: str = "classification"
+    input_key: str = "image"
+    best_metric: str = "top1"
+    higher_is_better: bool = True
 
     def check(self, config: TrainConfig) -> None:
         import zoo
@@ -79,7 +114,43 @@ class Classification:
             raise ValueError(f"{config.model} is a {spec.task} model; `zoo train` fine-tunes "
                              f"classifiers: {', '.join(classifiers())}")
 
-    def init(self, config: TrainConfig, num_classes: int):
+    def prepare(self, config: TrainConfig) -> TaskData:
+        import zoo
+        from zoo.datasets import eval_batches, prepare, steps_per_epoch, train_batches
+
+        data = prepare(config.data, data_dir=config.data_dir)
+        num_classes = config.num_classes or data.num_classes
+        if num_classes < data.num_classes:
+            raise ValueError(f"--num-classes {num_classes}: {data.name} has {data.num_classes} "
+                             f"classes ({', '.join(data.class_names[:5])}, ...); give at least "
+                             f"{data.num_classes}")
+        if config.batch_size > len(data.train):
+            raise ValueError(f"--batch-size {config.batch_size} is larger than {data.name}'s "
+                             f"training split ({len(data.train)} examples)")
+        spec = zoo.get_spec(config.model, resolution=config.image_size or data.image_size)
+        train = train_batches(data, batch_size=config.batch_size, image_size=spec.input_size,
+                              mean=spec.mean, std=spec.std, seed=config.seed,
+                              augment=config.augment,
+                              flip=data.flip if config.flip is None else config.flip,
+                              min_scale=config.min_scale, interpolation=spec.interpolation,
+                              num_workers=config.workers, shard_index=jax.process_index(),
+                              shard_count=jax.process_count())
+        class_names = list(data.class_names) + [str(i) for i in
+                                                range(data.num_classes, num_classes)]
+        return TaskData(
+            train=train,
+            evaluate=lambda: eval_batches(data, "test", batch_size=config.batch_size,
+                                          spec=spec),
+            steps_per_epoch=steps_per_epoch(data, config.batch_size),
+            meta={"num_classes": num_classes, "class_names": class_names,
+                  "image_size": spec.input_size},
+            check_batch=lambda batch: check_labels(batch["label"], num_classes, data.name))
+
+    def init(self, config: TrainConfig, data: TaskData):
+        return self.build(config, data.meta["num_classes"])
+
+    def build(self, config: TrainConfig, num_classes: int):
+        """``init`` without data: the model for ``num_classes`` classes."""
         import zoo
         from zoo.registry import init_variables
 
