@@ -193,14 +193,11 @@ def _image_paths(items: Sequence[str]) -> list[Path]:
 
 
 def _read_image(path: Path):
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    """(H, W, 3) uint8 RGB, upright; ``zoo.images.ImageFileError`` (a
+    ValueError: one line, exit status 2) for a file that is not a whole image."""
+    from zoo.images import read_image
 
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from None
+    return read_image(path)
 
 
 def _example(name: str):
@@ -637,12 +634,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def run_reporting_errors(prog: str, fn, *args) -> int:
-    """``fn(*args)``; bad input, missing files, weights that cannot be fetched
-    (WeightFetchError is a RuntimeError), a missing optional package become
+    """``fn(*args)``; bad input, missing files, every weight error
+    (``zoo.weights.errors``: unreadable, unsafe, over-budget, mismatched or
+    unfetchable weights), a missing optional package become
     one line on stderr and exit status 2, not a traceback."""
+    from zoo.weights.errors import WeightError
+
     try:
         return fn(*args)
-    except (KeyError, ValueError, TypeError, OSError, RuntimeError) as e:
+    except (WeightError, KeyError, ValueError, TypeError, OSError, RuntimeError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"{prog}: error: {msg}", file=sys.stderr)
         return 2

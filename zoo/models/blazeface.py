@@ -29,13 +29,20 @@ row, column, anchor (16x16 map first): the layout of the TFLite file's
 keypoint values are offsets in 128-pixel units from the SSD anchors (see
 ``zoo.face`` for the anchors and the decoding).
 
-Weights: ``blazeface_variables(graph, model)`` walks the TFLite graph from
+Weights: ``map_tflite(graph, model, template)`` walks the TFLite graph from
 each output back to the input and pairs the parametric ops it meets (CONV_2D,
 DEPTHWISE_CONV_2D, PRELU) with the layers this table produces, in order,
 checking op types and shapes on the way. No tensor index is written down.
+Any file ends in the mapping's result or one error of ``zoo.weights.errors``
+(``TFLiteFormatError`` for a graph the walk cannot follow, ``WeightMismatchError``
+for one that is not this network): the walk is iterative, refuses cycles,
+splits into at most ``MAX_CHAINS`` chains and compares shapes before reading data.
 """
 
 from __future__ import annotations
+
+import functools
+import math
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -44,6 +51,7 @@ import numpy as np
 from kernels import depthwise_conv
 from zoo.layers import (Conv, ConvSettings, DepthwiseConv, activation, check_images,
                         depthwise_init)
+from zoo.weights.errors import TFLiteFormatError, WeightMismatchError, one_line
 
 # ------------------------------------------------------------------- table
 
@@ -201,6 +209,53 @@ class BlazeFace(_BlazeBase):
 
 PARAM_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "PRELU")
 PASS_OPS = ("RELU", "PAD", "MAX_POOL_2D", "RESHAPE")
+SKIP_OPS = ("PAD", "MAX_POOL_2D")  # what a Blaze block's skip path may go through
+# A graph output may split (at CONCATENATION) into at most this many chains, so
+# the walk's work is at most MAX_CHAINS x the op count whatever the file says.
+MAX_CHAINS = 64
+
+
+def _graph_error(graph, what: str, op=None, mismatch: bool = False):
+    """TFLiteFormatError (a graph the walk cannot follow) or, with ``mismatch``,
+    WeightMismatchError (a well-formed graph that is not our network)."""
+    where = f"op {op.index} ({op.opcode})" if op is not None else None
+    cls = WeightMismatchError if mismatch else TFLiteFormatError
+    return cls(one_line(graph.path, what, where))
+
+
+def _input(graph, op, k: int) -> int:
+    """Input ``k`` of ``op``, which the mapping needs present."""
+    if k >= len(op.inputs):
+        raise _graph_error(graph, f"has {len(op.inputs)} inputs; input {k} is needed", op)
+    i = op.inputs[k]
+    if not 0 <= i < len(graph.tensors):
+        raise _graph_error(graph, f"input {k} is tensor {i}, absent or out of range", op)
+    return i
+
+
+def _residual(graph, op) -> int:
+    """The residual branch (the CONV_2D output) of a Blaze block's ADD, after
+    checking that the other input is the skip path from the tensor its
+    depthwise conv reads."""
+    convs = [i for i in op.inputs
+             if 0 <= i < len(graph.tensors) and (p := graph.producer(i)) and p.opcode == "CONV_2D"]
+    if len(op.inputs) != 2 or len(convs) != 1:
+        raise _graph_error(graph, f"has {len(convs)} of {len(op.inputs)} inputs made by "
+                           "CONV_2D; expected a residual block with two, one of them", op,
+                           mismatch=True)
+    skip = _input(graph, op, 1 if op.inputs[0] == convs[0] else 0)
+    seen = set()
+    while (p := graph.producer(skip)) is not None and p.opcode in SKIP_OPS:
+        if p.index in seen:
+            raise _graph_error(graph, f"the skip path of op {op.index} (ADD) reaches op "
+                               f"{p.index} twice: a cycle", p)
+        seen.add(p.index)
+        skip = _input(graph, p, 0)
+    branch = graph.producer(_input(graph, graph.producer(convs[0]), 0))
+    if branch is None or branch.opcode != "DEPTHWISE_CONV_2D" or _input(graph, branch, 0) != skip:
+        raise _graph_error(graph, "is not a Blaze block: its skip path and its depthwise conv "
+                           "read different tensors", op, mismatch=True)
+    return convs[0]
 
 
 def _chains(graph, tensor: int) -> list[list]:
@@ -211,57 +266,87 @@ def _chains(graph, tensor: int) -> list[list]:
     recorded and their data input followed; RELU, PAD, MAX_POOL_2D and
     RESHAPE are passed through; an ADD follows its residual branch (the input
     a CONV_2D produced) after checking that the other input is the block's
-    skip path from the same tensor; CONCATENATION splits the walk."""
-    ops: list = []
-    t = tensor
-    while True:
-        op = graph.producer(t)
-        if op is None:
-            if t not in graph.inputs:
-                raise ValueError(f"{graph.path}: the walk back from tensor {tensor} ended at "
-                                 f"tensor {t}, which is not the graph input")
-            return [ops[::-1]]
-        if op.opcode in PARAM_OPS:
-            ops.append(op)
-            t = op.inputs[0]
-        elif op.opcode in PASS_OPS:
-            t = op.inputs[0]
-        elif op.opcode == "ADD":
-            convs = [i for i in op.inputs if (p := graph.producer(i)) and p.opcode == "CONV_2D"]
-            if len(convs) != 1:
-                raise ValueError(f"{graph.path}: op {op.index} (ADD) has {len(convs)} inputs "
-                                 "made by CONV_2D; expected a residual block with one")
-            skip = [i for i in op.inputs if i != convs[0]][0]
-            while (p := graph.producer(skip)) is not None and p.opcode in ("PAD", "MAX_POOL_2D"):
-                skip = p.inputs[0]
-            branch = graph.producer(graph.producer(convs[0]).inputs[0])
-            if branch is None or branch.opcode != "DEPTHWISE_CONV_2D" or branch.inputs[0] != skip:
-                raise ValueError(f"{graph.path}: op {op.index} (ADD) is not a Blaze block: its "
-                                 "skip path and its depthwise conv read different tensors")
-            t = convs[0]
-        elif op.opcode == "CONCATENATION":
-            out = []
-            for i in op.inputs:
-                out += [c + ops[::-1] for c in _chains(graph, i)]
-            return out
-        else:
-            raise ValueError(f"{graph.path}: op {op.index} ({op.opcode}) is not part of a "
-                             "Blaze network")
+    skip path from the same tensor; CONCATENATION splits the walk.
+
+    Iterative, with the ops of each path in a visited set (a cycle is refused
+    even in a graph ``read_tflite`` did not check), at most ``MAX_CHAINS``
+    chains, and a step count bounded by the op count."""
+    limit = (MAX_CHAINS + 1) * (len(graph.ops) + 1)
+    steps, done = 0, []
+    # Branches to walk: (tensor, ops met walking back, the ops after the
+    # CONCATENATION that split it off (in forward order), ops on its path).
+    stack = [(tensor, [], [], set())]
+    while stack:
+        t, ops, after, seen = stack.pop()
+        while True:
+            steps += 1
+            if steps > limit:
+                raise _graph_error(graph, f"the walk back from tensor {tensor} takes more "
+                                   f"than {limit} steps")
+            op = graph.producer(t)
+            if op is None:
+                if t not in graph.inputs:
+                    raise _graph_error(graph, f"the walk back from tensor {tensor} ended at "
+                                       f"tensor {t}, which is not the graph input",
+                                       mismatch=True)
+                done.append(ops[::-1] + after)
+                break
+            if op.index in seen:
+                raise _graph_error(graph, f"the walk back from tensor {tensor} reaches this "
+                                   "op twice: a cycle", op)
+            seen.add(op.index)
+            if op.opcode in PARAM_OPS:
+                ops.append(op)
+                t = _input(graph, op, 0)
+            elif op.opcode in PASS_OPS:
+                t = _input(graph, op, 0)
+            elif op.opcode == "ADD":
+                t = _residual(graph, op)
+            elif op.opcode == "CONCATENATION":
+                branches = [_input(graph, op, k) for k in range(len(op.inputs))]
+                if not branches:
+                    raise _graph_error(graph, "has no inputs", op)
+                if len(done) + len(stack) + len(branches) > MAX_CHAINS:
+                    raise _graph_error(graph, f"output tensor {tensor} splits into more than "
+                                       f"{MAX_CHAINS} chains", op, mismatch=True)
+                tail = ops[::-1] + after
+                stack += [(i, [], tail, set(seen)) for i in reversed(branches)]
+                break
+            else:
+                raise _graph_error(graph, "is not part of a Blaze network", op, mismatch=True)
+    return done
 
 
-def _layer_arrays(graph, op) -> dict[str, np.ndarray]:
-    """An op's parameters in our layouts: conv OHWI -> HWIO, depthwise
-    1HWC -> HW1C, PReLU alpha (1, 1, C) -> (C,)."""
+def _layer_sources(graph, op) -> dict[str, tuple[int, tuple[int, ...], object]]:
+    """An op's parameters: name -> (the constant tensor holding it, its shape in
+    our layout, the layout change: axes to transpose, "flat" or None). Conv
+    OHWI -> HWIO, depthwise 1HWC -> HW1C, PReLU alpha (1, 1, C) -> (C,)."""
+    def source(k):
+        src = graph.dequantized_source(_input(graph, op, k))
+        return src, graph.tensors[src].shape
+
     if op.opcode == "PRELU":
-        return {"alpha": graph.dequantized_constant(op.inputs[1]).reshape(-1)}
-    w = graph.dequantized_constant(op.inputs[1])
-    b = graph.dequantized_constant(op.inputs[2])
+        src, shape = source(1)
+        return {"alpha": (src, (math.prod(shape),), "flat")}
+    (w, wshape), (b, bshape) = source(1), source(2)
+    if len(wshape) != 4:
+        raise _graph_error(graph, f"weight tensor {w} has shape {list(wshape)}, not 4-D", op,
+                           mismatch=True)
     if op.opcode == "CONV_2D":
-        return {"kernel": w.transpose(1, 2, 3, 0), "bias": b}
-    if op.options.get("depth_multiplier", 1) != 1:
-        raise ValueError(f"{graph.path}: op {op.index} has depth multiplier "
-                         f"{op.options['depth_multiplier']}; only 1 is supported")
-    return {"kernel": w.transpose(1, 2, 0, 3), "bias": b}
+        axes = (1, 2, 3, 0)
+    else:
+        if op.options.get("depth_multiplier", 1) != 1:
+            raise _graph_error(graph, f"depth multiplier {op.options['depth_multiplier']}; "
+                               "only 1 is supported", op, mismatch=True)
+        axes = (1, 2, 0, 3)
+    return {"kernel": (w, tuple(wshape[a] for a in axes), axes), "bias": (b, bshape, None)}
+
+
+def _layer_array(graph, src: int, change) -> np.ndarray:
+    a = graph.dequantized_constant(src)
+    if change == "flat":
+        return a.reshape(-1)
+    return a if change is None else a.transpose(change)
 
 
 def map_tflite(graph, model, template: dict) -> dict:
@@ -272,43 +357,42 @@ def map_tflite(graph, model, template: dict) -> dict:
     input (``_chains``) and its ops paired with our layers. A layer reached
     by several outputs (the shared trunk) must pair with the same op each
     time. Layers of ours left unpaired, graph ops left unused, and shape
-    mismatches are reported by name."""
+    mismatches are reported by name (``WeightMismatchError``); a graph the
+    walk cannot follow (absent inputs, a cycle) is a ``TFLiteFormatError``.
+    Shapes are compared before any data is read."""
     ours = model.tflite_chains()
     if len(graph.outputs) != len(ours):
-        raise ValueError(f"{graph.path}: {len(graph.outputs)} outputs, expected {len(ours)}")
+        raise _graph_error(graph, f"{len(graph.outputs)} outputs, expected {len(ours)}",
+                           mismatch=True)
     params = template["params"]
     assigned: dict[tuple[str, ...], object] = {}
     for out, chains in zip(graph.outputs, ours):
         found = _chains(graph, out)
         if [len(c) for c in found] != [len(c) for c in chains]:
-            raise ValueError(f"{graph.path}: output {graph.tensors[out].name!r} has chains of "
-                             f"{[len(c) for c in found]} parametric ops; ours have "
-                             f"{[len(c) for c in chains]}")
+            raise _graph_error(graph, f"output {graph.tensors[out].name[:80]!r} has chains of "
+                               f"{[len(c) for c in found]} parametric ops; ours have "
+                               f"{[len(c) for c in chains]}", mismatch=True)
         for gchain, ochain in zip(found, chains):
             for op, path in zip(gchain, ochain):
                 prev = assigned.setdefault(path, op)
                 if prev is not op:
-                    raise ValueError(f"{graph.path}: layer {'/'.join(path)} pairs with ops "
-                                     f"{prev.index} and {op.index}")
-    problems, result = [], {}
+                    raise _graph_error(graph, f"layer {'/'.join(path)} pairs with ops "
+                                       f"{prev.index} and {op.index}", mismatch=True)
+    problems, fits = [], []
     for path, op in assigned.items():
         node = params
         for k in path:
             node = node.get(k, {}) if isinstance(node, dict) else {}
-        arrays = _layer_arrays(graph, op)
-        for k, a in arrays.items():
+        for k, (src, shape, change) in _layer_sources(graph, op).items():
             want = node.get(k) if isinstance(node, dict) else None
             if want is None:
                 problems.append(f"{'/'.join(path)}/{k}: op {op.index} ({op.opcode}) has it, "
                                 "our layer does not")
-            elif tuple(want.shape) != a.shape:
+            elif tuple(want.shape) != shape:
                 problems.append(f"{'/'.join(path)}/{k}: ours {tuple(want.shape)}, op "
-                                f"{op.index} ({op.opcode}) gives {a.shape}")
+                                f"{op.index} ({op.opcode}) gives {shape}")
             else:
-                d = result
-                for p in path:
-                    d = d.setdefault(p, {})
-                d[k] = a
+                fits.append((path, k, src, change))
     used = {id(op) for op in assigned.values()}
     unused = [f"{op.index} ({op.opcode})" for op in graph.ops
               if op.opcode in PARAM_OPS and id(op) not in used]
@@ -322,26 +406,46 @@ def map_tflite(graph, model, template: dict) -> dict:
             else:
                 yield prefix + (k,)
 
-    missing = sorted(set(leaves(params)) - set(leaves(result)))
+    missing = sorted(set(leaves(params)) - {(*path, k) for path, k, _, _ in fits})
     if missing:
         problems.append("our parameters with no weights: "
                         + ", ".join("/".join(p) for p in missing))
-    if problems:
-        raise ValueError(f"{graph.path} does not match {model.model_name}: "
-                         + "; ".join(problems))
+    if problems:  # every name, on one line (one_line would cut a long list)
+        raise WeightMismatchError(one_line(graph.path, f"does not match {model.model_name}")
+                                  + ": " + " ".join("; ".join(problems).split()))
+    result: dict = {}
+    for path, k, src, change in fits:
+        d = result
+        for p in path:
+            d = d.setdefault(p, {})
+        d[k] = _layer_array(graph, src, change)
     return {"params": result}
 
 
-def variables_from_tflite(path, name: str) -> dict:
-    """Variables of registered model ``name`` from MediaPipe's ``.tflite`` at ``path``."""
-    import jax
-
+@functools.lru_cache(maxsize=None)
+def _model_and_template(name: str):
     from zoo.registry import build, variables_template
-    from zoo.weights.tflite import read_tflite
 
     model = build(name)
-    template = variables_template(model)
-    return jax.tree_util.tree_map(jnp.asarray, map_tflite(read_tflite(path), model, template))
+    if not hasattr(model, "tflite_chains"):
+        raise ValueError(f"{name} has no mapping from MediaPipe's TFLite graphs")
+    return model, variables_template(model)
+
+
+def variables_from_tflite(path, name: str) -> dict:
+    """Variables of registered model ``name`` from MediaPipe's ``.tflite`` at
+    ``path``. A file that is not a readable TFLite graph raises
+    ``TFLiteFormatError``, one that is not this model ``WeightMismatchError``."""
+    import jax
+
+    from zoo.weights.tflite import read_tflite
+
+    model, template = _model_and_template(name)
+    graph = read_tflite(path, subgraph=0)
+    if graph.num_subgraphs != 1:
+        raise WeightMismatchError(one_line(path, f"{graph.num_subgraphs} subgraphs; "
+                                           f"{name}'s graph has one"))
+    return jax.tree_util.tree_map(jnp.asarray, map_tflite(graph, model, template))
 
 
 # ---------------------------------------------------------------- registry

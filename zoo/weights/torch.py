@@ -22,6 +22,7 @@ from typing import Mapping
 
 import numpy as np
 
+from zoo.weights.errors import WeightMismatchError, one_line
 from zoo.weights.mapping import load_named
 
 _LEAVES = {
@@ -59,7 +60,8 @@ def from_torch(state_dict: Mapping[str, np.ndarray], name: str, *, source: str =
     model = build(name, **options)
     layouts = [getattr(model, n)() for n in ("torch_names", "timm_names") if hasattr(model, n)]
     if not layouts:
-        raise ValueError(f"{name}: no PyTorch layout is known for this family")
+        raise WeightMismatchError(one_line(source, f"no PyTorch layout is known for the family "
+                                                   f"of {name}"))
     names = max(layouts, key=lambda names: sum(
         f"{layer}.weight" in state_dict for layer in set(names.values())))
     return load_named(model, name, names, state_dict, source_label=source,
