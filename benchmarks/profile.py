@@ -121,15 +121,22 @@ def _train_step(apply, takes_train: bool):
     return step
 
 
-def profile(name: str, batch: int = 1, runs: int = 30, warmup: int = 3,
-            implementation: str = "auto", train: bool = False) -> dict:
+def _whole(name: str, batch: int, train: bool, implementation: str):
+    """(model, variables, a random input batch, the jitted whole model: the
+    inference call or, with ``train``, forward and backward)."""
     import zoo
 
     spec = zoo.get_spec(name)
     model, variables = zoo.create(name, implementation=implementation)
     x = np.random.default_rng(0).standard_normal(
         (batch, spec.input_size, spec.input_size, 3)).astype(np.float32)
-    whole = jax.jit(_train_step(model.apply, True) if train else model.apply)
+    return model, variables, x, jax.jit(_train_step(model.apply, True) if train
+                                        else model.apply)
+
+
+def profile(name: str, batch: int = 1, runs: int = 30, warmup: int = 3,
+            implementation: str = "auto", train: bool = False) -> dict:
+    model, variables, x, whole = _whole(name, batch, train, implementation)
     whole_ms = time_calls(lambda: jax.block_until_ready(whole(variables, x)), runs,
                         warmup)["p50_ms"]
     layers = []
@@ -165,13 +172,7 @@ def op_breakdown(name: str, batch: int = 1, train: bool = False, top: int = 15,
     import tempfile
     from pathlib import Path
 
-    import zoo
-
-    spec = zoo.get_spec(name)
-    model, variables = zoo.create(name, implementation=implementation)
-    x = np.random.default_rng(0).standard_normal(
-        (batch, spec.input_size, spec.input_size, 3)).astype(np.float32)
-    fn = jax.jit(_train_step(model.apply, True) if train else model.apply)
+    _, variables, x, fn = _whole(name, batch, train, implementation)
     hlo = fn.lower(variables, x).compile().as_text()
     for _ in range(2):  # compile, then one untraced run
         jax.block_until_ready(fn(variables, x))

@@ -187,7 +187,7 @@ def crafted() -> list[tuple[str, bytes]]:
     cases.append(("local header names another file",
                   raw_zip(_members(model, local_name=MEMBER.replace("model", "modex")))))
     cases.append(("local header disagrees on the method",
-                  _patch_local(raw_zip(_members(model)), MEMBER, 8, 0)))
+                  _patch(raw_zip(_members(model)), "local", MEMBER, 8, "<H", 0)))
     cases.append(("deflate stream cut short",
                   raw_zip(_members(model, data=_deflate(model)[:-40],
                                    csize=len(_deflate(model)) - 40))))
@@ -198,32 +198,28 @@ def crafted() -> list[tuple[str, bytes]]:
     cases.append(("compressed size past the end of the file",
                   raw_zip(_members(model, csize=1 << 30))))
     cases.append(("local header offset outside the file",
-                  _patch_central(raw_zip(_members(model)), MEMBER, 42, "<I", 0x7FFFFFF0)))
+                  _patch(raw_zip(_members(model)), "central", MEMBER, 42, "<I", 0x7FFFFFF0)))
     cases.append(("not a zip", b"\x1c\x00\x00\x00TFL3" + model))
     cases.append(("empty file", b""))
     return cases
 
 
-def _patch_local(data: bytes, name: str, offset: int, value: int, fmt: str = "<H") -> bytes:
-    b = bytearray(data)
-    i = b.index(b"PK\x03\x04")
-    while True:
-        n = struct.unpack_from("<H", b, i + 26)[0]
-        if b[i + 30:i + 30 + n] == name.encode():
-            struct.pack_into(fmt, b, i + offset, value)
-            return bytes(b)
-        i = b.index(b"PK\x03\x04", i + 4)
+# Zip record signature -> (offset of its name-length field, offset of its name).
+_HEADERS = {"local": (b"PK\x03\x04", 26, 30), "central": (b"PK\x01\x02", 28, 46)}
 
 
-def _patch_central(data: bytes, name: str, offset: int, fmt: str, value: int) -> bytes:
+def _patch(data: bytes, header: str, name: str, offset: int, fmt: str, value: int) -> bytes:
+    """``data`` with field ``offset`` (``struct`` format ``fmt``) of member
+    ``name``'s ``header`` ("local" or "central") set to ``value``."""
+    signature, length_at, name_at = _HEADERS[header]
     b = bytearray(data)
-    i = b.index(b"PK\x01\x02")
+    i = b.index(signature)
     while True:
-        n = struct.unpack_from("<H", b, i + 28)[0]
-        if b[i + 46:i + 46 + n] == name.encode():
+        n = struct.unpack_from("<H", b, i + length_at)[0]
+        if b[i + name_at:i + name_at + n] == name.encode():
             struct.pack_into(fmt, b, i + offset, value)
             return bytes(b)
-        i = b.index(b"PK\x01\x02", i + 4)
+        i = b.index(signature, i + 4)
 
 
 # ------------------------------------------------------------ structured mutators
@@ -258,8 +254,8 @@ def mutate_field(data: bytes, rng: random.Random) -> bytes:
         local, central = rng.choice(((4, 6), (6, 8), (8, 10), (14, 16), (18, 20), (22, 24)))
         fmt = "<H" if local < 14 else "<I"
         value = rng.choice(SPECIAL + INTERESTING) & (0xFFFF if fmt == "<H" else 0xFFFFFFFF)
-        return _patch_central(_patch_local(data, MEMBER, local, value, fmt), MEMBER, central,
-                              fmt, value)
+        return _patch(_patch(data, "local", MEMBER, local, fmt, value), "central", MEMBER,
+                      central, fmt, value)
     records = _records(data)
     if not records:
         raise ValueError("no zip records")
@@ -311,8 +307,8 @@ def rebuild(data: bytes, rng: random.Random) -> bytes:
         flag = rng.choice((0x1, 0x8, 0x40, 0x800, 0x2000))
         name = rng.choice(names)
         try:
-            blob = _patch_local(blob, name, 6, flag)
-            return _patch_central(blob, name, 8, "<H", flag)
+            blob = _patch(blob, "local", name, 6, "<H", flag)
+            return _patch(blob, "central", name, 8, "<H", flag)
         except ValueError:
             return blob
     return build_wheel(files)
