@@ -14,11 +14,12 @@ import dataclasses
 from typing import Optional
 
 
-# Measured once each while other work shared the machine, so the times are
-# upper bounds; * the two digits recipes ran side by side, one core each
-# (6 epochs of the pretrained one alone took 7.6 min). "best" is the best
-# epoch on the test split (there is no separate validation split), so the
-# final figure is the unbiased one.
+# Measured by running exactly the recipe: the digits ones with nothing else
+# computing on the machine (twice; the second run reproduced the first's
+# figures exactly), the lfw_subset ones while other work shared it (upper
+# bounds). "best" is the best epoch on the test split
+# (there is no separate validation split), so the final figure is the
+# unbiased one.
 HW = "2-core x86-64 CPU, jax 0.10.2 (2026-11-29)"
 
 
@@ -38,13 +39,13 @@ RECIPES = {r.name: r for r in (
            "the defaults of `zoo train --model mobilenet_v2 --pretrained --data digits`",
            dict(model="mobilenet_v2", pretrained=True, data="digits", image_size=96,
                 batch_size=64, epochs=10, optimizer="sgd", lr=0.05),
-           result="top-1 98.33 % after 10 epochs (best 98.33 %, epoch 7)", time="15.5 min*",
+           result="top-1 98.33 % after 10 epochs (best 98.33 %, epoch 7)", time="6.6 min",
            hardware=HW),
     Recipe("digits_mobilenet_v2_scratch",
            "The same network and schedule from random initialisation: what pretraining buys",
            dict(model="mobilenet_v2", pretrained=False, data="digits", image_size=96,
                 batch_size=64, epochs=10, optimizer="sgd", lr=0.05),
-           result="top-1 46.94 % after 10 epochs (best: the last)", time="15.6 min*",
+           result="top-1 46.94 % after 10 epochs (best: the last)", time="6.5 min",
            hardware=HW),
     Recipe("lfw_lite0_probe",
            "EfficientNet-Lite0 linear probe on scikit-image's lfw_subset (face / not face)",
