@@ -49,10 +49,12 @@ def _output_dict(out) -> dict:
 
 def prepare(name_or_model: Union[str, Any], variables: Optional[dict] = None, *,
             pretrained: bool = False, input_shape: Optional[Sequence[int]] = None,
-            spec: Any = None) -> Exportable:
+            spec: Any = None, allow_unpinned: bool = False) -> Exportable:
     """Resolve what to export. A name builds the registry model with the
     reference kernels; its variables are the pretrained ones if
-    ``pretrained``, given ``variables`` if any, random (seed 0) otherwise."""
+    ``pretrained``, given ``variables`` if any, random (seed 0) otherwise.
+    ``allow_unpinned`` accepts pretrained weights whose publisher gives no
+    hash (see ``zoo.load_pretrained``)."""
     import zoo
 
     if isinstance(name_or_model, Exportable):
@@ -63,7 +65,7 @@ def prepare(name_or_model: Union[str, Any], variables: Optional[dict] = None, *,
         model = zoo.build(name, implementation="reference")
         if variables is None:
             if pretrained:
-                variables = zoo.load_pretrained(name)
+                variables = zoo.load_pretrained(name, allow_unpinned=allow_unpinned)
             else:
                 from zoo.registry import init_variables
                 variables = init_variables(model, seed=0)

@@ -57,4 +57,7 @@ def metadata(ex, *, fmt: str, quantization: str, outputs: list[str]) -> dict[str
             from zoo.preprocess import imagenet_labels
             doc["labels"] = list(imagenet_labels())
             doc["output_meaning"] = "logits over the 1000 ImageNet classes (apply softmax)"
+        elif spec.task == "depth":
+            doc["output_meaning"] = ("relative inverse depth (N, H, W), larger is nearer; "
+                                     "known up to an unknown scale and shift")
     return doc

@@ -13,7 +13,8 @@ pretrained weights are exported pretrained and judged on scikit-image's
 ``chelsea`` and ``coffee``; the others with random weights (seed 0) on the
 same photos (their top-1 then only says the file ranks like JAX does). The
 face models (MediaPipe's weights) are judged on ``astronaut`` and its face;
-their "top-1" is the detector's best anchor (the mesh has none). The error
+their "top-1" is the detector's best anchor (the mesh has none). The depth
+models run on ``chelsea`` and ``coffee`` too and have no top-1. The error
 is the largest over the outputs of ``max |file - JAX| / max |JAX|``.
 Latency: median of ``--runs`` calls at batch 1, 2 threads, after warm-up.
 Finished rows are kept in ``<out>/conversions-partial.json`` as they come,
@@ -38,7 +39,7 @@ FORMATS = ("tflite:float32", "tflite:float16", "tflite:dynamic_int8", "tflite:in
            "onnx:float32")
 OFFLINE_PRETRAINED = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
                       "mobilenet_v2", "blazeface_short_range", "face_mesh")
-TASKS = ("classification", "face_detection", "face_landmarks")
+TASKS = ("classification", "face_detection", "face_landmarks", "depth")
 COLUMNS = ("model", "format", "quantization", "pretrained", "size_mib", "max_rel_diff",
            "top1_agree", "latency_ms", "convert_s", "peak_rss_gib", "partitions", "status")
 
@@ -47,7 +48,7 @@ def _photos(spec):
     import skimage.data
 
     import zoo
-    if spec.task == "classification":
+    if spec.task in ("classification", "depth"):
         photos = [skimage.data.chelsea(), skimage.data.coffee()]
     else:  # the face models: the whole astronaut and her face
         a = skimage.data.astronaut()
@@ -194,8 +195,8 @@ def main(argv=None) -> int:
         prog="python -m conversions.table", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="*",
-                   help="comma-separated names or globs (default: every classifier "
-                        "and face model)")
+                   help="comma-separated names or globs (default: every classifier, "
+                        "face and depth model)")
     p.add_argument("--formats", default=",".join(FORMATS),
                    help=f"comma-separated FORMAT:QUANT (default: {','.join(FORMATS)})")
     p.add_argument("--runs", type=int, default=30, help="timed calls per file (30)")

@@ -1,25 +1,28 @@
 """The `zoo` command line, run as a user would."""
 
 import json
+import os
 
 import pytest
 
 from helpers import zoo_cli
-from test_registry import FACE_NAMES, NAMES
+from test_registry import DEPTH_NAMES, FACE_NAMES, NAMES
 
 
-def test_list_shows_all_seventeen():
+def test_list_shows_all():
     r = zoo_cli("list")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert lines[0].split() == ["name", "params", "MACs", "input", "pretrained", "weights", "from"]
-    assert [line.split()[0] for line in lines[1:]] == sorted(NAMES + FACE_NAMES)
+    assert [line.split()[0] for line in lines[1:]] == sorted(NAMES + FACE_NAMES + DEPTH_NAMES)
     row = next(line for line in lines if line.startswith("efficientnet_b0 "))
     assert row.split()[1:] == ["5.29M", "386M", "224", "Keras,", "timm"]
     row = next(line for line in lines if line.startswith("efficientnet_lite0 "))
     assert row.split()[4:] == ["efficientnet-lite-pytorch", "(offline),", "timm"]
     row = next(line for line in lines if line.startswith("mobilenet_v1 "))
     assert row.split()[4:] == ["-"]
+    row = next(line for line in lines if line.startswith("midas_small "))
+    assert row.split()[4:] == ["MiDaS", "(unpinned)"]
 
 
 def test_list_pattern_json_and_published():
@@ -33,6 +36,52 @@ def test_list_pattern_json_and_published():
     assert "[1] The paper rounds" in r.stdout
     r = zoo_cli("list", "resnet*")
     assert r.returncode == 1 and "no model matches 'resnet*'" in r.stderr
+
+
+def test_list_published_depth_models():
+    """MiDaS publishes no MACs and a depth model has no top-1: dashes."""
+    r = zoo_cli("list", "midas*", "--published")
+    assert r.returncode == 0, r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith("| midas_small "))
+    assert row.startswith("| midas_small [1] | 21.32M | 21.0M | +1.5% | 4,595M | — | — | — |")
+    assert "midas_small_lite0" not in r.stdout  # nothing published for the zoo's own variant
+
+
+def _offline_env():
+    """No downloads and no opt-in to unpinned weights from the caller's shell."""
+    env = {k: v for k, v in os.environ.items() if k != "ZOO_ALLOW_UNPINNED"}
+    env["ZOO_OFFLINE"] = "1"
+    return env
+
+
+def test_info_depth_model():
+    r = zoo_cli("info", "midas_small", env=_offline_env())
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert ("weights        no published hash: pass --allow-unpinned or set "
+            "ZOO_ALLOW_UNPINNED=1 (the file is then used as downloaded, unverified)") in lines
+    published = next(line for line in lines if line.startswith("published "))
+    assert "params 21.0M, MACs not published  (" in published and "top-1" not in published
+    assert "metrics        DIW WHDR            0.1344" in lines
+    assert "               KITTI delta>1.25 %  29.27" in lines
+    r = zoo_cli("info", "midas_small", "--json", env=_offline_env())
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert info["pretrained"][0]["unpinned"] is True
+    published = info["published"]
+    assert published["macs"] is None and published["top1"] is None
+    assert published["metrics"]["KITTI delta>1.25 %"] == 29.27 and len(published["metrics"]) == 6
+
+
+@pytest.mark.parametrize("args,out", [
+    (("convert", "midas_small", "--pretrained", "--to", "onnx", "--no-check"), "m.onnx"),
+    (("convert-weights", "pretrained", "--model", "midas_small"), "ckpt"),
+])
+def test_unpinned_weights_need_the_flag(args, out, tmp_path):
+    r = zoo_cli(*args, "--out", str(tmp_path / out), env=_offline_env())
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "no published hash" in r.stderr and "--allow-unpinned" in r.stderr
+    assert not any(tmp_path.iterdir())
 
 
 def test_info():
@@ -100,6 +149,15 @@ def test_predict_bad_input(tmp_path, setup, message):
 def test_predict_model_without_weights():
     r = zoo_cli("predict", "--example", "chelsea", "--model", "mobilenet_v1")
     assert r.returncode == 2 and "no pretrained weights" in r.stderr
+
+
+def test_predict_refuses_a_depth_model(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(tmp_path / "photo.png")
+    r = zoo_cli("predict", "--model", "midas_small", str(tmp_path / "photo.png"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "zoo depth IMAGE --model midas_small" in r.stderr
 
 
 def test_predict_refuses_a_face_model():

@@ -267,6 +267,31 @@ def test_offline(server, cache, monkeypatch):
     assert F.fetch(src, name="efficientnet_b0") == path and server.hits["good"] == 1
 
 
+def test_unpinned_source_needs_opt_in_and_is_used_as_downloaded(server, cache, monkeypatch):
+    """A publisher without any hash (MiDaS's release): refused unless the
+    caller opts in, then downloaded with the same atomic rules, unverified,
+    its SHA-256 reported; no hash is made up for it."""
+    monkeypatch.delenv("ZOO_ALLOW_UNPINNED", raising=False)
+    src = WeightSource("torch", url=server.url("good"), unpinned=True)
+    with pytest.raises(F.UnpinnedSourceError,
+                       match=r"^m: http://127\.0\.0\.1:\d+/good/w\.bin has no published hash.*"
+                             r"allow_unpinned=True.*ZOO_ALLOW_UNPINNED=1"):
+        F.fetch(src, name="m")
+    assert server.hits["good"] == 0 and leftovers(cache) == []
+    with pytest.warns(F.UnpinnedWeightsWarning, match=f"m: using .*w.bin as downloaded.*{SHA}"):
+        path = F.fetch(src, name="m", allow_unpinned=True)
+    assert path == F.cache_path(src) and path.read_bytes() == PAYLOAD
+    assert path.name.startswith("unpinned-") and path.name.endswith("-w.bin")
+    monkeypatch.setenv("ZOO_ALLOW_UNPINNED", "1")
+    assert F.fetch(src, name="m") == path and server.hits["good"] == 1  # from the cache
+    cut = WeightSource("torch", url=server.url("truncated"), unpinned=True)
+    with pytest.raises(F.WeightsUnavailableError, match="connection cut"):
+        F.fetch(cut, name="m")  # unverified is not unchecked: a short file never lands
+    assert not F.cache_path(cut).exists() and leftovers(cache) == [path.name]
+    with pytest.raises(F.WeightFetchError, match="both unpinned and pinned"):
+        F.fetch(WeightSource("torch", SHA, url=server.url("good"), unpinned=True), name="m")
+
+
 def test_corrupted_cache_file(server, cache, monkeypatch):
     src = WeightSource("raw", SHA, url=server.url("good"))
     path = F.fetch(src)

@@ -13,10 +13,13 @@ NAMES = (["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_la
          + [f"efficientnet_b{i}" for i in range(8)] + [f"efficientnet_lite{i}" for i in range(5)])
 # The face models (not classifiers; tested in test_face_models.py).
 FACE_NAMES = ["blazeface_short_range", "face_mesh"]
+# The depth models (tested in test_midas.py).
+DEPTH_NAMES = ["midas_small", "midas_small_lite0"]
 
 
-def test_all_seventeen_names():
-    assert zoo.list_models() == sorted(NAMES + FACE_NAMES)
+def test_all_names():
+    assert zoo.list_models() == sorted(NAMES + FACE_NAMES + DEPTH_NAMES)
+    assert {zoo.get_spec(n).task for n in DEPTH_NAMES} == {"depth"}
     assert zoo.list_models("efficientnet_lite*") == [f"efficientnet_lite{i}" for i in range(5)]
     assert zoo.list_models("nothing*") == []
 
@@ -80,7 +83,7 @@ def test_analytic_params_equal_the_variables(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [n for n in NAMES + FACE_NAMES if n not in
+@pytest.mark.parametrize("name", [n for n in NAMES + FACE_NAMES + DEPTH_NAMES if n not in
                                   ("mobilenet_v3_small", "efficientnet_lite0", "efficientnet_b0")])
 def test_analytic_params_equal_the_variables_all(name):
     model = zoo.build(name)

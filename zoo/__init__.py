@@ -10,6 +10,7 @@
     zoo.decode_predictions(logits, top=5)
     zoo.save(variables, path); zoo.restore(path)      # Orbax checkpoints
     zoo.train.fit(zoo.train.TrainConfig(...))          # fine-tuning (imported on first use)
+    zoo.depth.estimate(image)                          # (H, W) relative inverse depth
 """
 
 from zoo.checkpoint import restore, save
@@ -25,7 +26,7 @@ __all__ = ["ModelSpec", "Published", "WeightSource", "build", "count_macs", "cou
 
 def __getattr__(name):
     # Subpackages with heavier imports load on first use: ``zoo.train.fit``.
-    if name in ("train", "datasets", "face"):
+    if name in ("train", "datasets", "face", "depth"):
         import importlib
 
         return importlib.import_module(f"zoo.{name}")

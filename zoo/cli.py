@@ -5,6 +5,8 @@
     zoo predict IMAGE...      classify images with a pretrained model
     zoo convert-weights SRC   any supported weight file -> Orbax checkpoint
     zoo convert NAME --to tflite|onnx   export for phones and other runtimes
+    zoo facemesh IMAGE...     faces and their 468-point mesh, drawn
+    zoo depth IMAGE...        depth maps and portrait-mode (bokeh) pictures
     zoo bench ...             latency, FLOPs, memory, compile time (the benchmarks package)
     zoo bench compare A B     p50 ratios of two result files
     zoo train ...             fine-tune a model (zoo.train), resumable
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import sys
@@ -48,6 +51,19 @@ EXAMPLES = {
                 "\nWrites <image>_facemesh.png per image: the 468 landmarks (green), the face box\n"
                 "(red) and the 6 detector keypoints (yellow). BlazeFace short range + MediaPipe's\n"
                 "face mesh, weights from the mediapipe==0.10.21 wheel (fetched once).",
+    "depth": "examples:\n"
+             "  zoo depth photo.jpg --out depth/\n"
+             "  zoo depth photo.jpg --bokeh --focus 320,240 --out depth/\n"
+             "  zoo depth --example motorcycle --example astronaut --bokeh --out depth/\n"
+             "  zoo depth photo.jpg --model midas_small --allow-unpinned   # MiDaS's own weights\n"
+             "  zoo depth photos/ --checkpoint runs/depth --out depth/   # a zoo train run\n"
+             "  zoo depth photo.jpg --untrained   # random weights: the pipeline, no real depth\n"
+             "\nWrites <image>_depth.png per image (relative inverse depth, inferno colours: near\n"
+             "bright, far dark) and with --bokeh <image>_bokeh.png: the subject at --focus X,Y\n"
+             "(pixels; default the centre) sharp, the rest blurred by a lens-like disc growing\n"
+             "with the depth difference. Existing files are not replaced without --overwrite.\n"
+             "midas_small's official weights have no published hash: --allow-unpinned uses\n"
+             "them as downloaded.",
     "bench": "examples:\n"
              "  zoo bench --models efficientnet_b0 --out results/\n"
              "  zoo bench --models 'efficientnet_b0,mobilenet*' --batch 1,8 --dtype float32,bfloat16 \\\n"
@@ -88,7 +104,7 @@ def _rows(names: Sequence[str], progress: bool):
             bar.update(task, description=f"counting {name}")
             spec, counts = _counts(name)
             where = ", ".join(w.origin.split(" ")[0] + (" (offline)" if w.package else "")
-                              for w in spec.weights)
+                              + (" (unpinned)" if w.unpinned else "") for w in spec.weights)
             rows.append({"name": name, "params": counts.params, "macs": counts.macs,
                          "resolution": spec.input_size, "pretrained": where})
             bar.advance(task)
@@ -118,7 +134,8 @@ def cmd_list(args) -> int:
 
 def published_table(rows) -> str:
     """Markdown: our counts against the published figures, with sources.
-    Notes that explain a difference are numbered below the table."""
+    Notes that explain a difference are numbered below the table; a figure
+    the source does not publish is a dash."""
     from zoo.registry import get_spec
 
     lines = ["| model | params (ours) | published | diff | MACs (ours) | published | diff "
@@ -133,10 +150,13 @@ def published_table(rows) -> str:
             if p.note not in notes:
                 notes.append(p.note)
             mark = f" [{notes.index(p.note) + 1}]"
+        macs = (f"{p.macs / 1e6:,.0f}M | {r['macs'] / p.macs - 1:+.1%}" if p.macs is not None
+                else "— | —")
+        top1 = "—" if p.top1 is None else p.top1
         lines.append(
             f"| {r['name']}{mark} | {r['params'] / 1e6:.2f}M | {p.params / 1e6:.1f}M "
-            f"| {r['params'] / p.params - 1:+.1%} | {r['macs'] / 1e6:,.0f}M | {p.macs / 1e6:,.0f}M "
-            f"| {r['macs'] / p.macs - 1:+.1%} | {p.top1} | {p.source} |")
+            f"| {r['params'] / p.params - 1:+.1%} | {r['macs'] / 1e6:,.0f}M | {macs} "
+            f"| {top1} | {p.source} |")
     lines.append("")
     lines += [f"[{i}] {n}  " for i, n in enumerate(notes, 1)]
     return "\n".join(lines)
@@ -156,16 +176,33 @@ def cmd_info(args) -> int:
     if spec.published:
         p = spec.published
         info["published"] = {"params": p.params, "macs": p.macs, "top1": p.top1,
-                             "source": p.source, "note": p.note}
+                             "metrics": dict(p.metrics), "source": p.source, "note": p.note}
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
     for k, v in info.items():
         if k == "published":
-            print(f"{'published':<15}params {v['params'] / 1e6:.1f}M, MACs {v['macs'] / 1e6:.0f}M, "
-                  f"top-1 {v['top1']}%  ({v['source']})")
+            figures = [f"params {v['params'] / 1e6:.1f}M",
+                       "MACs not published" if v["macs"] is None
+                       else f"MACs {v['macs'] / 1e6:.0f}M"]
+            if v["top1"] is not None:
+                figures.append(f"top-1 {v['top1']}%")
+            print(f"{'published':<15}{', '.join(figures)}  ({v['source']})")
             if v["note"]:
                 print(f"{'':<15}{v['note']}")
+            width = max(map(len, v["metrics"]), default=0)
+            for i, (metric, value) in enumerate(v["metrics"].items()):
+                print(f"{'' if i else 'metrics':<15}{metric:<{width}}  {value}")
+        elif k == "pretrained" and not v:
+            print(f"{k:<15}none: no weight source (zoo.create gives random weights)")
+        elif k == "pretrained":
+            print(f"{k:<15}{v}")
+            for w in spec.weights:
+                if w.unpinned:
+                    who = f"{w.origin}: " if len(spec.weights) > 1 else ""
+                    print(f"{'weights':<15}{who}no published hash: pass --allow-unpinned or set "
+                          "ZOO_ALLOW_UNPINNED=1 (the file is then used as downloaded, "
+                          "unverified)")
         elif k in ("params", "macs"):
             print(f"{k:<15}{v:,}")
         else:
@@ -214,6 +251,17 @@ def cmd_predict(args) -> int:
     from zoo.preprocess import decode_predictions, preprocess
     from zoo.registry import create, get_spec
 
+    if not args.checkpoint:
+        spec = get_spec(args.model)
+        if spec.task != "classification":
+            if spec.task.startswith("face"):
+                hint = " (zoo facemesh IMAGE... runs the face pipeline)"
+            elif spec.task == "depth":
+                hint = f" (zoo depth IMAGE --model {args.model} estimates depth)"
+            else:
+                hint = ""
+            raise ValueError(f"--model {args.model} is a {spec.task} model, not an ImageNet "
+                             f"classifier{hint}")
     inputs = [(str(p), _read_image(p)) for p in _image_paths(args.images)]
     inputs += [(f"example:{e}", _example(e)) for e in args.example or ()]
     if not inputs:
@@ -225,12 +273,6 @@ def cmd_predict(args) -> int:
         spec = get_spec(meta["model"], resolution=meta["image_size"])
         labels, name = meta["class_names"], f"{meta['model']} @ {args.checkpoint}"
     else:
-        spec = get_spec(args.model)
-        if spec.task != "classification":
-            hint = " (zoo facemesh IMAGE... runs the face pipeline)" if spec.task.startswith(
-                "face") else ""
-            raise ValueError(f"--model {args.model} is a {spec.task} model, not an ImageNet "
-                             f"classifier{hint}")
         model, variables = create(args.model, pretrained=args.weights or True)
     apply = jax.jit(model.apply)
     results = []
@@ -252,13 +294,27 @@ def cmd_predict(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _offer_allow_unpinned():
+    """Adds the command's flag to an ``UnpinnedSourceError``, whose message
+    names only the Python and environment opt-ins."""
+    from zoo.weights.errors import UnpinnedSourceError
+
+    try:
+        yield
+    except UnpinnedSourceError as e:
+        raise UnpinnedSourceError(f"{e} On the command line: --allow-unpinned.") from None
+
+
 def cmd_convert_weights(args) -> int:
     from zoo.checkpoint import save
     from zoo.counting import count_params
 
     if args.source == "pretrained":
         from zoo.weights.pretrained import load_pretrained
-        variables = load_pretrained(args.model, args.weights)
+        with _offer_allow_unpinned():
+            variables = load_pretrained(args.model, args.weights,
+                                        allow_unpinned=args.allow_unpinned)
     else:
         from zoo.weights.files import load_weight_file
         options = {k: v for k, v in (("width", args.width), ("num_classes", args.num_classes))
@@ -284,6 +340,110 @@ def cmd_facemesh(args) -> int:
         scores = ", ".join(f"{f['score']:.2f}" for f in r["faces"])
         print(f"{r['image']}: {len(r['faces'])} face(s) {f'(scores {scores}) ' if scores else ''}"
               f"-> {r['overlay']}")
+    return 0
+
+
+DEPTH_EXAMPLES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle")
+
+
+def _depth_example(name: str):
+    if name == "motorcycle":  # Middlebury 2014, the left image of the stereo pair
+        import skimage.data
+
+        return skimage.data.stereo_motorcycle()[0]
+    return _example(name)
+
+
+def _png_bytes(rgb) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _parse_focus(text: Optional[str]):
+    if text is None:
+        return None
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--focus {text!r}: expected X,Y in pixels, e.g. 320,240") from None
+    return x, y
+
+
+def cmd_depth(args) -> int:
+    from rich.progress import Progress
+
+    from zoo.atomic import write_atomic
+    from zoo.depth.inference import as_rgb, estimate, resolve
+    from zoo.depth.pictures import bokeh, colorize
+
+    focus = _parse_focus(args.focus)
+    if (focus is not None or args.strength is not None) and not args.bokeh:
+        raise ValueError("--focus and --strength are for --bokeh pictures")
+    strength = 1.0 if args.strength is None else args.strength
+    if not strength >= 0:
+        raise ValueError(f"--strength {strength}: expected a value >= 0")
+    if args.checkpoint and (args.untrained or args.model):
+        raise ValueError("--checkpoint RUN uses that run's model and weights: drop --model and "
+                         "--untrained")
+    bad = [e for e in args.example or () if e not in DEPTH_EXAMPLES]
+    if bad:
+        raise ValueError(f"--example {bad[0]}: use {', '.join(DEPTH_EXAMPLES)}")
+    sources = [(str(p), p) for p in _image_paths(args.images)]
+    sources += [(f"example:{e}", e) for e in args.example or ()]
+    if not sources:
+        raise ValueError("give image files, folders or --example NAME")
+    out = Path(args.out)
+    kinds = ("depth", "bokeh") if args.bokeh else ("depth",)
+    plan, used = [], set()
+    for label, src in sources:
+        stem = Path(label.split(":", 1)[-1]).stem or "image"
+        base, k = stem, 1
+        while base in used:
+            k += 1
+            base = f"{stem}_{k}"
+        used.add(base)
+        plan.append((label, src, {kind: out / f"{base}_{kind}.png" for kind in kinds}))
+    existing = [str(p) for _, _, paths in plan for p in paths.values() if p.exists()]
+    if existing and not args.overwrite:
+        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise ValueError(f"{', '.join(existing[:3])}{more} already {verb}; pass --overwrite to "
+                         "replace them, or choose another --out")
+    options = dict(model=args.model or "midas_small_lite0", pretrained=not args.untrained,
+                   run=args.checkpoint, allow_unpinned=args.allow_unpinned)
+    from zoo.weights.errors import UnpinnedSourceError
+
+    try:
+        name, _, _ = resolve(**options)  # weights load (or fail) before any image is read
+    except UnpinnedSourceError:
+        raise ValueError(f"{options['model']}: its publisher gives no hash for the weights, so "
+                         "the zoo cannot verify the file; --allow-unpinned uses it as "
+                         "downloaded") from None
+    tty = sys.stderr.isatty()
+    with Progress(transient=True, disable=not tty) as bar:
+        task = bar.add_task("depth", total=len(plan))
+        for label, src, paths in plan:
+            bar.update(task, description=f"{name}: {label}")
+            image = _read_image(src) if isinstance(src, Path) else _depth_example(src)
+            rgb = as_rgb(image, label)
+            h, w = rgb.shape[:2]
+            if focus is not None and not (0 <= focus[0] <= w - 1 and 0 <= focus[1] <= h - 1):
+                raise ValueError(f"{label}: --focus {args.focus} is outside the {w}x{h} image "
+                                 f"(x in 0-{w - 1}, y in 0-{h - 1})")
+            depth = estimate(rgb, **options)
+            write_atomic(paths["depth"], _png_bytes(colorize(depth)))
+            line = f"{label} -> {paths['depth']}"
+            if args.bokeh:
+                picture = bokeh(rgb, depth, focus=focus, strength=strength)
+                write_atomic(paths["bokeh"], _png_bytes(picture))
+                line += f", {paths['bokeh']}"
+            bar.advance(task)
+            print(line, flush=True)
     return 0
 
 
@@ -429,7 +589,9 @@ def cmd_convert(args) -> int:
             raise ValueError("give a model name (zoo list) or --checkpoint RUN")
         spec = get_spec(args.name, resolution=args.resolution)
         shape = (args.batch, spec.input_size, spec.input_size, 3)
-        ex = prepare(args.name, pretrained=args.pretrained, input_shape=shape, spec=spec)
+        with _offer_allow_unpinned():
+            ex = prepare(args.name, pretrained=args.pretrained, input_shape=shape, spec=spec,
+                         allow_unpinned=args.allow_unpinned)
     suffix = "." + args.to
     out = Path(args.out) if args.out else None
     if out is None or out.is_dir() or (args.out.endswith("/")):
@@ -546,6 +708,9 @@ def parser() -> argparse.ArgumentParser:
                    help="with 'pretrained': another of the model's weight sources, by "
                         "publisher (timm, keras)")
     s.add_argument("--out", required=True, help="checkpoint directory to create")
+    s.add_argument("--allow-unpinned", action="store_true",
+                   help="with 'pretrained': accept weights whose publisher gives no hash "
+                        "(midas_small's official ones), as downloaded")
     s.add_argument("--width", type=float, help="width multiplier of the weights")
     s.add_argument("--num-classes", type=int, help="classifier size of the weights")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -565,6 +730,9 @@ def parser() -> argparse.ArgumentParser:
                         "float32, e.g. FULLY_CONNECTED (the classifier)")
     s.add_argument("--pretrained", action="store_true",
                    help="export the pretrained weights (default: random, seed 0)")
+    s.add_argument("--allow-unpinned", action="store_true",
+                   help="with --pretrained: accept weights whose publisher gives no hash "
+                        "(midas_small's official ones), as downloaded")
     s.add_argument("--resolution", type=int, help="input size (default: the spec's)")
     s.add_argument("--batch", type=int, default=1, help="fixed batch size (default 1)")
     s.add_argument("--out", help="file or folder (default: NAME_RES_QUANT.EXT here)")
@@ -579,6 +747,34 @@ def parser() -> argparse.ArgumentParser:
                    help="a scikit-image sample photo: astronaut (a face), chelsea, coffee, rocket")
     s.add_argument("--json", action="store_true", help="machine-readable summary")
     s.set_defaults(func=cmd_facemesh)
+
+    s = add("depth", "Estimate depth; write colour-mapped depth maps and portrait-mode "
+                     "(bokeh) pictures.")
+    s.add_argument("images", nargs="*", help="image files (JPEG, PNG, ...) or folders of them")
+    s.add_argument("--model", help="a depth model (default: midas_small_lite0; midas_small "
+                                   "is MiDaS v2.1 small with its official weights)")
+    s.add_argument("--checkpoint", metavar="RUN",
+                   help="a `zoo train` work directory: its model and best weights")
+    s.add_argument("--untrained", action="store_true",
+                   help="random weights (seed 0): the pipeline without a trained model; the "
+                        "depth means nothing")
+    s.add_argument("--out", default=".", help="folder for the pictures (default: here; created "
+                                              "if needed)")
+    s.add_argument("--bokeh", action="store_true",
+                   help="also write <image>_bokeh.png, portrait mode")
+    s.add_argument("--focus", metavar="X,Y",
+                   help="with --bokeh: the point to keep sharp, in pixels (default: the centre)")
+    s.add_argument("--strength", type=float, metavar="S",
+                   help="with --bokeh: blur radius for the whole depth range, in 1/40 of the "
+                        "longer side (default 1)")
+    s.add_argument("--example", action="append", metavar="NAME",
+                   help="a sample photo: motorcycle (Middlebury's), astronaut, chelsea, coffee, "
+                        "rocket")
+    s.add_argument("--allow-unpinned", action="store_true",
+                   help="accept weights whose publisher gives no hash (midas_small's official "
+                        "ones), as downloaded")
+    s.add_argument("--overwrite", action="store_true", help="replace existing pictures")
+    s.set_defaults(func=cmd_depth)
 
     s = add("bench", "Benchmark models: latency, FLOPs, memory, compile time "
                      "(or `zoo bench compare A.json B.json`).")

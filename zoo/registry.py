@@ -28,13 +28,20 @@ INCEPTION_STD = (127.5, 127.5, 127.5)
 
 @dataclasses.dataclass(frozen=True)
 class Published:
-    """Figures from the paper or release that introduced the model."""
+    """Figures from the paper or release that introduced the model.
+
+    ``macs`` and ``top1`` are None where the source publishes none (a depth
+    model has no ImageNet top-1; MiDaS publishes no multiply-adds).
+    ``metrics`` holds a task's other published results as (name, value)
+    pairs, each name saying its unit and direction, e.g.
+    ``("KITTI delta>1.25 % (lower is better)", 29.27)``."""
 
     params: float  # parameters, as published (e.g. 5.3e6)
-    macs: float  # multiply-adds at the spec's input size
+    macs: Optional[float]  # multiply-adds at the spec's input size
     top1: Optional[float]  # ImageNet top-1 %, single crop
     source: str
     note: str = ""  # why our count may differ, if it does
+    metrics: tuple[tuple[str, float], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +54,12 @@ class WeightSource:
     fetched here to compute a SHA-256. ``sha256_prefix`` is the weaker pin of
     torch.hub's convention, the first 8 hex digits of the SHA-256 in the file
     name (timm's GitHub release files): it catches a truncated, corrupt or
-    wrong file, not a deliberate 32-bit collision."""
+    wrong file, not a deliberate 32-bit collision.
+
+    ``unpinned=True`` declares a file whose publisher gives no hash at all
+    (MiDaS's GitHub release): no digest is recorded, none is invented, and
+    ``zoo.weights.fetch`` uses it only on an explicit opt-in
+    (``allow_unpinned=True`` or ``ZOO_ALLOW_UNPINNED=1``), as downloaded."""
 
     format: str  # "keras_h5", "torch", "safetensors", "tflite"
     sha256: str = ""
@@ -58,6 +70,7 @@ class WeightSource:
     md5: str = ""
     sha256_prefix: str = ""
     origin: str = ""  # who publishes the file, e.g. "Keras Applications", "timm"
+    unpinned: bool = False  # upstream publishes no hash (see above)
 
     @property
     def digest(self) -> tuple[str, str]:
@@ -193,7 +206,8 @@ def build(name: str, *, width: Optional[float] = None, num_classes: Optional[int
                          **kwargs)
 
 
-def create(name: str, pretrained: bool | str = False, seed: int = 0, **options: Any):
+def create(name: str, pretrained: bool | str = False, seed: int = 0, *,
+           allow_unpinned: bool = False, **options: Any):
     """Build ``name`` and its variables: ``(model, variables)``.
 
     ``model.apply(variables, images)`` is a pure function of NHWC float
@@ -203,7 +217,9 @@ def create(name: str, pretrained: bool | str = False, seed: int = 0, **options: 
     "reference", "xla_fast", "pallas"), and the weight conventions
     ``padding`` ("same" | "symmetric") and ``bn_eps``. ``pretrained`` is
     True for the spec's first weight source, or the origin of another one
-    (``"timm"``, ``"keras"``; see ``zoo info NAME``).
+    (``"timm"``, ``"keras"``; see ``zoo info NAME``). ``allow_unpinned``
+    accepts a weight file whose publisher gives no hash (see
+    ``zoo.load_pretrained``).
     """
     model = build(name, **options)
     if pretrained:
@@ -214,7 +230,8 @@ def create(name: str, pretrained: bool | str = False, seed: int = 0, **options: 
                              "them at the spec's values, or convert weights yourself "
                              "(zoo.weights)")
         from zoo.weights.pretrained import load_pretrained
-        return model, load_pretrained(name, None if pretrained is True else pretrained)
+        return model, load_pretrained(name, None if pretrained is True else pretrained,
+                                      allow_unpinned=allow_unpinned)
     return model, init_variables(model, seed)
 
 

@@ -15,6 +15,7 @@ print that line and exit with status 2.
       WeightMismatchError (ValueError)  the weights do not fit the model (keys named)
       WeightFetchError (RuntimeError)   could not be fetched
         WeightsUnavailableError      not cached and not downloadable (offline, network)
+        UnpinnedSourceError          the publisher gives no hash and nobody opted in
         HashMismatchError (also ValueError)  the file is not the one the registry records
 """
 
@@ -23,9 +24,9 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-__all__ = ["HashMismatchError", "TFLiteFormatError", "UnsafePickleError", "WeightBudgetError",
-           "WeightError", "WeightFetchError", "WeightFileError", "WeightMismatchError",
-           "WeightsUnavailableError", "one_line"]
+__all__ = ["HashMismatchError", "TFLiteFormatError", "UnpinnedSourceError", "UnsafePickleError",
+           "WeightBudgetError", "WeightError", "WeightFetchError", "WeightFileError",
+           "WeightMismatchError", "WeightsUnavailableError", "one_line"]
 
 
 class WeightError(Exception):
@@ -61,6 +62,12 @@ class WeightFetchError(WeightError, RuntimeError):
 
 class WeightsUnavailableError(WeightFetchError):
     """The file is not cached and cannot be downloaded (offline, network, pip)."""
+
+
+class UnpinnedSourceError(WeightFetchError):
+    """The source has no published hash to verify the file by, and the
+    caller did not opt in to using it unverified (``allow_unpinned=True``
+    or ``ZOO_ALLOW_UNPINNED=1``)."""
 
 
 class HashMismatchError(WeightFetchError, ValueError):

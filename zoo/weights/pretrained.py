@@ -25,16 +25,20 @@ def weight_source(name: str, origin: Optional[str] = None) -> WeightSource:
                      + ", ".join(repr(w.origin) for w in spec.weights))
 
 
-def load_pretrained(name: str, origin: Optional[str] = None) -> dict:
+def load_pretrained(name: str, origin: Optional[str] = None, *,
+                    allow_unpinned: bool = False) -> dict:
     """Real pretrained variables for ``name`` (downloaded once, verified by
     the spec's pinned hash, cached under ``$ZOO_CACHE``; ``ZOO_OFFLINE=1``
     never downloads). ``origin`` picks another of the spec's sources than
-    the first, by who publishes it ("timm", "keras")."""
+    the first, by who publishes it ("timm", "keras"). A source whose
+    publisher gives no hash (``zoo info NAME`` shows ``unpinned``) is
+    refused unless ``allow_unpinned=True`` (or ``ZOO_ALLOW_UNPINNED=1``);
+    with it, the file is used as downloaded."""
     from zoo.weights.fetch import fetch
     from zoo.weights.files import load_weight_file
 
     source = weight_source(name, origin)
-    path = fetch(source, name=name)
+    path = fetch(source, name=name, allow_unpinned=allow_unpinned)
     if source.format == "tflite":  # MediaPipe's Blaze models: mapping from the graph
         from zoo.models.blazeface import variables_from_tflite
         return variables_from_tflite(path, name)
