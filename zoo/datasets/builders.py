@@ -1,5 +1,5 @@
-"""TFDS builders for the two built-in datasets, both real images that ship
-with installed packages (no network):
+"""TFDS builders for the built-in datasets, made from what ships with
+installed packages (no network): two of real images with class labels,
 
 * ``digits``: scikit-learn's ``load_digits`` (1,797 handwritten 8x8 grey
   digits, values 0-16, scaled to 0-255 as ``round(v * 255 / 16)``), classes
@@ -16,12 +16,17 @@ source. Images are stored as PNG bytes encoded with Pillow: TFDS would encode
 numpy images with TensorFlow, which the array_record path otherwise avoids.
 Splits are drawn by ``stratified_split`` with seed 0, so every build holds
 the same examples in the same split (TFDS orders records by key, also fixed).
+
+And one for depth, ``depth_scenes`` (``DepthScenes``): scenes rendered by
+``zoo.datasets.scenes`` (textured with scikit-image's photos) with their
+exact depth, the split fixed by the renderer's seeds.
 """
 
 from __future__ import annotations
 
 import io
-from typing import Sequence
+import os
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -123,6 +128,57 @@ class LfwSubset(_ArrayBuilder, skip_registration=True):
         images = data.lfw_subset()
         labels = np.r_[np.ones(100, np.int64), np.zeros(100, np.int64)]  # faces first
         return np.round(images * 255).astype(np.uint8), labels
+
+
+class DepthScenes(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """``depth_scenes``: scenes rendered by ``zoo.datasets.scenes`` with exact
+    per-pixel depth. Records are ``{"image": uint8 (H, W, 3) PNG, "depth":
+    float32 (H, W) metres (zlib-compressed Tensor), "id": int}``; record i
+    of a split is scene i (``id``): ``render_example(TRAIN_SEED, i)`` in
+    train, ``render_example(TEST_SEED, i)`` in test. A smaller build holds the first
+    scenes of a larger one of the same aspect ratio. One TFDS config per
+    (train, test, height, width)."""
+
+    name = "depth_scenes"
+    VERSION = tfds.core.Version("1.0.0")
+    TRAIN_SEED, TEST_SEED = 0, 1
+    # Scenes below this many per split are rendered in this process: worker
+    # processes take seconds to start.
+    PARALLEL_FROM = 64
+
+    def __init__(self, *, train: int, test: int, height: int, width: int,
+                 workers: Optional[int] = None, **kwargs):
+        self.sizes = (int(train), int(test), int(height), int(width))
+        self.workers = workers
+        config = tfds.core.BuilderConfig(name=f"{train}_{test}_{height}x{width}")
+        super().__init__(config=config, **kwargs)
+
+    def _info(self):
+        _, _, height, width = self.sizes
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description="Procedurally rendered scenes (zoo.datasets.scenes) with exact depth.",
+            disable_shuffling=True,  # record i of a split is scene i
+            features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(height, width, 3)),
+                "depth": tfds.features.Tensor(shape=(height, width), dtype=np.float32,
+                                              encoding=tfds.features.Encoding.ZLIB),
+                "id": np.int64}))
+
+    def _split_generators(self, dl_manager):
+        train, test, _, _ = self.sizes
+        return {"train": self._generate_examples(self.TRAIN_SEED, train),
+                "test": self._generate_examples(self.TEST_SEED, test)}
+
+    def _generate_examples(self, seed, count):
+        from zoo.datasets.scenes import encoded_examples
+
+        _, _, height, width = self.sizes
+        workers = self.workers
+        if workers is None:
+            workers = len(os.sched_getaffinity(0)) if count >= self.PARALLEL_FROM else 0
+        for i, (png, depth) in enumerate(encoded_examples(seed, count, height, width, workers)):
+            yield i, {"image": png, "depth": depth, "id": i}
 
 
 BUILDERS = {"digits": Digits, "lfw_subset": LfwSubset}

@@ -28,6 +28,12 @@ Evaluation (``eval_batches``) reads a split in order and runs
 ``zoo.preprocess`` (the inference preprocessing) on each batch in the main
 process, padding the last batch with ``mask`` False so all batches have one
 shape (one compile).
+
+Depth data (``Data.task == "depth"``) goes through the same two chains with
+other per-example work: ``depth_train_batches`` crops and flips image and
+depth together (``augment.DepthTransform``); ``depth_eval_batches`` passes
+whole images at their own size, normalised, with their depth, valid-pixel
+mask and the padding ``mask``.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from typing import Sequence
 
 import numpy as np
 
-from zoo.datasets.augment import TrainTransform
+from zoo.datasets.augment import DepthTransform, TrainTransform, normalise, valid_depth
 from zoo.datasets.errors import DatasetError, require
 from zoo.datasets.registry import Data
 
@@ -74,7 +80,38 @@ def train_batches(data: Data, batch_size: int, image_size: int, mean: Sequence[f
     resize matches ``zoo.preprocess``. ``num_workers`` loader processes
     (0: in this process); with workers, run from under ``if __name__ ==
     "__main__":`` (they are spawned)."""
-    grain = require("grain")
+    _check_train_args(data, batch_size, image_size, min_scale, interpolation, seed, num_workers,
+                      shard_index, shard_count)
+    transform = TrainTransform(int(image_size), tuple(map(float, mean)), tuple(map(float, std)),
+                               augment=augment, flip=flip, min_scale=float(min_scale),
+                               interpolation=interpolation)
+    return _stream(data, batch_size, transform, seed, num_workers, shard_index, shard_count)
+
+
+def depth_train_batches(data: Data, batch_size: int, image_size: int, mean: Sequence[float],
+                        std: Sequence[float], seed: int = 0, *, augment: bool = True,
+                        flip: bool = True, min_scale: float = 0.25, num_workers: int = 0,
+                        shard_index: int = 0, shard_count: int = 1,
+                        interpolation: str = "bilinear"):
+    """``train_batches`` for depth data: endless batches ``{"image": float32
+    (B, S, S, 3), "depth": float32 (B, S, S) metres (0 where unknown),
+    "valid": bool (B, S, S)}``. ``augment``: a random square crop (area in
+    ``[min_scale, 1]`` of the largest square) and, if ``flip``, mirroring,
+    the same for image and depth; without it the centre square. The other
+    arguments, the stream and its state are those of ``train_batches``."""
+    if getattr(data, "task", "classification") != "depth":
+        raise DatasetError(f"{data.name} has no depth maps; depth_train_batches needs a depth "
+                           f"dataset such as 'depth_scenes'")
+    _check_train_args(data, batch_size, image_size, min_scale, interpolation, seed, num_workers,
+                      shard_index, shard_count)
+    transform = DepthTransform(int(image_size), tuple(map(float, mean)), tuple(map(float, std)),
+                               augment=augment, flip=flip, min_scale=float(min_scale),
+                               interpolation=interpolation)
+    return _stream(data, batch_size, transform, seed, num_workers, shard_index, shard_count)
+
+
+def _check_train_args(data, batch_size, image_size, min_scale, interpolation, seed, num_workers,
+                      shard_index, shard_count) -> None:
     _check_batch_size(data, batch_size)
     if not isinstance(image_size, (int, np.integer)) or image_size < MIN_IMAGE_SIZE:
         raise DatasetError(f"image_size={image_size!r}: expected an integer >= {MIN_IMAGE_SIZE}")
@@ -92,9 +129,12 @@ def train_batches(data: Data, batch_size: int, image_size: int, mean: Sequence[f
     if batch_size % shard_count:
         raise DatasetError(f"batch_size={batch_size} does not split over shard_count={shard_count} "
                            f"hosts; use a multiple of {shard_count}")
-    transform = TrainTransform(int(image_size), tuple(map(float, mean)), tuple(map(float, std)),
-                               augment=augment, flip=flip, min_scale=float(min_scale),
-                               interpolation=interpolation)
+
+
+def _stream(data: Data, batch_size: int, transform, seed: int, num_workers: int,
+            shard_index: int, shard_count: int):
+    """The training chain of the module docstring around ``transform``."""
+    grain = require("grain")
     ds = grain.MapDataset.source(data.train).seed(int(seed)).shuffle().repeat()
     ds = ds.random_map(transform)
     ds = ds[shard_index::shard_count].batch(batch_size // shard_count, drop_remainder=True)
@@ -138,17 +178,72 @@ def eval_batches(data: Data, split: str = "test", batch_size: int = 64, spec=Non
     made by ``zoo.preprocess(images, spec)``; the last batch is padded with
     zeros and ``mask`` False. ``spec``: a ``zoo.ModelSpec`` (``zoo.get_spec(
     name, resolution=S)`` for size S) or a model name."""
-    grain = require("grain")
+    source = _eval_source(data, split, batch_size)
+    if spec is None:
+        raise DatasetError("eval_batches needs spec= (a zoo.ModelSpec or model name) to "
+                           "preprocess images as inference does")
+    return _ordered(source, batch_size, _EvalBatch(spec, int(batch_size)))
+
+
+def _eval_source(data: Data, split: str, batch_size: int):
     sources = {"train": data.train, "test": data.test}
     if split not in sources:
         raise DatasetError(f"split={split!r}: expected 'train' or 'test'")
     if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
         raise DatasetError(f"batch_size={batch_size!r}: expected a positive integer")
-    if spec is None:
-        raise DatasetError("eval_batches needs spec= (a zoo.ModelSpec or model name) to "
-                           "preprocess images as inference does")
-    ds = grain.MapDataset.source(sources[split]).batch(int(batch_size), batch_fn=list)
-    ds = ds.map(_EvalBatch(spec, int(batch_size)))
+    return sources[split]
+
+
+def _ordered(source, batch_size: int, make_batch):
+    """One ordered pass over ``source`` in lists of ``batch_size`` records,
+    each turned into a batch by ``make_batch``."""
+    grain = require("grain")
+    ds = grain.MapDataset.source(source).batch(int(batch_size), batch_fn=list)
+    ds = ds.map(make_batch)
     # One thread of the main process preprocesses the next batch while the
     # caller evaluates this one.
     return ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=2))
+
+
+@dataclasses.dataclass(frozen=True)
+class _DepthEvalBatch:
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    batch_size: int
+
+    def __call__(self, records: list) -> dict:
+        n = len(records)
+        first = np.asarray(records[0]["depth"])
+        h, w = first.shape
+        images = np.zeros((self.batch_size, h, w, 3), np.float32)
+        depth = np.zeros((self.batch_size, h, w), np.float32)
+        for i, r in enumerate(records):
+            image = np.asarray(r["image"], np.float32)
+            if image.ndim == 2:
+                image = image[..., None]
+            d = np.asarray(r["depth"], np.float32)
+            if image.shape[:2] != (h, w) or d.shape != (h, w):
+                raise DatasetError(f"record {i} of an evaluation batch is {image.shape[:2]} with "
+                                   f"depth {d.shape}; depth evaluation needs one size "
+                                   f"({h}, {w}) for every image and depth map")
+            images[i] = normalise([image[..., c] for c in range(image.shape[-1])], self.mean,
+                                  self.std)
+            depth[i] = np.where(valid_depth(d), d, 0)
+        return {"image": images, "depth": depth, "valid": depth > 0,
+                "mask": np.arange(self.batch_size) < n}
+
+
+def depth_eval_batches(data: Data, split: str = "test", batch_size: int = 16, *,
+                       mean: Sequence[float], std: Sequence[float]):
+    """One ordered pass over a depth dataset's ``split`` as batches
+    ``{"image": float32 (B, H, W, 3) (x - mean) / std at the images' own
+    size, "depth": float32 (B, H, W) metres (0 where unknown), "valid": bool
+    (B, H, W), "mask": bool (B,)}``; the last batch is padded with zeros and
+    ``mask`` False. Every image must have the same size (a depth model takes
+    it whole, so H and W should suit the model, e.g. multiples of 32)."""
+    source = _eval_source(data, split, batch_size)
+    if getattr(data, "task", "classification") != "depth":
+        raise DatasetError(f"{data.name} has no depth maps; depth_eval_batches needs a depth "
+                           f"dataset such as 'depth_scenes'")
+    return _ordered(source, batch_size, _DepthEvalBatch(tuple(map(float, mean)),
+                                                        tuple(map(float, std)), int(batch_size)))

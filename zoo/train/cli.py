@@ -13,6 +13,7 @@ EXAMPLES = """examples:
             --epochs 5 --workdir runs/lfw-probe          # linear probe
   zoo train --model mobilenet_v2 --data folder:~/photos --image-size 160 --optimizer adamw \\
             --lr 1e-3 --epochs 20 --ema 0.999 --workdir runs/photos
+  zoo train --model midas_small_lite0 --pretrained --data depth_scenes --workdir runs/depth
   zoo train plot runs/digits                             # runs/digits/curves.png
   zoo predict photo.png --checkpoint runs/digits         # its own class names
   zoo convert --checkpoint runs/digits --to tflite       # to a phone
@@ -21,8 +22,13 @@ EXAMPLES = """examples:
 (scikit-image's 100 faces and 100 non-faces), folder:PATH (one sub-folder per
 class; train/ and test/ sub-folders are used as splits when present, otherwise
 20 % is held out by seed), tfds:NAME (any TFDS dataset; needs a network to
-prepare). Datasets are built once into --data-dir ($ZOO_DATA, default
-~/.cache/zoo/datasets).
+prepare); for depth models depth_scenes (rendered scenes with exact depth;
+depth_scenes/N for its first N). Datasets are built once into --data-dir
+($ZOO_DATA, default ~/.cache/zoo/datasets).
+
+The task follows the model: classifiers learn labels (cross-entropy, top-1),
+depth models (zoo list: task depth) relative inverse depth (MiDaS's
+scale-and-shift-invariant loss; AbsRel and bad pixels after alignment).
 
 Rerunning the same command in the same --workdir resumes from the last
 checkpoint and ends where an unbroken run ends. The work directory holds
@@ -36,8 +42,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
     d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     s = sub.add_parser("train", help="Fine-tune a model (or `zoo train plot RUN`).",
-                       description="Fine-tune a zoo classifier on a dataset: optax, Orbax "
-                                   "checkpoints (resumable), grain data, every device.",
+                       description="Fine-tune a zoo classifier or depth model on a dataset: "
+                                   "optax, Orbax checkpoints (resumable), grain data, every "
+                                   "device.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("action", nargs="?", default="run", metavar="run|plot",
                    help="run (default) trains; plot draws the curves of finished runs")
@@ -47,10 +54,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                     "other options given override its settings")
     g.add_argument("--list-recipes", action="store_true",
                    help="print the recipes with their stated results and exit")
-    g.add_argument("--model", help="a classifier of the registry (zoo list)")
+    g.add_argument("--model", help="a classifier or depth model of the registry (zoo list)")
     g.add_argument("--pretrained", action="store_true",
-                   help="start from the model's pretrained ImageNet weights (a new head)")
-    g.add_argument("--data", help="digits, lfw_subset, folder:PATH or tfds:NAME")
+                   help="start from the model's pretrained ImageNet weights (a new head; "
+                        "for depth models the backbone's weights in the encoder)")
+    g.add_argument("--data", help="digits, lfw_subset, folder:PATH or tfds:NAME; "
+                                  "depth_scenes for depth models")
     g.add_argument("--data-dir", help="where datasets are built ($ZOO_DATA)")
     g.add_argument("--workdir", help="the run's directory; rerun to resume")
     g.add_argument("--num-classes", type=int,
@@ -64,7 +73,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=d["batch_size"],
                    help=f"global batch, split over the devices (default {d['batch_size']})")
     g.add_argument("--image-size", type=int, help="training resolution (default: 96 for digits, 128 for "
-                        "lfw_subset, the model spec's otherwise)")
+                        "lfw_subset, 192 for depth_scenes, the model spec's otherwise)")
     g = s.add_argument_group("optimisation")
     g.add_argument("--optimizer", default=d["optimizer"], choices=("sgd", "adamw"),
                    help="SGD with Nesterov momentum 0.9 (default), or AdamW")
@@ -156,5 +165,8 @@ def cmd_train(args) -> int:
     if "top1" in best:
         line += f"; best top-1 {100 * best['top1']:.2f}% at step {best['step']}"
         line += f" ({result.workdir / 'best'})"
+    elif "abs_rel" in best:
+        line += (f"; best AbsRel {best['abs_rel']:.4f} (bad pixels {best['bad_1_25']:.2f}%) "
+                 f"at step {best['step']} ({result.workdir / 'best'})")
     print(line, file=sys.stdout)
     return 0

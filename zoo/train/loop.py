@@ -29,7 +29,7 @@ from zoo.train.progress import TrainProgress
 from zoo.train.sharding import check_batch_size, make_mesh, put_batch, replicated
 from zoo.train.step import (eval_variables, init_state, jit_steps, make_eval_step,
                             make_train_step)
-from zoo.train.tasks import Classification, Task
+from zoo.train.tasks import Task, task_for
 
 
 class TrainingDiverged(RuntimeError):
@@ -49,9 +49,10 @@ class FitResult:
 def fit(config: TrainConfig, task: Optional[Task] = None, *,
         progress: bool = True) -> FitResult:
     """Train ``config.model`` on ``config.data`` in ``config.workdir`` for
-    ``task`` (image classification by default); rerunning it in the same
-    work directory resumes."""
-    task = task or Classification()
+    ``task`` (by default the model spec's: depth for depth models, image
+    classification otherwise); rerunning it in the same work directory
+    resumes."""
+    task = task or task_for(config)
     task.check(config)  # a bad model name fails before any data is built
     mesh = make_mesh(config.devices)
     check_batch_size(config.batch_size, mesh)
@@ -178,6 +179,6 @@ def load_run(workdir) -> tuple[Any, dict, dict]:
     if not (path / "best").exists():
         raise ValueError(f"{path} has no evaluated checkpoint yet (no {path / 'best'}); let "
                          "`zoo train` reach its first evaluation")
-    model = zoo.build(meta["model"], num_classes=meta["num_classes"])
+    model = zoo.build(meta["model"], num_classes=meta.get("num_classes"))
     variables = zoo.restore(path / "best")
     return model, variables, meta

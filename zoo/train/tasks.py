@@ -1,5 +1,6 @@
 """What the training loop needs to know about a task, and the first one,
-image classification.
+image classification. ``task_for`` picks a model's task from its spec
+(depth: ``zoo.train.depth``).
 
 A task supplies the model and its starting variables, the loss, and the
 evaluation sums; the loop (``zoo.train.loop``), its checkpoints and its
@@ -83,7 +84,8 @@ def merge_pretrained(variables: dict, pretrained: dict, skip=HEAD) -> tuple[dict
 
     def pick(path, a):
         key = tuple(str(getattr(p, "key", p)) for p in path)
-        if key[1:1 + len(skip)] != skip and key in flat and flat[key].shape == a.shape:
+        skipped = bool(skip) and key[1:1 + len(skip)] == skip
+        if not skipped and key in flat and flat[key].shape == a.shape:
             return jnp.asarray(flat[key], a.dtype)
         kept.append("/".join(key))
         return a
@@ -109,10 +111,18 @@ class Classification:
     def check(self, config: TrainConfig) -> None:
         import zoo
 
+        from zoo.datasets import dataset_task
+
         spec = zoo.get_spec(config.model)
         if spec.task != "classification":
             raise ValueError(f"{config.model} is a {spec.task} model; `zoo train` fine-tunes "
                              f"classifiers: {', '.join(classifiers())}")
+        if dataset_task(config.data) != "classification":
+            from zoo.train.depth import depth_models
+
+            raise ValueError(f"--data {config.data} is a depth dataset (no labels) and "
+                             f"{config.model} is a classifier: train a depth model on it "
+                             f"({', '.join(depth_models()) or 'none registered'})")
 
     def prepare(self, config: TrainConfig) -> TaskData:
         import zoo
@@ -193,6 +203,19 @@ class Classification:
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
         top1 = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
         return {"loss": (loss * mask).sum(), "top1": (top1 * mask).sum(), "count": mask.sum()}
+
+
+def task_for(config: TrainConfig) -> Task:
+    """The task of ``config.model``'s spec: ``Depth`` for depth models,
+    ``Classification`` for everything else (which refuses models that are
+    not classifiers, naming the ones that are)."""
+    import zoo
+
+    if zoo.get_spec(config.model).task == "depth":
+        from zoo.train.depth import Depth
+
+        return Depth()
+    return Classification()
 
 
 def classifiers() -> list[str]:

@@ -1,0 +1,170 @@
+"""Monocular depth, the second task of the training loop: a depth model of
+the registry (``spec.task == "depth"``, e.g. ``midas_small_lite0``) on a
+depth dataset (``depth_scenes``).
+
+* Data: ``zoo.datasets.depth_train_batches`` (random square crops and flips
+  of image and depth together, at ``--image-size``, by default the
+  dataset's) and ``depth_eval_batches`` (whole test images at their own
+  size, which must be multiples of 32).
+* Model: ``model.apply(variables, x)`` -> (N, H, W) relative inverse depth.
+  ``--pretrained`` starts the encoder (the submodule ``encoder``) from the
+  ImageNet weights of the backbone the model names (``model.backbone``, a
+  registry name); the decoder starts random. ``--freeze backbone`` trains
+  the decoder only.
+* Loss: MiDaS's scale- and shift-invariant trimmed loss plus gradient
+  matching (``zoo.depth.loss``) against the target disparity 1 / depth.
+* Evaluation: per test image, ``abs_rel`` and ``bad_1_25`` after
+  least-squares scale-and-shift alignment (``zoo.depth.metrics``), averaged
+  over images; the best checkpoint has the lowest ``abs_rel``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zoo.train.config import TrainConfig
+from zoo.train.tasks import TaskData, merge_pretrained
+
+ENCODER = "encoder"  # the depth models' backbone submodule
+
+
+def depth_models() -> list[str]:
+    import zoo
+
+    return [n for n in zoo.list_models() if zoo.get_spec(n).task == "depth"]
+
+
+def merge_backbone(variables: dict, pretrained: dict, backbone: str) -> dict:
+    """``variables`` with its ``encoder`` params and batch_stats taken from
+    ``pretrained`` (the backbone's classification variables) by name. Every
+    encoder array must be found there with its shape: an encoder that is not
+    the backbone would otherwise silently train from random weights."""
+    if ENCODER not in variables.get("params", {}):
+        raise ValueError(f"the model has no '{ENCODER}' submodule to load {backbone}'s "
+                         f"ImageNet weights into")
+    encoder = {c: variables[c][ENCODER] for c in ("params", "batch_stats")
+               if ENCODER in variables.get(c, {})}
+    merged, kept = merge_pretrained(encoder, pretrained, skip=())
+    if kept:
+        raise ValueError(f"{backbone}'s ImageNet weights lack {len(kept)} encoder array(s) "
+                         f"({', '.join(kept[:3])}{', ...' if len(kept) > 3 else ''}); the "
+                         f"encoder must have {backbone}'s layer names and shapes")
+    out = dict(variables)
+    for c, tree in merged.items():
+        out[c] = dict(variables[c], **{ENCODER: tree})
+    return out
+
+
+def disparity(depth, valid):
+    """Inverse depth at the valid pixels, 0 elsewhere."""
+    return jnp.where(valid, 1.0 / jnp.where(valid, depth, 1.0), 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Depth:
+    """Relative monocular depth: MiDaS loss, AbsRel / bad-pixel evaluation."""
+
+    name: str = "depth"
+    input_key: str = "image"
+    best_metric: str = "abs_rel"
+    higher_is_better: bool = False
+
+    def check(self, config: TrainConfig) -> None:
+        import zoo
+        from zoo.datasets import dataset_task
+
+        spec = zoo.get_spec(config.model)
+        if spec.task != "depth":
+            raise ValueError(f"{config.model} is a {spec.task} model; the depth task trains "
+                             f"depth models: {', '.join(depth_models()) or 'none registered'}")
+        if dataset_task(config.data) != "depth":
+            raise ValueError(f"--data {config.data} has no depth maps and {config.model} is a "
+                             f"depth model: train it on a depth dataset (depth_scenes)")
+        if config.num_classes is not None:
+            raise ValueError(f"--num-classes {config.num_classes}: {config.model} is a depth "
+                             f"model, it has no classes")
+        if config.image_size is not None and config.image_size % 32:
+            raise ValueError(f"--image-size {config.image_size}: {config.model} takes "
+                             f"multiples of 32 (e.g. {max(32, config.image_size // 32 * 32)})")
+
+    def prepare(self, config: TrainConfig) -> TaskData:
+        import zoo
+        from zoo.datasets import (depth_eval_batches, depth_train_batches, prepare,
+                                  steps_per_epoch)
+
+        data = prepare(config.data, data_dir=config.data_dir)
+        if config.batch_size > len(data.train):
+            raise ValueError(f"--batch-size {config.batch_size} is larger than {data.name}'s "
+                             f"training split ({len(data.train)} examples)")
+        size = config.image_size or data.image_size or zoo.get_spec(config.model).input_size
+        if size % 32:
+            raise ValueError(f"{data.name}: training size {size} is not a multiple of 32; give "
+                             f"--image-size")
+        spec = zoo.get_spec(config.model, resolution=size)
+        height, width = np.asarray(data.test[0]["depth"]).shape
+        if height % 32 or width % 32:
+            raise ValueError(f"{data.name}: test images are {height}x{width}; depth models "
+                             f"evaluate whole images whose sides are multiples of 32")
+        train = depth_train_batches(data, batch_size=config.batch_size, image_size=size,
+                                    mean=spec.mean, std=spec.std, seed=config.seed,
+                                    augment=config.augment,
+                                    flip=True if config.flip is None else config.flip,
+                                    min_scale=config.min_scale,
+                                    interpolation=spec.interpolation,
+                                    num_workers=config.workers,
+                                    shard_index=jax.process_index(),
+                                    shard_count=jax.process_count())
+
+        def check_batch(batch):
+            if not np.asarray(batch["valid"]).any():
+                raise ValueError(f"{data.name}: a training batch without any valid depth")
+
+        return TaskData(
+            train=train,
+            evaluate=lambda: depth_eval_batches(data, "test", batch_size=config.batch_size,
+                                                mean=spec.mean, std=spec.std),
+            steps_per_epoch=steps_per_epoch(data, config.batch_size),
+            meta={"image_size": size, "eval_size": [int(height), int(width)]},
+            check_batch=check_batch)
+
+    def init(self, config: TrainConfig, data: TaskData):
+        import zoo
+        from zoo.registry import init_variables
+
+        self.check(config)
+        model = zoo.build(config.model, dtype=jnp.dtype(config.dtype))
+        settings = getattr(model, "settings", None)
+        if settings is not None and hasattr(settings, "bn_momentum"):
+            model = model.clone(settings=dataclasses.replace(settings,
+                                                             bn_momentum=config.bn_momentum))
+        variables = init_variables(model, config.seed)
+        if config.pretrained:
+            backbone = getattr(model, "backbone", None)
+            if not backbone:
+                raise ValueError(f"--pretrained: {config.model} names no backbone "
+                                 f"(model.backbone) to take ImageNet weights from")
+            variables = merge_backbone(variables, zoo.load_pretrained(backbone), backbone)
+        trainable = jax.tree_util.tree_map_with_path(
+            lambda path, _: config.freeze == "none" or str(path[0].key) != ENCODER,
+            variables["params"])
+        return model, variables, trainable
+
+    def loss(self, outputs, batch, config: TrainConfig):
+        from zoo.depth.loss import ssi_loss
+
+        valid = batch["valid"]
+        loss, parts = ssi_loss(outputs, disparity(batch["depth"], valid), valid)
+        return loss, {"loss": loss, **parts}
+
+    def eval_sums(self, outputs, batch):
+        from zoo.depth.metrics import evaluate_batch
+
+        valid = batch["valid"]
+        m = evaluate_batch(outputs, disparity(batch["depth"], valid), valid)
+        weight = (batch["mask"] & (m["valid_pixels"] > 0)).astype(jnp.float32)
+        return {"abs_rel": (m["abs_rel"] * weight).sum(),
+                "bad_1_25": (m["bad_1_25"] * weight).sum(), "count": weight.sum()}
