@@ -132,18 +132,12 @@ def valid_depth(depth: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class DepthTransform:
-    """The grain ``random_map`` callable of ``depth_train_batches``: record
-    ``{"image": uint8 (H, W, C), "depth": float (H, W)}`` -> ``{"image":
-    float32 (S, S, 3) normalised, "depth": float32 (S, S) (0 where invalid),
-    "valid": bool (S, S)}``. Without ``augment``: the centre square, resized."""
-    image_size: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    augment: bool = True
-    flip: bool = True
-    min_scale: float = 0.25
-    interpolation: str = "bilinear"
+class DepthTransform(TrainTransform):
+    """The grain ``random_map`` callable of ``depth_train_batches`` (the same
+    settings as ``TrainTransform``): record ``{"image": uint8 (H, W, C),
+    "depth": float (H, W)}`` -> ``{"image": float32 (S, S, 3) normalised,
+    "depth": float32 (S, S) (0 where invalid), "valid": bool (S, S)}``.
+    Without ``augment``: the centre square, resized."""
 
     def __call__(self, record: dict, rng: np.random.Generator) -> dict:
         image = np.asarray(record["image"])
