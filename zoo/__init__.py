@@ -11,6 +11,7 @@
     zoo.save(variables, path); zoo.restore(path)      # Orbax checkpoints
     zoo.train.fit(zoo.train.TrainConfig(...))          # fine-tuning (imported on first use)
     zoo.depth.estimate(image)                          # (H, W) relative inverse depth
+    zoo.actions.evaluate(found, truth, protocol="thumos14")  # mAP per tIoU threshold
 """
 
 from zoo.checkpoint import restore, save
@@ -26,7 +27,7 @@ __all__ = ["ModelSpec", "Published", "WeightSource", "build", "count_macs", "cou
 
 def __getattr__(name):
     # Subpackages with heavier imports load on first use: ``zoo.train.fit``.
-    if name in ("train", "datasets", "face", "depth"):
+    if name in ("train", "datasets", "face", "depth", "actions"):
         import importlib
 
         return importlib.import_module(f"zoo.{name}")
