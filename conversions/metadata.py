@@ -47,7 +47,7 @@ def metadata(ex, *, fmt: str, quantization: str, outputs: list[str]) -> dict[str
         })
         if ex.pretrained and spec.weights:
             src = spec.weights[0]
-            doc["weights"] = {"source": src.url or f"{src.package}:{src.path}",
+            doc["weights"] = {"source": src.where,
                               "license": src.license or spec.license}
         if spec.task == "classification" and ex.labels is not None:
             doc["labels"] = list(ex.labels)

@@ -374,3 +374,19 @@ def test_package_not_found(local_index, cache):
         F.fetch(src)
     assert "zoo_no_such_package==9.9" in str(e.value) and "pip" in str(e.value)
     assert leftovers(cache) == []
+
+
+def test_bundled_source_is_verified_and_never_downloaded(monkeypatch, tmp_path, cache):
+    no_network(monkeypatch)
+    monkeypatch.setattr(F, "bundled_dir", lambda: tmp_path)
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "m.safetensors").write_bytes(PAYLOAD)
+    src = WeightSource("safetensors", SHA, bundled="weights/m.safetensors")
+    assert F.fetch(src, name="m") == tmp_path / "weights" / "m.safetensors"
+    assert leftovers(cache) == []  # used in place, not copied into the cache
+    assert "shipped with the zoo" in src.where
+    (tmp_path / "weights" / "m.safetensors").write_bytes(PAYLOAD[:-1] + b"!")
+    with pytest.raises(F.HashMismatchError, match="m: bundled .* is modified"):
+        F.fetch(src, name="m")
+    with pytest.raises(F.WeightsUnavailableError, match="bundled weight file .* is missing"):
+        F.fetch(WeightSource("safetensors", SHA, bundled="weights/gone.safetensors"), name="m")

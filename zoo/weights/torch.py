@@ -67,3 +67,34 @@ def from_torch(state_dict: Mapping[str, np.ndarray], name: str, *, source: str =
     return load_named(model, name, names, state_dict, source_label=source,
                       sep=".", leaf_names=_leaf_names, to_ours=_to_ours,
                       ignore=lambda key: key.endswith("num_batches_tracked"))
+
+
+def to_torch(variables: Mapping, name: str, *, dtype=None, **options) -> dict[str, np.ndarray]:
+    """The inverse of ``from_torch``: a PyTorch-layout state dict (name ->
+    numpy array, in the family's ``torch_names`` layout) of zoo model
+    ``name``'s variables, e.g. to write them as safetensors. A 2-D kernel is
+    written as a ``Linear`` weight (families whose 1x1 convolutions are dense
+    layers in our tree, the squeeze-excite ones, read such files back but
+    PyTorch's modules would not). ``dtype`` casts every array (float16 halves
+    the file)."""
+    from zoo.registry import build
+    from zoo.weights.mapping import template_leaves
+
+    model = build(name, **options)
+    if not hasattr(model, "torch_names"):
+        raise WeightMismatchError(f"{name}: no PyTorch layout is known for its family")
+    names = model.torch_names()
+    out: dict[str, np.ndarray] = {}
+    for path, value in template_leaves(variables):
+        collection, module, leaf = path[0], path[1:-1], path[-1]
+        spelling = _LEAVES.get((collection, leaf))
+        if module not in names or not spelling:
+            raise WeightMismatchError(f"{name}: {'/'.join(path)} has no PyTorch name")
+        arr = np.asarray(value)
+        if arr.ndim == 4:
+            arr = arr.transpose(3, 2, 0, 1)  # HWIO -> OIHW
+        elif arr.ndim == 2:
+            arr = arr.T
+        out[f"{names[module]}.{spelling[0]}"] = np.ascontiguousarray(
+            arr if dtype is None else arr.astype(dtype))
+    return out
