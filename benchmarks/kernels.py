@@ -121,6 +121,8 @@ def model_kernel_shapes(models: tuple = (), resolution: Optional[int] = None) ->
 
     for name in models or tuple(zoo.list_models()):
         spec = zoo.get_spec(name)
+        if getattr(zoo.build(name), "trace_input", None) is not None:
+            continue  # not an image model (TALNet's sequences): no 2-D kernels to size
         size = resolution or spec.input_size
         # The reference form calls every layer module (DepthwiseConv, Conv);
         # the fused forms declare their variables without them.

@@ -163,8 +163,10 @@ def prepare(name: str, *, batch: int, dtype: str = "float32", implementation: st
     devices = devices or jax.devices()[:1]
     spec = zoo.get_spec(name)
     model, variables = zoo.create(name, seed=seed, dtype=dtype, implementation=implementation)
-    x = np.random.default_rng(seed).standard_normal(
-        (batch, spec.input_size, spec.input_size, 3)).astype(np.float32)
+    sequence = getattr(model, "trace_input", None)  # a sequence model (TALNet): its length
+    shape = ((batch, spec.input_size) + tuple(sequence.shape[2:]) if sequence is not None
+             else (batch, spec.input_size, spec.input_size, 3))
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
     if len(devices) > 1:
         from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
         if batch % len(devices):

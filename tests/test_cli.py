@@ -6,7 +6,7 @@ import os
 import pytest
 
 from helpers import zoo_cli
-from test_registry import DEPTH_NAMES, FACE_NAMES, NAMES
+from test_registry import ACTION_NAMES, DEPTH_NAMES, FACE_NAMES, NAMES
 
 
 def test_list_shows_all():
@@ -14,7 +14,8 @@ def test_list_shows_all():
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert lines[0].split() == ["name", "params", "MACs", "input", "pretrained", "weights", "from"]
-    assert [line.split()[0] for line in lines[1:]] == sorted(NAMES + FACE_NAMES + DEPTH_NAMES)
+    assert [line.split()[0] for line in lines[1:]] == sorted(NAMES + FACE_NAMES + DEPTH_NAMES
+                                                             + ACTION_NAMES)
     row = next(line for line in lines if line.startswith("efficientnet_b0 "))
     assert row.split()[1:] == ["5.29M", "386M", "224", "Keras,", "timm"]
     row = next(line for line in lines if line.startswith("efficientnet_lite0 "))
@@ -23,6 +24,9 @@ def test_list_shows_all():
     assert row.split()[4:] == ["-"]
     row = next(line for line in lines if line.startswith("midas_small "))
     assert row.split()[4:] == ["MiDaS", "(unpinned)"]
+    # A sequence model: parameters and multiply-adds on its 512 feature steps.
+    row = next(line for line in lines if line.startswith("talnet "))
+    assert row.split()[1:] == ["26.81M", "8338M", "512", "-"]
 
 
 def test_list_pattern_json_and_published():

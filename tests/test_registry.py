@@ -15,10 +15,13 @@ NAMES = (["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_la
 FACE_NAMES = ["blazeface_short_range", "face_mesh"]
 # The depth models (tested in test_midas.py).
 DEPTH_NAMES = ["midas_small", "midas_small_lite0"]
+# Temporal action localisation on feature sequences (tested in test_talnet.py).
+ACTION_NAMES = ["talnet"]
 
 
 def test_all_names():
-    assert zoo.list_models() == sorted(NAMES + FACE_NAMES + DEPTH_NAMES)
+    assert zoo.list_models() == sorted(NAMES + FACE_NAMES + DEPTH_NAMES + ACTION_NAMES)
+    assert {zoo.get_spec(n).task for n in ACTION_NAMES} == {"action_localisation"}
     assert {zoo.get_spec(n).task for n in DEPTH_NAMES} == {"depth"}
     assert zoo.list_models("efficientnet_lite*") == [f"efficientnet_lite{i}" for i in range(5)]
     assert zoo.list_models("nothing*") == []

@@ -27,7 +27,7 @@ __all__ = ["ModelSpec", "Published", "WeightSource", "build", "count_macs", "cou
 
 def __getattr__(name):
     # Subpackages with heavier imports load on first use: ``zoo.train.fit``.
-    if name in ("train", "datasets", "face", "depth", "actions"):
+    if name in ("train", "datasets", "face", "depth", "actions", "video"):
         import importlib
 
         return importlib.import_module(f"zoo.{name}")

@@ -154,9 +154,11 @@ def published_table(rows) -> str:
         macs = (f"{p.macs / 1e6:,.0f}M | {r['macs'] / p.macs - 1:+.1%}" if p.macs is not None
                 else "— | —")
         top1 = "—" if p.top1 is None else p.top1
+        params = (f"{p.params / 1e6:.1f}M | {r['params'] / p.params - 1:+.1%}"
+                  if p.params is not None else "— | —")
         lines.append(
-            f"| {r['name']}{mark} | {r['params'] / 1e6:.2f}M | {p.params / 1e6:.1f}M "
-            f"| {r['params'] / p.params - 1:+.1%} | {r['macs'] / 1e6:,.0f}M | {macs} "
+            f"| {r['name']}{mark} | {r['params'] / 1e6:.2f}M | {params} "
+            f"| {r['macs'] / 1e6:,.0f}M | {macs} "
             f"| {top1} | {p.source} |")
     lines.append("")
     lines += [f"[{i}] {n}  " for i, n in enumerate(notes, 1)]
@@ -183,7 +185,8 @@ def cmd_info(args) -> int:
         return 0
     for k, v in info.items():
         if k == "published":
-            figures = [f"params {v['params'] / 1e6:.1f}M",
+            figures = ["params not published" if v["params"] is None
+                       else f"params {v['params'] / 1e6:.1f}M",
                        "MACs not published" if v["macs"] is None
                        else f"MACs {v['macs'] / 1e6:.0f}M"]
             if v["top1"] is not None:

@@ -42,7 +42,9 @@ def _own_params(module) -> dict:
 
 
 def analytic_counts(model, input_size: int) -> Counts:
-    """Multiply-adds and parameters of ``model`` on ``input_size`` square images."""
+    """Multiply-adds and parameters of ``model`` on ``input_size`` square
+    images (or, for a model that declares a sequence ``trace_input``, on
+    sequences of ``input_size`` steps)."""
     counts = Counts()
     settings = getattr(model, "settings", None)
     if settings is not None:
@@ -69,6 +71,9 @@ def analytic_counts(model, input_size: int) -> Counts:
             cin, cout = x.shape[-1], out.shape[-1]
             counts.macs += cin * cout
             counts.params += cin * cout + (cout if m.use_bias else 0)
+        elif hasattr(m, "macs"):  # a family's own layer that counts itself (TALNet's)
+            counts.macs += m.macs(x, out)
+            counts.params += sum(math.prod(a.shape) for a in _own_params(m).values())
         elif isinstance(m, nn.BatchNorm):
             counts.params += 2 * x.shape[-1]  # scale and offset
         elif _own_params(m):  # e.g. a PReLU's slopes: parameters, no multiply-adds counted
@@ -79,6 +84,9 @@ def analytic_counts(model, input_size: int) -> Counts:
         return out
 
     x = jax.ShapeDtypeStruct((1, input_size, input_size, 3), jnp.float32)
+    sequence = getattr(model, "trace_input", None)
+    if sequence is not None:  # a sequence model: input_size is its length in steps
+        x = jax.ShapeDtypeStruct((1, input_size) + tuple(sequence.shape[2:]), sequence.dtype)
     with nn.intercept_methods(interceptor):
         jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
     return counts

@@ -30,13 +30,14 @@ INCEPTION_STD = (127.5, 127.5, 127.5)
 class Published:
     """Figures from the paper or release that introduced the model.
 
-    ``macs`` and ``top1`` are None where the source publishes none (a depth
-    model has no ImageNet top-1; MiDaS publishes no multiply-adds).
+    ``params``, ``macs`` and ``top1`` are None where the source publishes
+    none (a depth model has no ImageNet top-1; MiDaS publishes no
+    multiply-adds; TAL-Net's paper gives neither count).
     ``metrics`` holds a task's other published results as (name, value)
     pairs, each name saying its unit and direction, e.g.
     ``("KITTI delta>1.25 % (lower is better)", 29.27)``."""
 
-    params: float  # parameters, as published (e.g. 5.3e6)
+    params: Optional[float]  # parameters, as published (e.g. 5.3e6); None if unpublished
     macs: Optional[float]  # multiply-adds at the spec's input size
     top1: Optional[float]  # ImageNet top-1 %, single crop
     source: str

@@ -11,6 +11,8 @@ ActivityNet protocols, each reproducing its official tool.
     zoo.actions.tiou([0, 10], [[0, 5], [5, 20]])    # array([0.5, 0.25])
 """
 
+from zoo.actions.localise import detect, evaluate_split, split_ground_truth
 from zoo.actions.metrics import AMBIGUOUS, DEFAULT_THRESHOLDS, PROTOCOLS, evaluate, tiou
 
-__all__ = ["AMBIGUOUS", "DEFAULT_THRESHOLDS", "PROTOCOLS", "evaluate", "tiou"]
+__all__ = ["AMBIGUOUS", "DEFAULT_THRESHOLDS", "PROTOCOLS", "detect", "evaluate",
+           "evaluate_split", "split_ground_truth", "tiou"]

@@ -93,6 +93,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="parameter EMA decay, e.g. 0.999; evaluation and export use the EMA "
                         "(default 0: off)")
     g.add_argument("--dropout", type=float, help="before the classifier (default: the family's)")
+    g.add_argument("--model-options", metavar="JSON",
+                   help="builder options of the model as a JSON object, e.g. "
+                        "'{\"towers\": \"single\", \"context\": false}' (talnet's ablations)")
     g.add_argument("--bn-momentum", type=float, default=d["bn_momentum"],
                    help="BatchNorm running-statistics momentum (default "
                         f"{d['bn_momentum']}; the checkpoints' 0.99 adapts too slowly for "

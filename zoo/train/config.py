@@ -5,11 +5,26 @@ how it was made and a resumed run can check it is the same one."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Optional
 
 OPTIMIZERS = ("sgd", "adamw")
 FREEZE = ("none", "backbone")
 DTYPES = ("float32", "bfloat16")
+
+
+def model_options(text: Optional[str]) -> dict:
+    """``--model-options`` (a JSON object) as a dict, with a one-line error."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--model-options {text!r} is not JSON ({e.msg}); e.g. "
+                         "'{\"towers\": \"single\"}'") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--model-options {text!r}: expected a JSON object of builder options")
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +53,7 @@ class TrainConfig:
     flip: Optional[bool] = None  # horizontal flips; the dataset's default (off for digits)
     min_scale: float = 0.25  # smallest random-resized-crop area fraction
     dropout: Optional[float] = None  # the family's default
+    model_options: Optional[str] = None  # JSON object of builder options, e.g. '{"towers": "single"}'
     # BatchNorm running statistics: new = m * old + (1 - m) * batch. The
     # checkpoints' 0.99 needs hundreds of steps to forget ImageNet's
     # statistics; a short fine-tune on other images evaluates with stale ones.
@@ -79,6 +95,7 @@ class TrainConfig:
             bad("min_scale", f"must be in (0, 1], got {self.min_scale}")
         if self.lr is not None and self.lr <= 0:
             bad("lr", f"must be positive, got {self.lr}")
+        model_options(self.model_options)  # a one-line error for bad JSON, before any work
 
     @property
     def peak_lr(self) -> float:

@@ -179,6 +179,7 @@ def load_run(workdir) -> tuple[Any, dict, dict]:
     if not (path / "best").exists():
         raise ValueError(f"{path} has no evaluated checkpoint yet (no {path / 'best'}); let "
                          "`zoo train` reach its first evaluation")
-    model = zoo.build(meta["model"], num_classes=meta.get("num_classes"))
+    model = zoo.build(meta["model"], num_classes=meta.get("num_classes"),
+                      **meta.get("model_options", {}))
     variables = zoo.restore(path / "best")
     return model, variables, meta

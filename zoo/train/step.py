@@ -50,12 +50,16 @@ def make_train_step(model, task, tx, schedule, config: TrainConfig, trainable) -
             params = _frozen_outside(params, trainable)
             variables = {"params": params, "batch_stats": state["batch_stats"]}
             inputs = batch[task.input_key]
+            # Tasks whose models take more than the input in training (TALNet
+            # classifies sampled proposals) name those arguments.
+            extra = task.train_inputs(batch) if hasattr(task, "train_inputs") else {}
             if backbone_frozen:  # a linear probe: BatchNorm keeps its statistics
-                outputs = model.apply(variables, inputs, train=False)
+                outputs = model.apply(variables, inputs, train=False, **extra)
                 stats = state["batch_stats"]
             else:
                 outputs, updates = model.apply(variables, inputs, train=True,
-                                               mutable=["batch_stats"], rngs={"dropout": rng})
+                                               mutable=["batch_stats"], rngs={"dropout": rng},
+                                               **extra)
                 stats = updates.get("batch_stats", state["batch_stats"])
             loss, metrics = task.loss(outputs, batch, config)
             return loss, (stats, metrics)

@@ -207,14 +207,19 @@ class Classification:
 
 def task_for(config: TrainConfig) -> Task:
     """The task of ``config.model``'s spec: ``Depth`` for depth models,
-    ``Classification`` for everything else (which refuses models that are
+    ``Actions`` for action localisation, ``Classification`` for everything else (which refuses models that are
     not classifiers, naming the ones that are)."""
     import zoo
 
-    if zoo.get_spec(config.model).task == "depth":
+    task = zoo.get_spec(config.model).task
+    if task == "depth":
         from zoo.train.depth import Depth
 
         return Depth()
+    if task == "action_localisation":
+        from zoo.train.actions import Actions
+
+        return Actions()
     return Classification()
 
 
