@@ -60,10 +60,13 @@ def test_a_video_without_instances_gets_background_only():
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
+    """The recipe as it is, on the tiny build, cut to 16 steps of 4 videos."""
+    from zoo.train.recipes import RECIPES
+
     root = tmp_path_factory.mktemp("actions")
-    config = TrainConfig(model="talnet", data=TINY_BUILD, data_dir=str(root / "data"),
-                         workdir=str(root / "run"), steps=16, batch_size=4, optimizer="adamw",
-                         lr=3e-3, eval_every=8, log_every=1, model_options=TINY_NET)
+    settings = dict(RECIPES["action_features_talnet"].settings, data=TINY_BUILD, steps=16,
+                    batch_size=4, eval_every=8, save_every=8, log_every=1)
+    config = TrainConfig(data_dir=str(root / "data"), workdir=str(root / "run"), **settings)
     result = fit(config)
     return config, result
 
@@ -103,6 +106,21 @@ def test_ground_truth_of_a_split_keeps_ambiguous_segments():
     assert zoo.actions.AMBIGUOUS in labels and labels - {zoo.actions.AMBIGUOUS} <= set(
         CLASS_NAMES)
     assert all(t["end"] > t["start"] for t in truth)
+
+
+def test_ablation_table(run, tmp_path):
+    """``python -m zoo.actions.ablation`` trains a variant and tabulates its mAP."""
+    from zoo.actions.ablation import main
+
+    config, _ = run
+    assert main(["--out", str(tmp_path), "--steps", "2", "--data", TINY_BUILD, "--data-dir",
+                 config.data_dir, "--variants", "action_features_talnet_rgb_only"]) == 0
+    rows = json.loads((tmp_path / "ablation.json").read_text())
+    assert [r["recipe"] for r in rows] == ["action_features_talnet_rgb_only"]
+    assert sorted(rows[0]["map"]) == ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7"]
+    meta = json.loads((tmp_path / "action_features_talnet_rgb_only" / "run.json").read_text())
+    assert json.loads(meta["config"]["model_options"])["streams"] == ["rgb"]
+    assert "the RGB stream alone" in (tmp_path / "ablation.md").read_text()
 
 
 @pytest.mark.parametrize("change, match", [

@@ -236,7 +236,9 @@ class Actions:
                              "it trains from scratch")
 
     def _options(self, config: TrainConfig, data) -> dict:
-        options = model_options(config.model_options)
+        # JSON has no tuples; the builders' sequence options (scales, streams) are.
+        options = {k: tuple(v) if isinstance(v, list) else v
+                   for k, v in model_options(config.model_options).items()}
         dim = np.asarray(data.train[0]["rgb"]).shape[-1]
         if options.setdefault("feature_dim", dim) != dim:
             raise ValueError(f"--model-options feature_dim={options['feature_dim']}, but "

@@ -23,6 +23,36 @@ from typing import Optional
 HW = "2-core x86-64 CPU, jax 0.10.2 (2026-11-29)"
 
 
+# TALNet on action_features, sized for the 2-core CPU: a hidden width of 64
+# and a 256-wide classifier (0.81 M parameters) train at about 0.6-1.5 s per
+# batch of 8 videos of 512 steps (measured under load: 1.47 s), so 1,000
+# steps (8 epochs) take about 10-25 minutes. The ablation (python -m
+# zoo.actions.ablation) runs the full model and four variants that each
+# remove one of the paper's ideas, with everything else equal.
+TALNET_NET = {"hidden": 64, "fc_width": 256, "pooled": 8}
+TALNET_ABLATIONS = {
+    "": ("the full model: a dilated tower per scale, context, late fusion", {}),
+    "_single_tower": ("one shared tower, no dilation (Faster R-CNN's head)",
+                      {"towers": "single", "dilation": False}),
+    "_no_context": ("no context around proposals and anchors", {"context": False}),
+    "_early_fusion": ("RGB and flow concatenated into one network", {"fusion": "early"}),
+    "_rgb_only": ("the RGB stream alone", {"streams": ["rgb"]}),
+}
+
+
+def _talnet_recipes():
+    import json
+
+    for suffix, (what, options) in TALNET_ABLATIONS.items():
+        yield Recipe(f"action_features_talnet{suffix}",
+                     f"TALNet on action_features, {what}; THUMOS'14 mAP at tIoU 0.1-0.7 on "
+                     "the 200 test videos (zoo.actions.evaluate_split)",
+                     dict(model="talnet", data="action_features", batch_size=8, steps=1000,
+                          optimizer="adamw", lr=1e-3, weight_decay=1e-4, eval_every=250,
+                          save_every=250, log_every=10,
+                          model_options=json.dumps(dict(TALNET_NET, **options))))
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     name: str
@@ -77,6 +107,7 @@ RECIPES = {r.name: r for r in (
            dict(model="midas_small_lite0", pretrained=True, data="depth_scenes", image_size=192,
                 batch_size=16, steps=1100, optimizer="adamw", lr=5e-4, weight_decay=5e-5,
                 min_scale=0.5, eval_every=200, save_every=100, log_every=1)),
+    *_talnet_recipes(),
 )}
 
 
