@@ -69,10 +69,14 @@ def _layer(graph, op) -> str:
 
 
 def audit_tflite(path: Union[str, Path], *, delegation: bool = True) -> AuditReport:
-    graph = read_tflite(path)
-    ops = collections.Counter(op.opcode for op in graph.ops)
+    """The op audit of a ``.tflite`` file. Ops of every subgraph count (a
+    model with control flow, e.g. TALNet's NMS loop, keeps the loop bodies in
+    subgraphs of their own); delegation is read from the main one."""
+    graph = read_tflite(path, subgraph=0)
+    graphs = [graph] + [read_tflite(path, subgraph=i) for i in range(1, graph.num_subgraphs)]
+    ops = collections.Counter(op.opcode for g in graphs for op in g.ops)
     foreign, stray, bn, grouped = [], [], [], []
-    for op in graph.ops:
+    for graph, op in ((g, op) for g in graphs for op in g.ops):
         layer = _layer(graph, op)
         if op.opcode.startswith("CUSTOM") or op.opcode.startswith("Flex") or "FLEX" in op.opcode:
             foreign.append((op.opcode, layer))
@@ -92,7 +96,7 @@ def audit_tflite(path: Union[str, Path], *, delegation: bool = True) -> AuditRep
                 grouped.append(layer)
     report = AuditReport(str(path), ops, foreign, stray, sorted(set(bn)), grouped)
     if delegation and not foreign:
-        report.partitions, report.undelegated_ops = _delegation(path, graph)
+        report.partitions, report.undelegated_ops = _delegation(path, graphs[0])
     return report
 
 

@@ -87,12 +87,19 @@ def prepare(name_or_model: Union[str, Any], variables: Optional[dict] = None, *,
             # Same network, same variables; only the depthwise form changes.
             model = model.clone(settings=dataclasses.replace(settings,
                                                              implementation="reference"))
+    sequence = getattr(model, "trace_input", None)  # a sequence model (TALNet)
     if input_shape is None:
         if spec is None:
             raise ValueError(f"{name}: give input_shape=(1, H, W, 3) for a model without a spec")
-        input_shape = (1, spec.input_size, spec.input_size, 3)
+        input_shape = ((1, spec.input_size) + tuple(sequence.shape[2:]) if sequence is not None
+                       else (1, spec.input_size, spec.input_size, 3))
     input_shape = tuple(int(d) for d in input_shape)
-    if len(input_shape) != 4 or input_shape[-1] != 3 or min(input_shape) < 1:
+    if sequence is not None:
+        if (len(input_shape) != 3 or input_shape[-1] != sequence.shape[-1]
+                or min(input_shape) < 1):
+            raise ValueError(f"input_shape={input_shape}: expected a fixed (batch, steps, "
+                             f"{sequence.shape[-1]}) feature sequence")
+    elif len(input_shape) != 4 or input_shape[-1] != 3 or min(input_shape) < 1:
         raise ValueError(f"input_shape={input_shape}: expected a fixed NHWC shape "
                          "(batch, height, width, 3); exports have no dynamic dimensions")
     variables = jax.tree_util.tree_map(np.asarray, variables)

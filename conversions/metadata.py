@@ -23,6 +23,8 @@ def _version() -> str:
 
 def metadata(ex, *, fmt: str, quantization: str, outputs: list[str]) -> dict[str, Any]:
     spec = ex.spec
+    if len(ex.input_shape) == 3:
+        return _sequence_metadata(ex, fmt=fmt, quantization=quantization, outputs=outputs)
     n, h, w, c = ex.input_shape
     doc: dict[str, Any] = {
         "model": ex.name,
@@ -61,3 +63,22 @@ def metadata(ex, *, fmt: str, quantization: str, outputs: list[str]) -> dict[str
             doc["output_meaning"] = ("relative inverse depth (N, H, W), larger is nearer; "
                                      "known up to an unknown scale and shift")
     return doc
+
+
+def _sequence_metadata(ex, *, fmt: str, quantization: str, outputs: list[str]) -> dict[str, Any]:
+    """The metadata of a feature-sequence model (TALNet): no image fields."""
+    n, steps, width = ex.input_shape
+    return {
+        "model": ex.name, "format": fmt, "quantization": quantization,
+        "zoo_version": _version(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "pretrained": ex.pretrained,
+        "task": ex.spec.task if ex.spec is not None else None,
+        "input": {"name": "features", "shape": [n, steps, width], "dtype": "float32",
+                  "layout": "(batch, steps, features): each stream's features in turn"},
+        "outputs": outputs,
+        "output_meaning": ("proposal logits and deltas per step and anchor scale, the "
+                           "selected proposals in feature steps, their class logits "
+                           "(index 0 background) and refinement deltas; "
+                           "zoo.models.talnet.detections decodes them"),
+    }

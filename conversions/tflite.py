@@ -284,7 +284,7 @@ def read_metadata(path: Union[str, Path]) -> dict:
     """The ``zoo_metadata`` JSON embedded in a ``.tflite`` file we wrote."""
     from zoo.weights.tflite import read_tflite
 
-    graph = read_tflite(path)
+    graph = read_tflite(path, subgraph=0)
     data = graph.metadata.get(METADATA_NAME)
     if data is None:
         raise ValueError(f"{path}: no {METADATA_NAME} metadata (not written by zoo convert?)")

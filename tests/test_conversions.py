@@ -132,6 +132,31 @@ def test_float32_export_matches_jax_and_passes_audit(name, out_dir):
     assert report.partitions == 1 and report.undelegated_ops == [], report.summary()
 
 
+def test_talnet_exports_to_tflite_with_its_nms(out_dir):
+    """TALNet on a feature sequence, proposal NMS included (a WHILE loop
+    over its own subgraph), runs in LiteRT with builtin ops only and gives
+    JAX's outputs; the selected proposals are the same ones."""
+    model, variables = zoo.create("talnet", feature_dim=16, hidden=16, fc_width=32, pooled=4,
+                                  scales=(2, 4, 8, 16), num_proposals=16)
+    x = np.random.default_rng(0).standard_normal((1, 96, 32)).astype(np.float32)
+    want = _output_dict(jax.jit(model.apply)(variables, x))
+    path = to_tflite(model, variables, input_shape=x.shape, out=out_dir / "talnet.tflite")
+    got = runner(path)(x)
+    assert sorted(got) == sorted(want)
+    for k in want:
+        w = np.asarray(want[k], np.float32)
+        assert got[k].shape == w.shape, k
+        if k == "proposal_valid":
+            assert (got[k].astype(bool) == w.astype(bool)).all()
+        else:
+            assert _relative(got[k].astype(np.float32), w) <= 1e-4, k
+    report = audit_tflite(path, delegation=False)
+    assert not report.foreign_ops and report.ops["WHILE"] == 1, report.summary()
+    assert read_metadata(path)["input"]["shape"] == [1, 96, 32]
+    with pytest.raises(ValueError, match=r"expected a fixed \(batch, steps, 32\)"):
+        to_tflite(model, variables, input_shape=(1, 96, 96, 3), out=out_dir / "bad.tflite")
+
+
 # Tolerances for the quantised files, as a fraction of the largest float32
 # logit on the two photos, from the measured error with margin (measured:
 # float16 <= 3e-3, dynamic int8 <= 0.03; int8 0.03-0.06 for the Lite models
