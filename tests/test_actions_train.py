@@ -149,3 +149,34 @@ def test_bad_settings_are_refused_in_one_line(run, change, match, tmp_path):
     with pytest.raises(ValueError, match=match) as e:
         fit(TrainConfig(**base))
     assert "\n" not in str(e.value)
+
+
+def test_zoo_actions_refuses_a_run_of_other_features(run, tmp_path):
+    """A video's Lite0 features (1,280 per stream) cannot feed a TALNet
+    trained on 16-value action_features: one line, exit 2, nothing written."""
+    import skimage.data
+    from PIL import Image
+
+    from helpers import zoo_cli
+    from zoo.video import write_video
+
+    config, _ = run
+    frame = np.asarray(Image.fromarray(skimage.data.chelsea()).resize((128, 96)))
+    write_video(tmp_path / "clip.mp4", np.stack([frame] * 20), 10)
+    r = zoo_cli("actions", str(tmp_path / "clip.mp4"), "--checkpoint", config.workdir,
+                "--out", str(tmp_path / "out"))
+    assert r.returncode == 2, r.stderr
+    assert "trained on features of 16 values per stream" in r.stderr
+    assert "efficientnet_lite0 gives 1280" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_timeline_picture(tmp_path):
+    from PIL import Image
+
+    from zoo.actions.video import plot_timeline
+
+    path = plot_timeline([(1.0, 4.0, "jump", 0.9), (6.0, 7.5, "run", 0.4)], 10.0,
+                         tmp_path / "t.png", title="clip")
+    image = Image.open(path)
+    assert image.format == "PNG" and image.size[0] > 500
