@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import HIDE_TENSORFLOW
 from zoo.datasets import DatasetError, dataset_task, prepare
 from zoo.datasets.actions import (BACKGROUND, CLASS_NAMES, FEATURE_RATE, MAX_AMBIGUOUS,
                                   MAX_INSTANCES, TEST_SEED, TRAIN_SEED, generate_video,
@@ -276,18 +277,7 @@ def test_bad_names_are_refused_in_one_line():
     one_line(e)
 
 
-NO_TENSORFLOW = textwrap.dedent("""
-    import importlib.machinery, sys
-
-    class HideTensorFlow(importlib.machinery.PathFinder):
-        @classmethod
-        def find_spec(cls, name, path=None, target=None):
-            if name == "tensorflow" or name.startswith("tensorflow."):
-                return None
-            return super().find_spec(name, path, target)
-
-    sys.meta_path[:] = [HideTensorFlow if f is importlib.machinery.PathFinder else f
-                        for f in sys.meta_path]
+NO_TENSORFLOW = HIDE_TENSORFLOW + textwrap.dedent("""
     from zoo.datasets import prepare
     data = prepare("action_features/2/64x8", sys.argv[1])
     record = data.test[3]

@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 import zoo
+from helpers import HIDE_TENSORFLOW
 from zoo.datasets import (DATASETS, Data, DatasetError, eval_batches, prepare, resolve_data_dir,
                           steps_per_epoch, train_batches)
 from zoo.datasets.augment import crop_box
@@ -519,21 +520,7 @@ def test_eval_batches_are_zoo_preprocess_padded(digits, digit_records):
 
 # -- without TensorFlow
 
-NO_TENSORFLOW = textwrap.dedent("""
-    import importlib.machinery, sys
-
-    class HideTensorFlow(importlib.machinery.PathFinder):
-        # As if TensorFlow were not installed: importlib.util.find_spec says
-        # None and imports fail. (sys.modules["tensorflow"] = None would make
-        # TFDS believe TensorFlow is already loaded.)
-        @classmethod
-        def find_spec(cls, name, path=None, target=None):
-            if name == "tensorflow" or name.startswith("tensorflow."):
-                return None
-            return super().find_spec(name, path, target)
-
-    sys.meta_path[:] = [HideTensorFlow if f is importlib.machinery.PathFinder else f
-                        for f in sys.meta_path]
+NO_TENSORFLOW = HIDE_TENSORFLOW + textwrap.dedent("""
     try:
         import tensorflow
     except ImportError:

@@ -13,7 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import zoo
 import zoo.depth as D
+from helpers import numpy_variables
 from zoo.depth import inference, middlebury
 
 
@@ -167,26 +169,8 @@ def test_estimate_argument_errors(tiny):
 
 @pytest.fixture(scope="module")
 def lite0_variables():
-    """Random variables for midas_small_lite0 filled in numpy (He-normal
-    kernels, unit BatchNorm): seconds, where compiling the registry's
-    init takes about 16 s."""
-    from zoo.registry import build, variables_template
-
-    rng = np.random.default_rng(0)
-
-    def fill(path, leaf):
-        key = str(path[-1].key)
-        if key == "kernel":
-            fan_in = int(np.prod(leaf.shape[:-1]))
-            return (rng.standard_normal(leaf.shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
-        if key in ("var", "scale"):
-            return np.ones(leaf.shape, np.float32)
-        if key == "bias":
-            return (0.1 * rng.standard_normal(leaf.shape)).astype(np.float32)
-        return np.zeros(leaf.shape, np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill,
-                                            variables_template(build("midas_small_lite0")))
+    """Random variables for midas_small_lite0, filled in numpy."""
+    return numpy_variables(zoo.build("midas_small_lite0"))
 
 
 def test_registered_model_end_to_end(lite0_variables):

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import zoo
-from helpers import zoo_cli
+from helpers import HIDE_TENSORFLOW, zoo_cli
 from zoo.datasets import DatasetError, depth_eval_batches, depth_train_batches, prepare
 from zoo.datasets.augment import DepthTransform
 from zoo.datasets.scenes import (Camera, Light, Material, Plane, Scene, Sphere, contact_sheet,
@@ -189,18 +189,7 @@ def test_scene_names_are_checked():
         one_line(e)
 
 
-NO_TENSORFLOW = textwrap.dedent("""
-    import importlib.machinery, sys
-
-    class HideTensorFlow(importlib.machinery.PathFinder):
-        @classmethod
-        def find_spec(cls, name, path=None, target=None):
-            if name == "tensorflow" or name.startswith("tensorflow."):
-                return None
-            return super().find_spec(name, path, target)
-
-    sys.meta_path[:] = [HideTensorFlow if f is importlib.machinery.PathFinder else f
-                        for f in sys.meta_path]
+NO_TENSORFLOW = HIDE_TENSORFLOW + textwrap.dedent("""
     import io
     import numpy as np
     from PIL import Image

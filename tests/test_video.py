@@ -5,7 +5,6 @@ errors for files that are not videos."""
 import fractions
 import os
 
-import jax
 import numpy as np
 import pytest
 
@@ -16,6 +15,7 @@ import av  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import data  # noqa: E402
 
+from helpers import numpy_variables  # noqa: E402
 from zoo import video as V  # noqa: E402
 
 H, W = 96, 128
@@ -53,26 +53,10 @@ def clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def backbone_variables():
-    """Random variables for the backbone without its top, filled in numpy
-    (He-normal kernels, unit BatchNorm): compiling the registry's init
-    would cost more than the whole test file."""
-    from zoo.registry import build, variables_template
+    """Random variables for the backbone without its top, filled in numpy."""
+    from zoo.registry import build
 
-    rng = np.random.default_rng(0)
-
-    def fill(path, leaf):
-        key = str(path[-1].key)
-        if key == "kernel":
-            fan_in = int(np.prod(leaf.shape[:-1]))
-            return (rng.standard_normal(leaf.shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
-        if key in ("var", "scale"):
-            return np.ones(leaf.shape, np.float32)
-        if key == "bias":
-            return (0.1 * rng.standard_normal(leaf.shape)).astype(np.float32)
-        return np.zeros(leaf.shape, np.float32)
-
-    template = variables_template(build(BACKBONE, include_top=False))
-    return jax.tree_util.tree_map_with_path(fill, template)
+    return numpy_variables(build(BACKBONE, include_top=False))
 
 
 def _features(path, variables, **kw):

@@ -144,24 +144,35 @@ def dataset_task(name: str) -> str:
     return "classification"
 
 
-def scenes_size(name: str) -> dict:
-    """``{"train", "test", "height", "width"}`` of a ``depth_scenes`` name."""
-    match = _SCENES_NAME.fullmatch(name)
+def _sized(name: str, pattern, defaults: dict, dims: tuple[str, str], forms: str,
+           unit: str) -> tuple[dict, bool]:
+    """A built-in dataset's ``NAME[/N[/AxB]]`` as its sizes: N training
+    examples (and max(4, N // 10) test ones), ``dims`` = (A, B). Also
+    whether A and B were given."""
+    match = pattern.fullmatch(name)
     if not match:
-        raise DatasetError(f"{name}: expected 'depth_scenes', 'depth_scenes/N' (N train scenes) "
-                           f"or 'depth_scenes/N/HxW' (e.g. 'depth_scenes/16/64x96')")
-    train, height, width = match.groups()
-    size = dict(SCENES)
+        raise DatasetError(f"{name}: expected {forms}")
+    train, a, b = match.groups()
+    size = dict(defaults)
     if train is not None:
         size.update(train=int(train), test=max(4, int(train) // 10))
         if size["train"] < 1:
-            raise DatasetError(f"{name}: needs at least 1 training scene")
-    if height is not None:
-        size.update(height=int(height), width=int(width))
-        if not all(32 <= v <= 2048 and v % 32 == 0 for v in (size["height"], size["width"])):
-            raise DatasetError(f"{name}: {height}x{width}: height and width must be multiples "
-                               f"of 32 between 32 and 2048 (depth models take whole images at "
-                               f"multiples of 32)")
+            raise DatasetError(f"{name}: needs at least 1 training {unit}")
+    if a is not None:
+        size.update({dims[0]: int(a), dims[1]: int(b)})
+    return size, a is not None
+
+
+def scenes_size(name: str) -> dict:
+    """``{"train", "test", "height", "width"}`` of a ``depth_scenes`` name."""
+    size, given = _sized(name, _SCENES_NAME, SCENES, ("height", "width"),
+                         "'depth_scenes', 'depth_scenes/N' (N train scenes) or "
+                         "'depth_scenes/N/HxW' (e.g. 'depth_scenes/16/64x96')", "scene")
+    if given and not all(32 <= v <= 2048 and v % 32 == 0
+                         for v in (size["height"], size["width"])):
+        raise DatasetError(f"{name}: {size['height']}x{size['width']}: height and width must be "
+                           f"multiples of 32 between 32 and 2048 (depth models take whole "
+                           f"images at multiples of 32)")
     return size
 
 
@@ -176,23 +187,14 @@ def _prepare_scenes(name: str, root: Path) -> Data:
 
 def actions_size(name: str) -> dict:
     """``{"train", "test", "steps", "dim"}`` of an ``action_features`` name."""
-    match = _ACTIONS_NAME.fullmatch(name)
-    if not match:
-        raise DatasetError(f"{name}: expected 'action_features', 'action_features/N' (N train "
-                           f"videos) or 'action_features/N/TxD' (e.g. 'action_features/16/128x16')")
-    train, steps, dim = match.groups()
-    size = dict(ACTIONS)
-    if train is not None:
-        size.update(train=int(train), test=max(4, int(train) // 10))
-        if size["train"] < 1:
-            raise DatasetError(f"{name}: needs at least 1 training video")
-    if steps is not None:
-        size.update(steps=int(steps), dim=int(dim))
-        if not (64 <= size["steps"] <= 8192 and size["steps"] % 32 == 0):
-            raise DatasetError(f"{name}: {steps} steps: must be a multiple of 32 between 64 and "
-                               f"8192 (temporal pyramids halve it up to five times)")
-        if not 4 <= size["dim"] <= 2048:
-            raise DatasetError(f"{name}: {dim} values per stream: must be between 4 and 2048")
+    size, given = _sized(name, _ACTIONS_NAME, ACTIONS, ("steps", "dim"),
+                         "'action_features', 'action_features/N' (N train videos) or "
+                         "'action_features/N/TxD' (e.g. 'action_features/16/128x16')", "video")
+    if given and not (64 <= size["steps"] <= 8192 and size["steps"] % 32 == 0):
+        raise DatasetError(f"{name}: {size['steps']} steps: must be a multiple of 32 between 64 "
+                           f"and 8192 (temporal pyramids halve it up to five times)")
+    if given and not 4 <= size["dim"] <= 2048:
+        raise DatasetError(f"{name}: {size['dim']} values per stream: must be between 4 and 2048")
     return size
 
 
