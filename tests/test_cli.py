@@ -168,3 +168,36 @@ def test_predict_refuses_a_face_model():
     r = zoo_cli("predict", "--example", "chelsea", "--model", "face_mesh")
     assert r.returncode == 2
     assert "face_mesh is a face_landmarks model, not an ImageNet classifier" in r.stderr
+
+
+def test_convert_weights_writes_float16_safetensors_in_torch_layout(tmp_path):
+    """Pretrained Lite0 -> float16 safetensors (PyTorch key names, so the
+    reader and torch both take it) with its SHA-256 printed; read back, it
+    gives the weights rounded to float16."""
+    import hashlib
+
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    import zoo
+
+    out = tmp_path / "lite0.safetensors"
+    r = zoo_cli("convert-weights", "pretrained", "--model", "efficientnet_lite0", "--out",
+                str(out), "--dtype", "float16")
+    assert r.returncode == 0, r.stderr
+    assert f"sha256 {hashlib.sha256(out.read_bytes()).hexdigest()}" in r.stdout
+    state = load_file(out)
+    assert {a.dtype for a in state.values()} == {np.dtype("float16")}
+    assert "_fc.weight" in state  # lukemelas/efficientnet-pytorch names
+    r = zoo_cli("convert-weights", str(out), "--out", str(tmp_path / "ckpt"))
+    assert r.returncode == 2 and "give --model NAME" in r.stderr
+    r = zoo_cli("convert-weights", str(out), "--model", "efficientnet_lite0", "--out",
+                str(tmp_path / "ckpt"))
+    assert r.returncode == 0, r.stderr
+    back, want = zoo.restore(tmp_path / "ckpt"), zoo.load_pretrained("efficientnet_lite0")
+    kernel = np.asarray(back["params"]["stem"]["conv"]["kernel"])
+    np.testing.assert_array_equal(
+        kernel, np.asarray(want["params"]["stem"]["conv"]["kernel"]).astype(np.float16))
+    r = zoo_cli("convert-weights", "pretrained", "--model", "efficientnet_lite0", "--out",
+                str(out), "--dtype", "float16")
+    assert r.returncode == 2 and "exists; pass --overwrite" in r.stderr
