@@ -73,7 +73,7 @@ def memory_heavy():
 # installed: importlib.util.find_spec says None and imports fail.
 # (sys.modules["tensorflow"] = None would make TFDS believe TensorFlow is
 # already loaded.)
-HIDE_TENSORFLOW = """\
+_HIDE_TENSORFLOW = """\
 import importlib.machinery, sys
 
 class HideTensorFlow(importlib.machinery.PathFinder):
@@ -86,6 +86,25 @@ class HideTensorFlow(importlib.machinery.PathFinder):
 sys.meta_path[:] = [HideTensorFlow if f is importlib.machinery.PathFinder else f
                     for f in sys.meta_path]
 """
+_NO_TENSORFLOW_LOADED = """
+loaded = [m for m in sys.modules if m == "tensorflow" or m.startswith("tensorflow.")]
+assert not loaded, loaded
+"""
+
+
+def run_without_tensorflow(body: str, *args) -> str:
+    """Run the Python ``body`` (indented as in a test file) in a child process
+    as if TensorFlow were not installed, from the repository root, with
+    ``args`` as sys.argv[1:]; check it succeeded and loaded no TensorFlow
+    module; its standard output."""
+    import textwrap
+
+    script = _HIDE_TENSORFLOW + textwrap.dedent(body) + _NO_TENSORFLOW_LOADED
+    result = subprocess.run([sys.executable, "-c", script, *map(str, args)],
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
 
 
 def numpy_variables(model, seed=0):
