@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from zoo.actions.metrics import tiou
 from zoo.train.config import TrainConfig, model_options
 from zoo.train.tasks import TaskData
 
@@ -51,14 +52,6 @@ def action_models() -> list[str]:
     import zoo
 
     return [n for n in zoo.list_models() if zoo.get_spec(n).task == TASK]
-
-
-def _segment_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """tIoU of every segment of ``a`` (N, 2) with every one of ``b`` (G, 2)."""
-    inter = np.clip(np.minimum(a[:, None, 1], b[None, :, 1])
-                    - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    union = (a[:, 1] - a[:, 0])[:, None] + (b[:, 1] - b[:, 0])[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
 def sample_proposals(rng: np.random.Generator, gt: np.ndarray, labels: np.ndarray,
@@ -89,7 +82,7 @@ def sample_proposals(rng: np.random.Generator, gt: np.ndarray, labels: np.ndarra
     out = np.zeros(count, np.int32)
     targets = np.zeros((count, 2), np.float32)
     if len(gt):
-        iou = _segment_iou(segments, gt)
+        iou = tiou(segments[:, None], gt[None])
         best = iou.argmax(axis=1)
         hit = iou.max(axis=1) >= FOREGROUND_IOU
         out = np.where(hit, labels[best] + 1, 0).astype(np.int32)
@@ -256,8 +249,8 @@ class Actions:
         if config.num_classes not in (None, data.num_classes):
             raise ValueError(f"--num-classes {config.num_classes}: {data.name} has "
                              f"{data.num_classes} action classes")
-        model = zoo.build(config.model, num_classes=data.num_classes,
-                          **self._options(config, data))
+        options = self._options(config, data)
+        model = zoo.build(config.model, num_classes=data.num_classes, **options)
         rate = float(FEATURE_RATE)
         max_instances = np.asarray(data.train[0]["labels"]).shape[0]
         transform = ActionTransform(tuple(model.streams), rate, max_instances)
@@ -275,7 +268,7 @@ class Actions:
             steps_per_epoch=steps_per_epoch(data, config.batch_size),
             meta={"feature_rate": rate, "steps": int(steps), "num_classes": data.num_classes,
                   "class_names": list(data.class_names),
-                  "model_options": self._options(config, data)})
+                  "model_options": options})
 
     def init(self, config: TrainConfig, data: TaskData):
         import zoo
