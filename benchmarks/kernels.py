@@ -121,12 +121,12 @@ def model_kernel_shapes(models: tuple = (), resolution: Optional[int] = None) ->
 
     for name in models or tuple(zoo.list_models()):
         spec = zoo.get_spec(name)
-        if getattr(zoo.build(name), "trace_input", None) is not None:
-            continue  # not an image model (TALNet's sequences): no 2-D kernels to size
         size = resolution or spec.input_size
         # The reference form calls every layer module (DepthwiseConv, Conv);
         # the fused forms declare their variables without them.
         model = zoo.build(name, implementation="reference")
+        if getattr(model, "trace_input", None) is not None:
+            continue  # not an image model (TALNet's sequences): no 2-D kernels to size
         x = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
         with nn.intercept_methods(record):
             jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
