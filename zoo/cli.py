@@ -739,6 +739,12 @@ def _check_input(spec, shape):
     return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 
 
+def _add_allow_unpinned(s: argparse.ArgumentParser, when: str = "") -> None:
+    s.add_argument("--allow-unpinned", action="store_true",
+                   help=f"{when}accept weights whose publisher gives no hash (midas_small's "
+                        "official ones), as downloaded")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zoo", description="A JAX/Flax model zoo for on-device vision.",
@@ -795,9 +801,7 @@ def parser() -> argparse.ArgumentParser:
                         "(PyTorch key layout, readable by `zoo convert-weights` and torch)")
     s.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                    help="array type of a .safetensors --out (float16 halves the file)")
-    s.add_argument("--allow-unpinned", action="store_true",
-                   help="with 'pretrained': accept weights whose publisher gives no hash "
-                        "(midas_small's official ones), as downloaded")
+    _add_allow_unpinned(s, "with 'pretrained': ")
     s.add_argument("--width", type=float, help="width multiplier of the weights")
     s.add_argument("--num-classes", type=int, help="classifier size of the weights")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -817,9 +821,7 @@ def parser() -> argparse.ArgumentParser:
                         "float32, e.g. FULLY_CONNECTED (the classifier)")
     s.add_argument("--pretrained", action="store_true",
                    help="export the pretrained weights (default: random, seed 0)")
-    s.add_argument("--allow-unpinned", action="store_true",
-                   help="with --pretrained: accept weights whose publisher gives no hash "
-                        "(midas_small's official ones), as downloaded")
+    _add_allow_unpinned(s, "with --pretrained: ")
     s.add_argument("--resolution", type=int, help="input size (default: the spec's)")
     s.add_argument("--batch", type=int, default=1, help="fixed batch size (default 1)")
     s.add_argument("--out", help="file or folder (default: NAME_RES_QUANT.EXT here)")
@@ -857,9 +859,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--example", action="append", metavar="NAME",
                    help="a sample photo: motorcycle (Middlebury's), astronaut, chelsea, coffee, "
                         "rocket")
-    s.add_argument("--allow-unpinned", action="store_true",
-                   help="accept weights whose publisher gives no hash (midas_small's official "
-                        "ones), as downloaded")
+    _add_allow_unpinned(s)
     s.add_argument("--overwrite", action="store_true", help="replace existing pictures")
     s.set_defaults(func=cmd_depth)
 

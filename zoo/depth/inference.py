@@ -207,30 +207,23 @@ def _variables(name: str, pretrained: Union[bool, str], allow_unpinned: bool = F
 def _run(path: str, stamp: float):
     """(model name, network size, variables) of a ``zoo train`` run's best
     checkpoint; ``stamp`` (its modification time) renews the cache entry
-    when the run saves a better one."""
-    import json
-
+    when the run saves a better one. The network size is the spec's, not the
+    run's training size: the network is fully convolutional and is trained
+    on crops smaller than the pictures it is meant for."""
     import jax
 
-    from zoo.checkpoint import restore
+    from zoo.train.loop import load_run as load_training_run
 
-    meta = json.loads((Path(path) / "run.json").read_text())
+    _, variables, meta = load_training_run(path)
     name = meta["model"]
-    spec = _depth_spec(name)
-    variables = jax.device_put(restore(Path(path) / "best"))
-    return name, int(meta.get("image_size") or spec.input_size), variables
+    return name, _depth_spec(name).input_size, jax.device_put(variables)
 
 
 def load_run(workdir: Union[str, os.PathLike]) -> tuple[str, int, dict]:
     """(model name, network size, variables) of a ``zoo train`` depth run."""
     path = Path(workdir).expanduser().resolve()
-    if not (path / "run.json").exists():
-        raise ValueError(f"{path} is not a zoo training run (no run.json); give the --workdir "
-                         "of `zoo train`")
     best = path / "best"
-    if not best.exists():
-        raise ValueError(f"{path} has no evaluated checkpoint yet (no {best})")
-    return _run(str(path), best.stat().st_mtime)
+    return _run(str(path), best.stat().st_mtime if best.exists() else 0.0)
 
 
 def resolve(model=DEFAULT_MODEL, *, variables: Optional[dict] = None,
@@ -277,7 +270,7 @@ def estimate(image_or_images, model=DEFAULT_MODEL, *, variables: Optional[dict] 
     its registered weights (``pretrained=True``, or the origin of another
     of its sources), random weights (``pretrained=False``, seed 0: for
     testing), or explicit ``variables``; or ``run=WORKDIR``, a ``zoo train``
-    run's best checkpoint (its model and image size); or any flax Module
+    run's best checkpoint (its model, at the spec's size); or any flax Module
     with ``model.apply(variables, x)``: (N, h, w, 3) ImageNet-normalised ->
     (N, h, w), given with its ``variables``. ``input_size`` overrides the
     size the image is fitted into (the spec's, 256 for MiDaS small).
