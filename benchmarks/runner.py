@@ -153,19 +153,29 @@ def measure_peer(peer: str, name: str, *, batch: int, runs: int = 20, warmup: in
 
 
 def prepare(name: str, *, batch: int, dtype: str = "float32", implementation: str = "auto",
-            seed: int = 0, devices=None):
+            seed: int = 0, devices=None, length: Optional[int] = None,
+            options: Optional[dict] = None):
     """``(spec, model, variables, x)`` for one configuration: random
     variables and a random batch at the spec's resolution, placed on
     ``devices`` (one: that device; several: batch split over them with
-    ``jax.sharding``, variables replicated)."""
+    ``jax.sharding``, variables replicated). A sequence model (one that
+    declares ``trace_input``) gets sequences of ``length`` steps (default:
+    the spec's ``input_size``); ``options`` are builder options passed to
+    ``zoo.create`` (e.g. a smaller ``hidden``)."""
     import zoo
 
     devices = devices or jax.devices()[:1]
     spec = zoo.get_spec(name)
-    model, variables = zoo.create(name, seed=seed, dtype=dtype, implementation=implementation)
+    options = options or {}
+    if length is not None and getattr(zoo.build(name, **options), "trace_input", None) is None:
+        raise ValueError(f"{name}: length={length} is for sequence models (those declaring "
+                         "trace_input); this one takes images at the spec's input_size")
+    model, variables = zoo.create(name, seed=seed, dtype=dtype, implementation=implementation,
+                                  **options)
     sequence = getattr(model, "trace_input", None)  # a sequence model (TALNet): its length
-    shape = ((batch, spec.input_size) + tuple(sequence.shape[2:]) if sequence is not None
-             else (batch, spec.input_size, spec.input_size, 3))
+    size = spec.input_size if length is None else int(length)
+    shape = ((batch, size) + tuple(sequence.shape[2:]) if sequence is not None
+             else (batch, size, size, 3))
     x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
     if len(devices) > 1:
         from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -183,7 +193,8 @@ def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
             warmup: int = 3, implementation: str = "auto",
             time_budget: Optional[float] = None, roof: Optional[dict] = None,
             data_parallel: bool = False, seed: int = 0,
-            max_seconds: Optional[float] = None) -> dict:
+            max_seconds: Optional[float] = None, length: Optional[int] = None,
+            options: Optional[dict] = None) -> dict:
     """Benchmark ``name`` at ``batch`` images in compute ``dtype``; a flat dict.
 
     Keys are ``FIELDS``; on failure ``status`` is "oom", "error" or "timeout",
@@ -194,7 +205,10 @@ def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
     replicated); ``batch`` is the global batch and must divide evenly. Then
     ``xla_flops`` is one device's ``cost_analysis`` times the device count
     (the compiled SPMD module is one device's share), while the
-    ``memory_analysis`` bytes stay per device.
+    ``memory_analysis`` bytes stay per device. ``length`` and ``options``
+    are ``prepare``'s: a sequence model measured at ``length`` steps
+    (``input_size`` and ``macs`` are then at that length), built with
+    ``options``.
     """
     devices = jax.devices() if data_parallel else jax.devices()[:1]
     device = devices[0]
@@ -212,14 +226,14 @@ def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
     try:
         spec, model, variables, x = prepare(name, batch=batch, dtype=dtype,
                                             implementation=implementation, seed=seed,
-                                            devices=devices)
+                                            devices=devices, length=length, options=options)
         from zoo.counting import analytic_counts
         import zoo
 
-        r["input_size"] = spec.input_size
+        r["input_size"] = size = spec.input_size if length is None else int(length)
         r["params"] = zoo.count_params(variables)
         r["weight_bytes"] = int(sum(a.nbytes for a in jax.tree_util.tree_leaves(variables)))
-        r["macs"] = int(analytic_counts(model, spec.input_size).macs) * int(batch)
+        r["macs"] = int(analytic_counts(model, size).macs) * int(batch)
         check_budget("create")
 
         t = time.perf_counter()

@@ -26,7 +26,7 @@ def test_list_shows_all():
     assert row.split()[4:] == ["MiDaS", "(unpinned)"]
     # A sequence model: parameters and multiply-adds on its 512 feature steps.
     row = next(line for line in lines if line.startswith("talnet "))
-    assert row.split()[1:] == ["26.81M", "8338M", "512", "-"]
+    assert row.split()[1:] == ["26.81M", "9381M", "512", "-"]
 
 
 def test_list_pattern_json_and_published():

@@ -82,6 +82,7 @@ EXAMPLES = {
              "  zoo bench compare results/bench-A.json results/bench-B.json   # p50 ratios B/A\n"
              "  zoo bench plot results/bench-A.json   # latency vs MACs and top-1 (PNG beside it)\n"
              "  zoo bench --train --models mobilenet_v2,efficientnet_b0 --batch 32 --peers keras,torch\n"
+             "  zoo bench --models talnet --lengths 128,256,512,1024,2048   # cost vs sequence length\n"
              "\n"
              "`zoo bench [run] [options]` measures (run is the default action);\n"
              "`zoo bench compare A.json B.json` compares two result files.\n"
@@ -209,6 +210,8 @@ def cmd_info(args) -> int:
         elif k == "pretrained":
             print(f"{k:<15}{v}")
             for w in spec.weights:
+                if w.rebuild:
+                    print(f"{'rebuild':<15}{w.rebuild}")
                 if w.unpinned:
                     who = f"{w.origin}: " if len(spec.weights) > 1 else ""
                     print(f"{'weights':<15}{who}no published hash: pass --allow-unpinned or set "
@@ -914,6 +917,9 @@ def parser() -> argparse.ArgumentParser:
                    help="training speed instead: images/s of a whole training step beside "
                         "Keras and PyTorch, and of the data pipeline (`zoo bench --train "
                         "--help` lists its options)")
+    s.add_argument("--lengths", metavar="L,L,...",
+                   help="sequence models (talnet): cost at each sequence length, with a linear "
+                        "fit (`zoo bench --lengths 128 --help` lists its options)")
     s.set_defaults(func=cmd_bench)
 
     from zoo.train.cli import add_parser as add_train
@@ -927,6 +933,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # The training-speed table has options of its own (benchmarks/train_speed.py).
         from benchmarks.train_speed import main as train_speed
         return train_speed([a for a in argv[1:] if a != "--train"], prog="zoo bench --train")
+    if argv[:1] == ["bench"] and any(a == "--lengths" or a.startswith("--lengths=")
+                                     for a in argv[1:]):
+        # Cost against sequence length has options of its own (benchmarks/sequence.py).
+        from benchmarks.sequence import main as sequence
+        return sequence(argv[1:], prog="zoo bench --lengths")
     args = parser().parse_args(argv)
     return run_reporting_errors(f"zoo {args.command}", args.func, args)
 

@@ -69,7 +69,8 @@ def analytic_counts(model, input_size: int) -> Counts:
             counts.params += k * k * c + (c if "bias" in _own_params(m) else 0)
         elif isinstance(m, Dense):
             cin, cout = x.shape[-1], out.shape[-1]
-            counts.macs += cin * cout
+            # Once per position: TALNet's classifier runs on (B, proposals, C).
+            counts.macs += math.prod(out.shape[1:-1]) * cin * cout
             counts.params += cin * cout + (cout if m.use_bias else 0)
         elif hasattr(m, "macs"):  # a family's own layer that counts itself (TALNet's)
             counts.macs += m.macs(x, out)

@@ -15,7 +15,12 @@ depth dataset (``depth_scenes``).
   matching (``zoo.depth.loss``) against the target disparity 1 / depth.
 * Evaluation: per test image, ``abs_rel`` and ``bad_1_25`` after
   least-squares scale-and-shift alignment (``zoo.depth.metrics``), averaged
-  over images; the best checkpoint has the lowest ``abs_rel``.
+  over images; the best checkpoint has the lowest ``bad_1_25``. Not AbsRel:
+  the rendered scenes span 1 m to 120 m, and after alignment in disparity
+  the few far pixels, whose depth a small disparity error multiplies, decide
+  the mean relative error; in a 4,000-step run AbsRel rose from 0.37 to 0.51
+  between steps 500 and 1,000 while the share of bad pixels fell from 47 %
+  to 42 %.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ class Depth:
 
     name: str = "depth"
     input_key: str = "image"
-    best_metric: str = "abs_rel"
+    best_metric: str = "bad_1_25"
     higher_is_better: bool = False
 
     def check(self, config: TrainConfig) -> None:
