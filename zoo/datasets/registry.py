@@ -16,6 +16,10 @@ open them. Names:
   first N train videos and max(4, N // 10) test videos,
   ``"action_features/N/TxD"`` with T steps (a multiple of 32) and D values
   per stream;
+* ``"action_videos"``: rendered video files with planted actions, as the
+  two-stream features ``zoo.video.features`` computes from them
+  (``zoo.datasets.action_videos``), 200 train and 40 test videos of 32 s at
+  96x128; ``"action_videos/N[/HxW]"`` as for ``depth_scenes``;
 * ``"folder:/path/to/photos"``: one sub-folder of images per class;
 * ``"tfds:NAME"``: any TensorFlow Datasets dataset (downloaded by TFDS).
 
@@ -41,9 +45,10 @@ from typing import Any, Optional, Sequence, Union
 
 from zoo.datasets.errors import DatasetError, import_tfds, require
 
-DATASETS = ("digits", "lfw_subset", "depth_scenes", "action_features")
+DATASETS = ("digits", "lfw_subset", "depth_scenes", "action_features", "action_videos")
 _FORMS = ("'digits', 'lfw_subset', 'depth_scenes[/N[/HxW]]' (rendered scenes with depth), "
           "'action_features[/N[/TxD]]' (feature sequences with action instances), "
+          "'action_videos[/N[/HxW]]' (video files with action instances, as features), "
           "'folder:/path/to/images' (one sub-folder per class) "
           "or 'tfds:NAME' (a TensorFlow Datasets name)")
 # depth_scenes: scenes per split and resolution of the full build. Rendering
@@ -88,6 +93,9 @@ class Data:
     # What the records are for: "classification" (a label), "depth" or
     # "action_localisation".
     task: str = "classification"
+    # What a training run on it records beside its own settings (for
+    # action_videos: the feature rate and how the features were made).
+    meta: dict = dataclasses.field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -114,6 +122,9 @@ def prepare(name: str, data_dir: Union[str, os.PathLike, None] = None, *,
     if dataset_task(name) == "depth":
         return _prepare_scenes(name, root)
     if dataset_task(name) == "action_localisation":
+        if name == "action_videos" or name.startswith("action_videos/"):
+            from zoo.datasets.action_videos import prepare_videos
+            return prepare_videos(name, root)
         return _prepare_actions(name, root)
     if name in DATASETS:
         from zoo.datasets.builders import BUILDERS
@@ -138,8 +149,8 @@ def dataset_task(name: str) -> str:
     first."""
     if isinstance(name, str) and (name == "depth_scenes" or name.startswith("depth_scenes/")):
         return "depth"
-    if isinstance(name, str) and (name == "action_features"
-                                  or name.startswith("action_features/")):
+    if isinstance(name, str) and any(name == n or name.startswith(n + "/")
+                                     for n in ("action_features", "action_videos")):
         return "action_localisation"
     return "classification"
 

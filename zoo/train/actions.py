@@ -1,6 +1,8 @@
 """Temporal action localisation, the third task of the training loop: a
 model of the registry whose spec's task is ``"action_localisation"``
-(``talnet``) on a dataset of feature sequences (``action_features``).
+(``talnet``) on a dataset of feature sequences (``action_features``, or
+``action_videos``: features of video files, whose settings the run records
+in ``run.json`` under ``video``).
 
 * Data: one record per untrimmed video (``zoo.datasets.actions``): the
   streams the model reads, concatenated in its ``streams`` order, as
@@ -223,7 +225,7 @@ class Actions:
         if dataset_task(config.data) != TASK:
             raise ValueError(f"--data {config.data} holds no feature sequences with action "
                              f"segments and {config.model} localises actions: train it on "
-                             f"action_features")
+                             f"action_features or action_videos")
         if config.pretrained:
             raise ValueError(f"--pretrained: no pretrained weights exist for {config.model}; "
                              "it trains from scratch")
@@ -251,7 +253,8 @@ class Actions:
                              f"{data.num_classes} action classes")
         options = self._options(config, data)
         model = zoo.build(config.model, num_classes=data.num_classes, **options)
-        rate = float(FEATURE_RATE)
+        # Features made from video files (action_videos) have their own rate.
+        rate = float(data.meta.get("feature_rate", FEATURE_RATE))
         max_instances = np.asarray(data.train[0]["labels"]).shape[0]
         transform = ActionTransform(tuple(model.streams), rate, max_instances)
         train = _stream(data, config.batch_size, transform, config.seed, config.workers,
@@ -268,7 +271,9 @@ class Actions:
             steps_per_epoch=steps_per_epoch(data, config.batch_size),
             meta={"feature_rate": rate, "steps": int(steps), "num_classes": data.num_classes,
                   "class_names": list(data.class_names),
-                  "model_options": options})
+                  "model_options": options,
+                  # How the features were made: detect_video featurises new files alike.
+                  **({"video": dict(data.meta["video"])} if "video" in data.meta else {})})
 
     def init(self, config: TrainConfig, data: TaskData):
         import zoo
