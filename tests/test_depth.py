@@ -175,16 +175,20 @@ def lite0_variables():
 
 def test_registered_model_end_to_end(lite0_variables):
     """midas_small_lite0 through estimate: the image's size, finite, not
-    constant; without trained weights the error says what to do."""
+    constant."""
     image = photo(48, 64)
     d = D.estimate(image, "midas_small_lite0", variables=lite0_variables)
     assert d.shape == (48, 64) and d.dtype == np.float32
     assert np.isfinite(d).all() and d.std() > 0
-    from zoo.registry import get_spec
 
-    if not get_spec("midas_small_lite0").weights:
-        with pytest.raises(ValueError, match="no trained weights yet: use a trained run"):
-            D.estimate(image, "midas_small_lite0")
+
+def test_model_without_weights_says_what_to_do(monkeypatch):
+    import dataclasses
+
+    spec = dataclasses.replace(inference._depth_spec("midas_small_lite0"), weights=())
+    monkeypatch.setattr(inference, "_depth_spec", lambda name: spec)
+    with pytest.raises(ValueError, match="no trained weights yet: use a trained run"):
+        D.estimate(photo(48, 64), "midas_small_lite0")
 
 
 # ------------------------------------------------------------------ pictures
@@ -341,26 +345,28 @@ def test_middlebury_baselines():
 
 
 def test_middlebury_rows_note_unavailable_weights(monkeypatch, capsys):
-    """A model whose trained weights cannot be had gets a note, not a crash;
-    its random-weights row is still there. The weight lookup is the real one
-    (it fails before any download); the networks are replaced by the ramp."""
+    """A model whose trained weights cannot be had (midas_small's, unpinned
+    and not opted into) gets a note, not a crash; its random-weights row is
+    still there, and a model with weights gets its row. The weight lookup is
+    the real one (it fails before any download); the networks are replaced
+    by the ramp."""
     from zoo.registry import get_spec
 
     def fake(image, model, *, pretrained=True, allow_unpinned=False):
         if pretrained:
             inference.resolve(model, allow_unpinned=allow_unpinned)
-            raise AssertionError(f"{model}: weights were expected to be unavailable")
         return middlebury.ramp(image.shape[:2])
 
     monkeypatch.setattr(inference, "estimate", fake)
     rows, notes = middlebury.evaluate_models(["midas_small", "midas_small_lite0"])
-    assert [(r["prediction"], r["weights"]) for r in rows][:2] == [
-        ("midas_small", "random init (seed 0)"), ("midas_small_lite0", "random init (seed 0)")]
-    if getattr(get_spec("midas_small").weights[0], "unpinned", False):
-        assert notes[0] == ("midas_small with trained weights: not measured; its publisher gives "
-                            "no hash for the file: --allow-unpinned uses it as downloaded")
-    if not get_spec("midas_small_lite0").weights:
-        assert notes[-1] == "midas_small_lite0 with trained weights: none registered yet"
+    lite0 = get_spec("midas_small_lite0").weights
+    assert [(r["prediction"], r["weights"]) for r in rows][:-2] == [
+        ("midas_small", "random init (seed 0)")] + (
+        [("midas_small_lite0", lite0[0].origin)] if lite0 else []) + [
+        ("midas_small_lite0", "random init (seed 0)")]
+    assert notes == ["midas_small with trained weights: not measured; its publisher gives "
+                     "no hash for the file: --allow-unpinned uses it as downloaded"] + (
+        [] if lite0 else ["midas_small_lite0 with trained weights: none registered yet"])
     assert middlebury.main(["--models", "efficientnet_b0"]) == 2
     assert "efficientnet_b0 is a classification model, not a depth model" in \
         capsys.readouterr().err

@@ -245,6 +245,35 @@ def test_crops_and_flips_move_image_and_depth_together():
     np.testing.assert_array_equal(plain["depth"][10], record["depth"][10, 16:80])  # centre square
 
 
+def test_photometric_jitter_changes_the_look_not_the_geometry():
+    """Same draws for the crop and the flip with and without jitter (they come
+    first), so the depth is the same and the image is not; at strength 0 the
+    jitter is the identity; its output stays in 0-255 and each example draws
+    its own."""
+    from zoo.datasets.augment import photometric_jitter
+
+    record = ramps()
+    mean, std = (0.0,) * 3, (1.0,) * 3
+    for k in range(8):
+        plain = DepthTransform(32, mean, std)(record, np.random.default_rng(k))
+        jittered = DepthTransform(32, mean, std, photometric=1.0)(record,
+                                                                    np.random.default_rng(k))
+        np.testing.assert_array_equal(jittered["depth"], plain["depth"])
+        np.testing.assert_array_equal(jittered["valid"], plain["valid"])
+        assert np.abs(jittered["image"] - plain["image"]).max() > 1
+        assert jittered["image"].min() >= 0 and jittered["image"].max() <= 255
+    planes = [np.random.default_rng(0).uniform(0, 255, (16, 16)).astype(np.float32)
+              for _ in range(3)]
+    same = photometric_jitter(planes, np.random.default_rng(1), 0.0)
+    np.testing.assert_allclose(np.stack(same), np.stack(planes), atol=1e-3)
+    a, b = (photometric_jitter(planes, np.random.default_rng(s), 1.0) for s in (1, 2))
+    assert np.abs(np.stack(a) - np.stack(b)).max() > 1
+    grey = photometric_jitter(planes[:1], np.random.default_rng(1), 1.0)
+    assert len(grey) == 1 and grey[0].shape == (16, 16)
+    with pytest.raises(ValueError, match="--photometric: must be in"):
+        TrainConfig(model="m", data="d", workdir="w", photometric=1.5)
+
+
 def test_depth_batches(scenes):
     it = iter(depth_train_batches(scenes, 4, 32, mean=MEAN, std=STD, seed=1))
     first = [next(it) for _ in range(3)]

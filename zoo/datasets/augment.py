@@ -24,6 +24,15 @@ is a depth of the scene: interpolating across an occlusion edge would
 invent depths between the near and the far surface, and would mix invalid
 pixels (no ground truth) into valid ones.
 
+With ``photometric`` > 0, ``DepthTransform`` also changes how the picture
+looks but not what it shows (``photometric_jitter``): brightness, contrast,
+saturation and gamma, a slight defocus blur and sensor noise, each drawn per
+example. A network trained on rendered pictures otherwise learns their
+exact look (clean shading, sharp edges, no noise) along with their
+geometry, and that look is what differs in photographs; randomising it is
+the standard remedy (domain randomisation, Tobin et al. 2017, arXiv
+1703.06907).
+
 All randomness comes from the ``np.random.Generator`` grain hands to
 ``random_map``, which grain seeds from the pipeline seed and the element's
 position in the stream, so results do not depend on which worker runs them.
@@ -125,6 +134,36 @@ def normalise(planes: list, mean, std, mirror: bool = False) -> np.ndarray:
     return x
 
 
+def photometric_jitter(planes: list, rng: np.random.Generator, strength: float) -> list:
+    """Three float32 (S, S) RGB planes in 0-255 -> new planes showing the
+    same scene differently lit and photographed. At ``strength`` 1:
+    brightness and contrast x U(0.6, 1.4), saturation x U(0.4, 1.6), gamma
+    U(0.7, 1.4), a Gaussian blur of sigma U(0.3, 1.2) pixels for one
+    example in three, and Gaussian noise of sigma U(0, 8) for one in two;
+    ``strength`` scales every range around "no change". Grey planes (one)
+    skip the saturation step."""
+    from scipy.ndimage import gaussian_filter
+
+    s = float(strength)
+    x = np.stack(planes, -1).astype(np.float32) / np.float32(255)
+    np.clip(x, 0, 1, out=x)
+    x **= np.float32(np.exp(rng.uniform(np.log(1 - 0.3 * s), np.log(1 + 0.4 * s))))
+    x *= np.float32(rng.uniform(1 - 0.4 * s, 1 + 0.4 * s))
+    mean = x.mean()
+    x = (x - mean) * np.float32(rng.uniform(1 - 0.4 * s, 1 + 0.4 * s)) + mean
+    if x.shape[-1] == 3:
+        grey = x @ np.asarray([0.299, 0.587, 0.114], np.float32)
+        x = grey[..., None] + (x - grey[..., None]) * np.float32(rng.uniform(1 - 0.6 * s,
+                                                                             1 + 0.6 * s))
+    if rng.random() < s / 3:
+        sigma = rng.uniform(0.3, 0.3 + 0.9 * s)
+        x = gaussian_filter(x, sigma=(sigma, sigma, 0), mode="nearest")
+    if rng.random() < s / 2:
+        x = x + rng.normal(0, rng.uniform(0, 8 * s) / 255, x.shape).astype(np.float32)
+    x = np.clip(x * np.float32(255), 0, 255)
+    return [np.ascontiguousarray(x[..., c]) for c in range(x.shape[-1])]
+
+
 def valid_depth(depth: np.ndarray) -> np.ndarray:
     """Pixels with ground truth: finite and positive (datasets mark missing
     depth with 0, NaN or inf)."""
@@ -137,7 +176,9 @@ class DepthTransform(TrainTransform):
     settings as ``TrainTransform``): record ``{"image": uint8 (H, W, C),
     "depth": float (H, W)}`` -> ``{"image": float32 (S, S, 3) normalised,
     "depth": float32 (S, S) (0 where invalid), "valid": bool (S, S)}``.
-    Without ``augment``: the centre square, resized."""
+    Without ``augment``: the centre square, resized. ``photometric``: the
+    strength of ``photometric_jitter`` (0: off), with ``augment`` only."""
+    photometric: float = 0.0
 
     def __call__(self, record: dict, rng: np.random.Generator) -> dict:
         image = np.asarray(record["image"])
@@ -151,8 +192,10 @@ class DepthTransform(TrainTransform):
         if self.augment:
             box = square_box(h, w, rng, self.min_scale)
             mirror = self.flip and rng.random() < 0.5
-        x = normalise(resize(image, self.image_size, box, self.interpolation), self.mean,
-                      self.std, mirror)
+        planes = resize(image, self.image_size, box, self.interpolation)
+        if self.augment and self.photometric > 0:
+            planes = photometric_jitter(planes, rng, self.photometric)
+        x = normalise(planes, self.mean, self.std, mirror)
         known = np.where(valid_depth(depth), depth, np.float32(0))
         d = np.asarray(Image.fromarray(known).resize(
             (self.image_size, self.image_size), Image.NEAREST, box=box))

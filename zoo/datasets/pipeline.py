@@ -92,21 +92,25 @@ def depth_train_batches(data: Data, batch_size: int, image_size: int, mean: Sequ
                         std: Sequence[float], seed: int = 0, *, augment: bool = True,
                         flip: bool = True, min_scale: float = 0.25, num_workers: int = 0,
                         shard_index: int = 0, shard_count: int = 1,
-                        interpolation: str = "bilinear"):
+                        interpolation: str = "bilinear", photometric: float = 0.0):
     """``train_batches`` for depth data: endless batches ``{"image": float32
     (B, S, S, 3), "depth": float32 (B, S, S) metres (0 where unknown),
     "valid": bool (B, S, S)}``. ``augment``: a random square crop (area in
     ``[min_scale, 1]`` of the largest square) and, if ``flip``, mirroring,
-    the same for image and depth; without it the centre square. The other
+    the same for image and depth, and with ``photometric`` > 0 random
+    lighting, colour, blur and noise of that strength (``zoo.datasets.augment``);
+    without it the centre square. The other
     arguments, the stream and its state are those of ``train_batches``."""
     if getattr(data, "task", "classification") != "depth":
         raise DatasetError(f"{data.name} has no depth maps; depth_train_batches needs a depth "
                            f"dataset such as 'depth_scenes'")
     _check_train_args(data, batch_size, image_size, min_scale, interpolation, seed, num_workers,
                       shard_index, shard_count)
+    if not 0 <= photometric <= 1:
+        raise DatasetError(f"photometric={photometric}: expected a strength in [0, 1]")
     transform = DepthTransform(int(image_size), tuple(map(float, mean)), tuple(map(float, std)),
                                augment=augment, flip=flip, min_scale=float(min_scale),
-                               interpolation=interpolation)
+                               interpolation=interpolation, photometric=float(photometric))
     return _stream(data, batch_size, transform, seed, num_workers, shard_index, shard_count)
 
 

@@ -111,6 +111,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="horizontal flips (default: on, off for digits)")
     g.add_argument("--min-scale", type=float, default=d["min_scale"],
                    help=f"smallest random-crop area fraction (default {d['min_scale']})")
+    g.add_argument("--photometric", type=float, default=d["photometric"], metavar="S",
+                   help="depth models: random lighting, colour, blur and sensor noise of "
+                        "strength S in [0, 1], so rendered pictures do not all look alike "
+                        "(default 0: off)")
     g.add_argument("--workers", type=int, default=0,
                    help="loader worker processes (default 0: in this process)")
     g = s.add_argument_group("checkpoints and logs")

@@ -52,6 +52,7 @@ class TrainConfig:
     augment: bool = True  # random resized crop (+ flip) in the loader workers
     flip: Optional[bool] = None  # horizontal flips; the dataset's default (off for digits)
     min_scale: float = 0.25  # smallest random-resized-crop area fraction
+    photometric: float = 0.0  # depth: random lighting, colour, blur and noise of this strength
     dropout: Optional[float] = None  # the family's default
     model_options: Optional[str] = None  # JSON object of builder options, e.g. '{"towers": "single"}'
     # BatchNorm running statistics: new = m * old + (1 - m) * batch. The
@@ -93,6 +94,8 @@ class TrainConfig:
             bad("bn_momentum", f"must be in [0, 1), got {self.bn_momentum}")
         if not 0 < self.min_scale <= 1:
             bad("min_scale", f"must be in (0, 1], got {self.min_scale}")
+        if not 0 <= self.photometric <= 1:
+            bad("photometric", f"must be in [0, 1], got {self.photometric}")
         if self.lr is not None and self.lr <= 0:
             bad("lr", f"must be positive, got {self.lr}")
         model_options(self.model_options)  # a one-line error for bad JSON, before any work

@@ -120,6 +120,7 @@ class Depth:
                                     flip=True if config.flip is None else config.flip,
                                     min_scale=config.min_scale,
                                     interpolation=spec.interpolation,
+                                    photometric=config.photometric,
                                     num_workers=config.workers,
                                     shard_index=jax.process_index(),
                                     shard_count=jax.process_count())
