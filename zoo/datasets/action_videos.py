@@ -64,7 +64,8 @@ from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
-from zoo.datasets.actions import MAX_AMBIGUOUS, MAX_INSTANCES, TEST_SEED, TRAIN_SEED, video_id
+from zoo.datasets.actions import (MAX_AMBIGUOUS, MAX_INSTANCES, TEST_SEED, TRAIN_SEED,
+                                  record_features, video_id)
 
 if TYPE_CHECKING:
     from zoo.datasets.registry import Data
@@ -354,8 +355,6 @@ def _builder_class():
             super().__init__(config=config, **kwargs)
 
         def _info(self):
-            tensor = tfds.features.Tensor
-            t, d = steps(), FEATURE_DIM
             return tfds.core.DatasetInfo(
                 builder=self,
                 description="Rendered videos with planted actions, as two-stream features "
@@ -365,13 +364,7 @@ def _builder_class():
                     class_names=list(CLASS_NAMES), feature_rate=FEATURE_RATE,
                     video=dict(FEATURES), source_fps=SOURCE_FPS, length=LENGTH,
                     max_instances=MAX_INSTANCES, max_ambiguous=MAX_AMBIGUOUS),
-                features=tfds.features.FeaturesDict({
-                    "rgb": tensor(shape=(t, d), dtype=np.float16),
-                    "flow": tensor(shape=(t, d), dtype=np.float16),
-                    "segments": tensor(shape=(MAX_INSTANCES, 2), dtype=np.float32),
-                    "labels": tensor(shape=(MAX_INSTANCES,), dtype=np.int32),
-                    "ambiguous": tensor(shape=(MAX_AMBIGUOUS, 2), dtype=np.float32),
-                    "video": tfds.features.Text()}))
+                features=record_features(tfds, steps(), FEATURE_DIM))
 
         def _split_generators(self, dl_manager):
             train, test, _, _ = self.sizes

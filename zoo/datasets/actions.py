@@ -387,6 +387,20 @@ def probe_accuracy(train: Sequence[dict], test: Sequence[dict],
 
 # ------------------------------------------------------------- TFDS builder
 
+def record_features(tfds, steps: int, dim: int):
+    """The TFDS features of one video's record (shared by every builder of
+    feature sequences): both streams (steps, dim) float16, the padded
+    instances, labels and Ambiguous segments, and the video's id."""
+    tensor = tfds.features.Tensor
+    return tfds.features.FeaturesDict({
+        "rgb": tensor(shape=(steps, dim), dtype=np.float16),
+        "flow": tensor(shape=(steps, dim), dtype=np.float16),
+        "segments": tensor(shape=(MAX_INSTANCES, 2), dtype=np.float32),
+        "labels": tensor(shape=(MAX_INSTANCES,), dtype=np.int32),
+        "ambiguous": tensor(shape=(MAX_AMBIGUOUS, 2), dtype=np.float32),
+        "video": tfds.features.Text()})
+
+
 @functools.lru_cache(maxsize=None)
 def _builder_class():
     """``ActionFeatures``, defined on first use so that the generator above
@@ -414,7 +428,6 @@ def _builder_class():
 
         def _info(self):
             _, _, steps, dim = self.sizes
-            tensor = tfds.features.Tensor
             return tfds.core.DatasetInfo(
                 builder=self,
                 description="Untrimmed two-stream feature sequences with planted action "
@@ -423,13 +436,7 @@ def _builder_class():
                 metadata=tfds.core.MetadataDict(
                     class_names=list(CLASS_NAMES), feature_rate=FEATURE_RATE,
                     max_instances=MAX_INSTANCES, max_ambiguous=MAX_AMBIGUOUS),
-                features=tfds.features.FeaturesDict({
-                    "rgb": tensor(shape=(steps, dim), dtype=np.float16),
-                    "flow": tensor(shape=(steps, dim), dtype=np.float16),
-                    "segments": tensor(shape=(MAX_INSTANCES, 2), dtype=np.float32),
-                    "labels": tensor(shape=(MAX_INSTANCES,), dtype=np.int32),
-                    "ambiguous": tensor(shape=(MAX_AMBIGUOUS, 2), dtype=np.float32),
-                    "video": tfds.features.Text()}))
+                features=record_features(tfds, steps, dim))
 
         def _split_generators(self, dl_manager):
             train, test, _, _ = self.sizes
