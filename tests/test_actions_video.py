@@ -17,6 +17,7 @@ import av  # noqa: E402
 
 from zoo.datasets import DatasetError, dataset_task, prepare  # noqa: E402
 from zoo.datasets import action_videos as V  # noqa: E402
+from zoo.train.recipes import RECIPES  # noqa: E402
 
 TOLERANCE = 8.0  # mean absolute difference (0-255) of a decoded frame from what was rendered
 APART = 30.0  # two different pictures differ by more than this
@@ -194,11 +195,10 @@ def test_bad_arguments():
 # 16 videos train TALNet to mAP@0.5 of about 0.7 on the 4 held-out ones in
 # 200 steps; 8 reached only about 0.55. The proposal towers overfit 1,280
 # values per stream without the strong weight decay.
+# The recipe action_videos_talnet, shortened.
 BUILD = "action_videos/16"
-NET = {"hidden": 16, "fc_width": 64, "scales": [4, 8, 16], "num_proposals": 16, "pooled": 4}
-SETTINGS = dict(model="talnet", data=BUILD, steps=200, batch_size=4, optimizer="adamw",
-                lr=2e-3, weight_decay=0.1, eval_every=100, save_every=200, log_every=10,
-                model_options=json.dumps(NET))
+SETTINGS = dict(RECIPES["action_videos_talnet"].settings, data=BUILD, steps=200, batch_size=4,
+                eval_every=100, save_every=200)
 
 
 @pytest.fixture(scope="module")

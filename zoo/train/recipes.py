@@ -57,6 +57,14 @@ TALNET_RESULTS = {
 }
 
 
+# A small TALNet for action_videos' four classes: with the widths of
+# action_features' recipe the proposal towers overfit the 1,280 values per
+# stream of its few videos (training proposal loss 0.01 against 2.3 held out),
+# hence also the strong weight decay.
+ACTION_VIDEOS_NET = ('{"hidden": 16, "fc_width": 64, "scales": [4, 8, 16], "num_proposals": 16, '
+                     '"pooled": 4}')
+
+
 def _talnet_recipes():
     import json
 
@@ -127,6 +135,19 @@ RECIPES = {r.name: r for r in (
                 weight_decay=5e-5, min_scale=0.5, photometric=1.0, eval_every=250,
                 save_every=250, keep=8, log_every=1)),
     *_talnet_recipes(),
+    Recipe("action_videos_talnet",
+           "TALNet on action_videos: two-stream EfficientNet-Lite0 features of rendered video "
+           "files (2 steps/s); THUMOS'14 mAP at tIoU 0.1-0.7 on the 40 test videos "
+           "(zoo.actions.evaluate_split). The run records how its features were made, so "
+           "`zoo actions VIDEO --checkpoint RUN` reads new files alike",
+           dict(model="talnet", data="action_videos", batch_size=8, steps=1000,
+                optimizer="adamw", lr=2e-3, weight_decay=0.1, eval_every=250, save_every=250,
+                log_every=10, model_options=ACTION_VIDEOS_NET),
+           result="THUMOS'14 mAP@0.5 99.4 % (99.4 at tIoU 0.1-0.6, 96.9 at 0.7; average "
+                  "99.0) on the 40 test videos, best checkpoint step 500 of 1,000; proposal "
+                  "recall at tIoU 0.5: 100 %",
+           time="6.1 min (about 4 of them building action_videos: 240 videos featurised)",
+           hardware=HW),
 )}
 
 
