@@ -51,7 +51,11 @@ def plot(summary: list[dict], path) -> Path:
     for ax in (ax_macs, ax_top1):
         ax.grid(True, which="both", alpha=0.3)
         ax.xaxis.set_minor_formatter(NullFormatter())  # minor log labels overlap
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # models without a published top-1 draw none
+            ax.legend(fontsize=8)
+    if not ax_top1.lines:
+        ax_top1.text(0.5, 0.5, "no published ImageNet top-1 for these models",
+                     ha="center", va="center", transform=ax_top1.transAxes, fontsize=9)
     device = rows[0].get("device", "")
     fig.suptitle(f"zoo, {device}, batch {min(r['batch'] for r in smallest.values())}, float32")
     fig.tight_layout()
