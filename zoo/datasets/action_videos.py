@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
-from zoo.datasets.actions import (MAX_AMBIGUOUS, MAX_INSTANCES, TEST_SEED, TRAIN_SEED,
+from zoo.datasets.actions import (MAX_AMBIGUOUS, MAX_INSTANCES, TASK, TEST_SEED, TRAIN_SEED,
                                   record_features, video_id)
 
 if TYPE_CHECKING:
@@ -72,7 +72,6 @@ if TYPE_CHECKING:
 
 CLASS_NAMES = ("cut_rocket", "cut_coffee", "pan_coffee", "shake")
 BACKGROUNDS = ("astronaut", "chelsea", "camera")  # skimage.data photos, bundled
-TASK = "action_localisation"
 
 SOURCE_FPS = 8  # frames per second of the written videos
 LENGTH = 32.0  # seconds per video

@@ -93,8 +93,9 @@ class Data:
     # What the records are for: "classification" (a label), "depth" or
     # "action_localisation".
     task: str = "classification"
-    # What a training run on it records beside its own settings (for
-    # action_videos: the feature rate and how the features were made).
+    # What a training run on it records beside its own settings (feature
+    # sequences: their feature_rate, and for action_videos how the features
+    # were made, "video").
     meta: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -215,7 +216,8 @@ def _prepare_actions(name: str, root: Path) -> Data:
     builder = ActionFeatures(**actions_size(name), data_dir=os.fspath(root),
                              file_format="array_record")
     return dataclasses.replace(_open(builder, name, "rgb", None), class_names=CLASS_NAMES,
-                               flip=False, task=TASK)
+                               flip=False, task=TASK,
+                               meta={"feature_rate": float(builder.info.metadata["feature_rate"])})
 
 
 def _suggest(name: str) -> str:

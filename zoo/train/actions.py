@@ -231,9 +231,7 @@ class Actions:
                              "it trains from scratch")
 
     def _options(self, config: TrainConfig, data) -> dict:
-        # JSON has no tuples; the builders' sequence options (scales, streams) are.
-        options = {k: tuple(v) if isinstance(v, list) else v
-                   for k, v in model_options(config.model_options).items()}
+        options = model_options(config.model_options)
         dim = np.asarray(data.train[0]["rgb"]).shape[-1]
         if options.setdefault("feature_dim", dim) != dim:
             raise ValueError(f"--model-options feature_dim={options['feature_dim']}, but "
@@ -243,7 +241,6 @@ class Actions:
     def prepare(self, config: TrainConfig) -> TaskData:
         import zoo
         from zoo.datasets import prepare, steps_per_epoch
-        from zoo.datasets.actions import FEATURE_RATE
         from zoo.datasets.pipeline import _check_batch_size, _ordered, _stream
 
         data = prepare(config.data, data_dir=config.data_dir)
@@ -253,8 +250,7 @@ class Actions:
                              f"{data.num_classes} action classes")
         options = self._options(config, data)
         model = zoo.build(config.model, num_classes=data.num_classes, **options)
-        # Features made from video files (action_videos) have their own rate.
-        rate = float(data.meta.get("feature_rate", FEATURE_RATE))
+        rate = float(data.meta["feature_rate"])  # each feature dataset states its own
         max_instances = np.asarray(data.train[0]["labels"]).shape[0]
         transform = ActionTransform(tuple(model.streams), rate, max_instances)
         train = _stream(data, config.batch_size, transform, config.seed, config.workers,

@@ -14,7 +14,9 @@ DTYPES = ("float32", "bfloat16")
 
 
 def model_options(text: Optional[str]) -> dict:
-    """``--model-options`` (a JSON object) as a dict, with a one-line error."""
+    """``--model-options`` (a JSON object) as builder options, with a
+    one-line error. JSON lists become tuples: JSON has none, and the
+    builders' sequence options (TALNet's scales, streams) are tuples."""
     if not text:
         return {}
     try:
@@ -24,7 +26,7 @@ def model_options(text: Optional[str]) -> dict:
                          "'{\"towers\": \"single\"}'") from None
     if not isinstance(value, dict):
         raise ValueError(f"--model-options {text!r}: expected a JSON object of builder options")
-    return value
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
 
 
 @dataclasses.dataclass(frozen=True)
