@@ -230,7 +230,7 @@ def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
         from zoo.counting import analytic_counts
         import zoo
 
-        r["input_size"] = size = spec.input_size if length is None else int(length)
+        r["input_size"] = size = int(x.shape[1])  # the spec's, or the sequence length
         r["params"] = zoo.count_params(variables)
         r["weight_bytes"] = int(sum(a.nbytes for a in jax.tree_util.tree_leaves(variables)))
         r["macs"] = int(analytic_counts(model, size).macs) * int(batch)

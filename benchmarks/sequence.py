@@ -47,6 +47,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
+
 from benchmarks.runner import FIELDS
 
 PROG = "python -m benchmarks.sequence"
@@ -167,16 +169,14 @@ def fit_line(x: Sequence[float], y: Sequence[float]) -> dict:
                          f"{len(x)} x and {len(y)} y")
     x = [float(v) for v in x]
     y = [float(v) for v in y]
-    mx, my = sum(x) / n, sum(y) / n
-    sxx = sum((a - mx) ** 2 for a in x)
-    if sxx == 0:
+    if len(set(x)) < 2:
         raise ValueError("fit_line: all x are equal; give distinct lengths")
-    slope = sum((a - mx) * (b - my) for a, b in zip(x, y)) / sxx
-    intercept = my - slope * mx
+    slope, intercept = (float(v) for v in np.polyfit(x, y, 1))
     out = {"slope": slope, "intercept": intercept, "points": n, "r2": None,
            "curvature": None, "growth": None}
     if n < MIN_LENGTHS:
         return out
+    my = sum(y) / n
     ss_tot = sum((b - my) ** 2 for b in y)
     ss_res = sum((b - intercept - slope * a) ** 2 for a, b in zip(x, y))
     if ss_tot == 0:
@@ -375,9 +375,7 @@ def check(args) -> tuple[list[int], dict]:
     if len(lengths) < MIN_LENGTHS:
         raise LengthError(f"--lengths {args.lengths}: give {MIN_LENGTHS} or more distinct "
                           "lengths (a line through two points says nothing about linearity)")
-    # JSON has no tuples; the builders' sequence options (scales, streams) are.
-    options = {k: tuple(v) if isinstance(v, list) else v
-               for k, v in model_options(args.model_options).items()}
+    options = model_options(args.model_options)
     sequence_model(args.model, options)
     return lengths, options
 
@@ -406,7 +404,7 @@ def run(args, command: Optional[list[str]] = None) -> int:
                            after_each=after_each)
     paths = write(rows, env, args.out, stamp=stamp, options=options)
     partial.unlink(missing_ok=True)
-    print(markdown(rows, fits(rows), env, options), end="")
+    print(paths["md"].read_text(), end="")
     for path in paths.values():
         print(f"wrote {path}", file=sys.stderr)
     return 0
