@@ -59,8 +59,7 @@ class WeightSource:
 
     ``bundled`` names a file that ships inside the zoo package itself
     (``zoo/data/<bundled>``, the weights trained here), still pinned by its
-    SHA-256 and never downloaded; ``rebuild`` gives the commands that made it
-    (a training recipe and the conversion to the shipped file).
+    SHA-256 and never downloaded.
 
     ``unpinned=True`` declares a file whose publisher gives no hash at all
     (MiDaS's GitHub release): no digest is recorded, none is invented, and
@@ -78,7 +77,6 @@ class WeightSource:
     origin: str = ""  # who publishes the file, e.g. "Keras Applications", "timm"
     unpinned: bool = False  # upstream publishes no hash (see above)
     bundled: str = ""  # a file shipped inside the zoo package, under zoo/data/
-    rebuild: str = ""  # for a bundled file made here: the commands that make it again
 
     @property
     def where(self) -> str:
