@@ -10,6 +10,8 @@ import dataclasses
 import itertools
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import flax.linen as nn
@@ -163,7 +165,7 @@ def test_contact_sheet(tmp_path):
 def test_builder_holds_the_renderers_scenes(scenes, data_root):
     assert (len(scenes.train), len(scenes.test)) == (16, 4)
     assert scenes.task == "depth" and scenes.image_size == 64 and scenes.class_names == ()
-    assert scenes.path == data_root / "depth_scenes" / "16_4_64x96" / "1.0.0"
+    assert scenes.path == data_root / "depth_scenes" / "16_4_64x96" / "1.1.0"
     assert [int(r["id"]) for r in scenes.train] == list(range(16))  # record i is scene i
     for split, seed in (("train", 0), ("test", 1)):
         for i in (0, 3):
@@ -205,6 +207,22 @@ NO_TENSORFLOW = """
 
 def test_builds_and_reads_without_tensorflow(tmp_path):
     assert "built 4 4" in run_without_tensorflow(NO_TENSORFLOW, tmp_path)
+
+
+UNGUARDED = """
+import zoo.datasets
+zoo.datasets.prepare("depth_scenes/70/32x32", data_dir=DATA)
+"""
+
+
+def test_a_script_without_a_main_guard_fails_instead_of_hanging(tmp_path):
+    # 70 scenes are rendered by spawned workers, which run the script again.
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"DATA = {str(tmp_path / 'data')!r}\n" + UNGUARDED)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)
+    assert r.returncode != 0
+    assert "if __name__ == '__main__':" in r.stderr.splitlines()[-1], r.stderr[-2000:]
 
 
 # -- the pipeline

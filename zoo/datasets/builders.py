@@ -18,7 +18,7 @@ Splits are drawn by ``stratified_split`` with seed 0, so every build holds
 the same examples in the same split (TFDS orders records by key, also fixed).
 
 And one for depth, ``depth_scenes`` (``DepthScenes``): scenes rendered by
-``zoo.datasets.scenes`` (textured with scikit-image's photos) with their
+``zoo.datasets.scenes`` (textured with scikit-image's material-like images) with their
 exact depth, the split fixed by the renderer's seeds.
 """
 
@@ -140,7 +140,9 @@ class DepthScenes(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     (train, test, height, width)."""
 
     name = "depth_scenes"
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.1.0": "Material-like textures only, no photographs.",
+                     "1.0.0": "Photographs on every surface."}
     TRAIN_SEED, TEST_SEED = 0, 1
     # Scenes below this many per split are rendered in this process: worker
     # processes take seconds to start.

@@ -281,12 +281,28 @@ def _open(builder, name: str, image_key: str, label_key: Optional[str]) -> Data:
     return Data(name, train, test, class_names, Path(os.fspath(builder.data_path)))
 
 
+def _refuse_in_starting_worker(name: str) -> None:
+    """Builds render in spawned worker processes, and a spawned worker
+    starts by running the parent's main script again: a script that
+    prepares a dataset at top level would, in each worker, wait forever
+    for the build lock its parent holds. multiprocessing marks a process
+    still importing its parent's main module with ``_inheriting``."""
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise DatasetError(
+            f"dataset {name!r} was prepared while a build worker process was starting, which "
+            f"runs the main script again: put the script's top-level code under "
+            f"`if __name__ == '__main__':`")
+
+
 def _build(builder, name: str) -> None:
     """download_and_prepare once, under a per-dataset file lock."""
     filelock = require("filelock")
     data_path = Path(os.fspath(builder.data_path))
     if data_path.exists():
         return
+    _refuse_in_starting_worker(name)
     lock_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{builder.name}-{builder.builder_config.name}"
                        if builder.builder_config else builder.name)
     lock_dir = Path(os.fspath(builder.data_dir_root)) / ".locks"
