@@ -117,6 +117,27 @@ def test_estimate_maps_pixels_back_to_their_place():
     assert np.abs(d - want)[:, 3:-3].max() < 0.02 * np.ptp(want)
 
 
+def test_flip_averages_with_the_mirrored_images_prediction():
+    """A network whose output is its input's red channel plus a left-to-right
+    ramp: mirroring leaves the red part in place and turns the ramp round,
+    so the average keeps the red channel and flattens the ramp."""
+    h, w = 48, 64
+
+    class RedPlusRamp(RedChannel):
+        def __call__(self, x):
+            return super().__call__(x) + jnp.linspace(0, 10, x.shape[2])[None, None]
+
+    red = np.random.default_rng(0).uniform(0, 255, (h, w)).astype(np.float32)
+    image = np.stack([red, np.zeros_like(red), np.zeros_like(red)], -1)
+    plain = D.estimate(image, RedPlusRamp(), variables={})
+    mirrored = D.estimate(image[:, ::-1], RedPlusRamp(), variables={})[:, ::-1]
+    both = D.estimate([image, image], RedPlusRamp(), variables={}, flip=True)
+    for averaged in both:
+        np.testing.assert_allclose(averaged, (plain + mirrored) / 2, atol=1e-5)
+    red_only = D.estimate(image, RedChannel(), variables={})
+    np.testing.assert_allclose(both[0], red_only + 5, atol=0.05)  # the ramp's mean, 5
+
+
 def test_estimate_grey_rgba_float_and_pil_inputs(tiny):
     from PIL import Image
 
@@ -352,7 +373,7 @@ def test_middlebury_rows_note_unavailable_weights(monkeypatch, capsys):
     by the ramp."""
     from zoo.registry import get_spec
 
-    def fake(image, model, *, pretrained=True, allow_unpinned=False):
+    def fake(image, model, *, pretrained=True, allow_unpinned=False, flip=False):
         if pretrained:
             inference.resolve(model, allow_unpinned=allow_unpinned)
         return middlebury.ramp(image.shape[:2])
@@ -362,7 +383,9 @@ def test_middlebury_rows_note_unavailable_weights(monkeypatch, capsys):
     lite0 = get_spec("midas_small_lite0").weights
     assert [(r["prediction"], r["weights"]) for r in rows][:-2] == [
         ("midas_small", "random init (seed 0)")] + (
-        [("midas_small_lite0", lite0[0].origin)] if lite0 else []) + [
+        [("midas_small_lite0", lite0[0].origin),
+         ("midas_small_lite0, mirrored average (flip=True)", lite0[0].origin)]
+        if lite0 else []) + [
         ("midas_small_lite0", "random init (seed 0)")]
     assert notes == ["midas_small with trained weights: not measured; its publisher gives "
                      "no hash for the file: --allow-unpinned uses it as downloaded"] + (

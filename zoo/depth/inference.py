@@ -257,7 +257,7 @@ def resolve(model=DEFAULT_MODEL, *, variables: Optional[dict] = None,
 
 def estimate(image_or_images, model=DEFAULT_MODEL, *, variables: Optional[dict] = None,
              pretrained: Union[bool, str] = True, run=None, input_size: Optional[int] = None,
-             allow_unpinned: bool = False, batch_size: int = MAX_BATCH):
+             allow_unpinned: bool = False, batch_size: int = MAX_BATCH, flip: bool = False):
     """Relative inverse depth (disparity up to an unknown scale and shift:
     larger is nearer) of one image, as a (H, W) float32 array at the image's
     own size; for a list of images, a list of such arrays (images of the same
@@ -275,8 +275,12 @@ def estimate(image_or_images, model=DEFAULT_MODEL, *, variables: Optional[dict] 
     (N, h, w), given with its ``variables``. ``input_size`` overrides the
     size the image is fitted into (the spec's, 256 for MiDaS small).
     ``allow_unpinned`` accepts weights whose publisher gives no hash (MiDaS's
-    official ones; see ``zoo.load_pretrained``). Networks and weights load once per process; each input shape compiles
-    once."""
+    official ones; see ``zoo.load_pretrained``). ``flip`` also runs each
+    image mirrored left-right and averages the two predictions (test-time
+    augmentation, as in Monodepth2's post-processing: a scene's depth does
+    not change under mirroring, the network's errors partly do); it costs
+    twice the compute. Networks and weights load once per process; each
+    input shape compiles once."""
     single = not isinstance(image_or_images, (list, tuple))
     images = [image_or_images] if single else list(image_or_images)
     if not images:
@@ -299,6 +303,8 @@ def estimate(image_or_images, model=DEFAULT_MODEL, *, variables: Optional[dict] 
             if padded != len(chunk):
                 x = np.concatenate([x, np.repeat(x[-1:], padded - len(chunk), axis=0)])
             y = np.asarray(fn(variables, x))
+            if flip:
+                y = (y + np.asarray(fn(variables, x[:, :, ::-1]))[:, :, ::-1]) / 2
             for i, depth in zip(chunk, y):
                 out[i] = np.ascontiguousarray(depth, dtype=np.float32)
     return out[0] if single else out

@@ -14,8 +14,9 @@ principal-point offset between the cameras ``doffs`` 31.086 px, baseline
 Each model runs on the LEFT image at its own input size (``estimate``); its
 relative inverse depth is aligned to the ground-truth disparity by least
 squares (scale and shift) and scored on depth (``zoo.depth.evaluate``).
-Rows: each model with its trained weights, the same network with random
-weights (seed 0), and two trivial baselines that show what the numbers
+Rows: each model with its trained weights (also averaged with its
+prediction on the mirrored image, ``flip=True``), the same network with
+random weights (seed 0), and two trivial baselines that show what the numbers
 mean without any network:
 
 * constant: one disparity everywhere. Its least-squares alignment is
@@ -130,8 +131,11 @@ def evaluate_models(models: Sequence[str], *, allow_unpinned: bool = False,
         else:
             log(f"{name}: trained weights")
             try:
-                add(name, sources[0].origin or "trained",
-                    estimate(left, name, allow_unpinned=allow_unpinned))
+                origin = sources[0].origin or "trained"
+                add(name, origin, estimate(left, name, allow_unpinned=allow_unpinned))
+                log(f"{name}: trained weights, mirrored average")
+                add(f"{name}, mirrored average (flip=True)", origin,
+                    estimate(left, name, allow_unpinned=allow_unpinned, flip=True))
             except UnpinnedSourceError:
                 notes.append(f"{name} with trained weights: not measured; its publisher gives "
                              "no hash for the file: --allow-unpinned uses it as downloaded")
