@@ -38,7 +38,7 @@ import numpy as np
 FORMATS = ("tflite:float32", "tflite:float16", "tflite:dynamic_int8", "tflite:int8",
            "onnx:float32")
 OFFLINE_PRETRAINED = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
-                      "mobilenet_v2", "blazeface_short_range", "face_mesh")
+                      "mobilenet_v2", "blazeface_short_range", "face_mesh", "midas_small_lite0")
 TASKS = ("classification", "face_detection", "face_landmarks", "depth")
 COLUMNS = ("model", "format", "quantization", "pretrained", "size_mib", "max_rel_diff",
            "top1_agree", "latency_ms", "convert_s", "peak_rss_gib", "partitions", "status")

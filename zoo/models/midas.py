@@ -422,13 +422,18 @@ def _register():
         config=(("backbone", "efficientnet_lite3"), ("expand", True), ("features", 64),
                 ("unused_skip_unit", True)),
     ), MidasSmall)
-    # The zoo's own variant, to be trained here: MiDaS v2.1 small's decoder
-    # design on EfficientNet-Lite0 at half the width, without the unused unit.
-    # Its input is normalised as the ImageNet Lite0 weights it starts from
-    # were trained, (x - 127) / 128.
+    # The zoo's own variant, trained here: MiDaS v2.1 small's decoder design
+    # on EfficientNet-Lite0 at half the width, without the unused unit. Its
+    # input is normalised as the ImageNet Lite0 weights it starts from were
+    # trained, (x - 127) / 128. Its weights ship inside the package.
     register(ModelSpec(
         name="midas_small_lite0", **common, mean=(127.0,) * 3, std=(128.0,) * 3,
         published=None,
+        weights=(WeightSource(
+            format="safetensors", bundled="weights/midas_small_lite0.safetensors",
+            sha256="4d7cf375ccdcefc0e59ec8b45eeea58af871a68272bfd915ec42a86075bb4a8e",
+            license="Apache-2.0", origin="zoo (depth_scenes_midas_small_lite0 recipe)"),),
+        license="Apache-2.0",
         config=(("backbone", "efficientnet_lite0"), ("expand", True),
                 ("features", LITE0_FEATURES), ("unused_skip_unit", False)),
     ), MidasSmall)

@@ -131,9 +131,20 @@ RECIPES = {r.name: r for r in (
            "shift-invariant loss; AbsRel and bad pixels (depth off by more than 1.25x) after "
            "least-squares alignment, on the 300 test scenes at 192x256",
            dict(model="midas_small_lite0", pretrained=True, data="depth_scenes", image_size=128,
-                batch_size=16, steps=1500, freeze="backbone", optimizer="adamw", lr=5e-4,
-                weight_decay=5e-5, min_scale=0.5, photometric=1.0, eval_every=250,
-                save_every=250, keep=8, log_every=1)),
+                batch_size=16, steps=500, freeze="backbone", optimizer="adamw", lr=5e-4,
+                weight_decay=5e-5, min_scale=0.5, photometric=1.0, ema=0.99, eval_every=250,
+                save_every=250, log_every=1),
+           # Longer runs keep improving on the rendered scenes and get worse on
+           # real photos (Middlebury AbsRel 0.123 at step 250 of a 1,500-step
+           # run, 0.145 at 500), so the schedule is short.
+           result="test scenes: AbsRel 0.464, 47.5 % of pixels off by more than 1.25x (best "
+                  "checkpoint: the last, step 500). Middlebury Motorcycle (python -m "
+                  "zoo.depth.middlebury): AbsRel 0.118, 0.109 averaged with the mirrored image "
+                  "(flip=True); the 'lower is nearer' ramp gives 0.141. These weights ship as "
+                  "zoo/data/weights/midas_small_lite0.safetensors (float16)",
+           time="10.4 min of training with other jobs on the machine, plus 2.4 min to render "
+                "depth_scenes (3,300 scenes) the first time",
+           hardware=HW),
     *_talnet_recipes(),
     Recipe("action_videos_talnet",
            "TALNet on action_videos: two-stream EfficientNet-Lite0 features of rendered video "
