@@ -130,6 +130,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return s
 
 
+def register(sub) -> None:
+    """Adds ``zoo train`` to the ``zoo`` command's subparsers (the
+    ``zoo.commands`` entry point)."""
+    add_parser(sub)
+
+
 def cmd_train(args) -> int:
     if args.action == "plot":
         if not args.runs:
