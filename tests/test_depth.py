@@ -422,12 +422,15 @@ def test_cli_writes_depth_and_bokeh(tmp_path, capsys, lite0_variables):
     for kind in ("depth", "bokeh"):
         with Image.open(out / f"in_{kind}.png") as im:
             assert im.size == (64, 48) and im.mode == "RGB"
-    want = D.colorize(D.estimate(photo(48, 64), "midas_small_lite0", variables=lite0_variables))
-    np.testing.assert_array_equal(np.asarray(Image.open(out / "in_depth.png")), want)
+    for flip, extra in ((True, []), (False, ["--no-flip", "--overwrite"])):
+        if extra:
+            assert main(args + extra) == 0
+        want = D.colorize(D.estimate(photo(48, 64), "midas_small_lite0", variables=lite0_variables,
+                                     flip=flip))
+        np.testing.assert_array_equal(np.asarray(Image.open(out / "in_depth.png")), want)
     assert main(args) == 2  # nothing is replaced silently
     err = capsys.readouterr().err
     assert f"{out / 'in_depth.png'}, {out / 'in_bokeh.png'} already exist; pass --overwrite" in err
-    assert main(args + ["--overwrite"]) == 0
 
 
 @pytest.mark.parametrize("args,message", [
