@@ -6,7 +6,7 @@ import os
 import pytest
 
 from helpers import zoo_cli
-from test_registry import ACTION_NAMES, DEPTH_NAMES, FACE_NAMES, NAMES
+from test_registry import ACTION_NAMES, DEPTH_NAMES, FACE_NAMES, NAMES, SEGMENTATION_NAMES
 
 
 def test_list_shows_all():
@@ -15,7 +15,7 @@ def test_list_shows_all():
     lines = r.stdout.strip().splitlines()
     assert lines[0].split() == ["name", "params", "MACs", "input", "pretrained", "weights", "from"]
     assert [line.split()[0] for line in lines[1:]] == sorted(NAMES + FACE_NAMES + DEPTH_NAMES
-                                                             + ACTION_NAMES)
+                                                             + ACTION_NAMES + SEGMENTATION_NAMES)
     row = next(line for line in lines if line.startswith("efficientnet_b0 "))
     assert row.split()[1:] == ["5.29M", "386M", "224", "Keras,", "timm"]
     row = next(line for line in lines if line.startswith("efficientnet_lite0 "))

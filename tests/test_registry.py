@@ -17,10 +17,14 @@ FACE_NAMES = ["blazeface_short_range", "face_mesh"]
 DEPTH_NAMES = ["midas_small", "midas_small_lite0"]
 # Temporal action localisation on feature sequences (tested in test_talnet.py).
 ACTION_NAMES = ["talnet"]
+# Person segmentation (tested in test_segment.py).
+SEGMENTATION_NAMES = ["selfie_segmentation", "selfie_segmentation_landscape"]
 
 
 def test_all_names():
-    assert zoo.list_models() == sorted(NAMES + FACE_NAMES + DEPTH_NAMES + ACTION_NAMES)
+    assert zoo.list_models() == sorted(NAMES + FACE_NAMES + DEPTH_NAMES + ACTION_NAMES
+                                       + SEGMENTATION_NAMES)
+    assert {zoo.get_spec(n).task for n in SEGMENTATION_NAMES} == {"segmentation"}
     assert {zoo.get_spec(n).task for n in ACTION_NAMES} == {"action_localisation"}
     assert {zoo.get_spec(n).task for n in DEPTH_NAMES} == {"depth"}
     assert zoo.list_models("efficientnet_lite*") == [f"efficientnet_lite{i}" for i in range(5)]
