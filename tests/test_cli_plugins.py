@@ -15,13 +15,14 @@ import pytest
 
 import zoo.cli
 
-# The subcommands and help order the command line had before it was split
-# into plug-ins, written out here rather than read from zoo.cli.
+# The subcommands and their help order, written out here rather than read
+# from zoo.cli.
 CORE = ["list", "info", "predict", "convert-weights"]
 PLUGINS = {
     "convert": "conversions.cli",
     "facemesh": "zoo.face_cli",
     "depth": "zoo.depth.cli",
+    "portrait": "zoo.portrait_cli",
     "actions": "zoo.actions.cli",
     "bench": "benchmarks.cli",
     "train": "zoo.train.cli",

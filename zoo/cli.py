@@ -42,7 +42,7 @@ COMMAND_GROUP = "zoo.commands"
 # Where each subcommand goes in ``zoo --help``; plug-ins not named here
 # follow, alphabetically.
 HELP_ORDER = ("list", "info", "predict", "convert-weights", "convert", "facemesh", "depth",
-              "actions", "bench", "train")
+              "portrait", "crop", "actions", "bench", "train")
 
 EXAMPLES = {
     "list": "examples:\n  zoo list\n  zoo list 'efficientnet_lite*'\n  zoo list --json\n"

@@ -1,0 +1,102 @@
+"""``zoo portrait``: portrait-mode pictures (the person sharp, the background
+lens-blurred) of images."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from zoo.cli import add_command, image_paths, sample_image
+
+EXAMPLES = ("examples:\n"
+            "  zoo portrait photo.jpg --out portraits/\n"
+            "  zoo portrait --example astronaut --strength 1.5 --out portraits/\n"
+            "  zoo portrait photos/ --no-depth --out portraits/   # one blur for all\n"
+            "\nWrites <image>_portrait.png per image (the person found by MediaPipe's selfie\n"
+            "segmentation kept sharp, the background blurred by a lens-like disc growing with\n"
+            "the depth behind the person) and <image>_mask.png (the refined person mask).\n"
+            "Existing files are not replaced without --overwrite.")
+
+
+def _png_bytes(array) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def cmd_portrait(args) -> int:
+    """``zoo portrait``: the parsed arguments in, the exit status out."""
+    import numpy as np
+    from rich.progress import Progress
+
+    import zoo.segment
+    from zoo.atomic import write_atomic
+    from zoo.depth.inference import as_rgb
+    from zoo.images import read_image
+    from zoo.portrait import portrait, refine_mask
+
+    strength = args.strength
+    if not (np.isfinite(strength) and strength >= 0):
+        raise ValueError(f"--strength {strength}: expected a value >= 0")
+    for e in args.example or ():
+        sample_image(e)  # a bad name fails before any work
+    sources = [(str(p), p) for p in image_paths(args.images)]
+    sources += [(f"example:{e}", e) for e in args.example or ()]
+    if not sources:
+        raise ValueError("give image files, folders or --example NAME")
+    out = Path(args.out)
+    plan, used = [], set()
+    for label, src in sources:
+        stem = Path(label.split(":", 1)[-1]).stem or "image"
+        base, k = stem, 1
+        while base in used:
+            k += 1
+            base = f"{stem}_{k}"
+        used.add(base)
+        plan.append((label, src, {kind: out / f"{base}_{kind}.png"
+                                  for kind in ("portrait", "mask")}))
+    existing = [str(p) for _, _, paths in plan for p in paths.values() if p.exists()]
+    if existing and not args.overwrite:
+        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise ValueError(f"{', '.join(existing[:3])}{more} already {verb}; pass --overwrite to "
+                         "replace them, or choose another --out")
+    tty = sys.stderr.isatty()
+    with Progress(transient=True, disable=not tty) as bar:
+        task = bar.add_task("portrait", total=len(plan))
+        for label, src, paths in plan:
+            bar.update(task, description=f"portrait: {label}")
+            image = read_image(src) if isinstance(src, Path) else sample_image(src)
+            rgb = as_rgb(image, label)
+            mask = refine_mask(rgb, zoo.segment.person(rgb if rgb.dtype == np.uint8
+                                                       else rgb / 255.0))
+            picture = portrait(rgb, depth=not args.no_depth, strength=strength, refine=False,
+                               mask=mask)
+            write_atomic(paths["portrait"], _png_bytes(picture))
+            write_atomic(paths["mask"], _png_bytes(np.rint(mask * 255.0).astype(np.uint8)))
+            bar.advance(task)
+            print(f"{label} -> {paths['portrait']}, {paths['mask']}", flush=True)
+    return 0
+
+
+def register(sub) -> None:
+    """Adds ``zoo portrait`` to the ``zoo`` command's subparsers (the
+    ``zoo.commands`` entry point)."""
+    s = add_command(sub, "portrait", "Portrait mode: keep the person sharp, blur the "
+                                     "background as a lens does.", EXAMPLES)
+    s.add_argument("images", nargs="*", help="image files (JPEG, PNG, ...) or folders of them")
+    s.add_argument("--out", default=".", help="folder for the pictures (default: here; created "
+                                              "if needed)")
+    s.add_argument("--example", action="append", metavar="NAME",
+                   help="a sample photo: astronaut, chelsea, coffee, rocket")
+    s.add_argument("--no-depth", action="store_true",
+                   help="one blur radius for the whole background (default: the radius grows "
+                        "with the depth behind the person, from the bundled depth model)")
+    s.add_argument("--strength", type=float, default=1.0, metavar="S",
+                   help="largest blur radius, in 1/40 of the longer side (default 1; 0: no blur)")
+    s.add_argument("--overwrite", action="store_true", help="replace existing pictures")
+    s.set_defaults(func=cmd_portrait)
