@@ -23,6 +23,7 @@ PLUGINS = {
     "facemesh": "zoo.face_cli",
     "depth": "zoo.depth.cli",
     "portrait": "zoo.portrait_cli",
+    "crop": "zoo.crop_cli",
     "actions": "zoo.actions.cli",
     "bench": "benchmarks.cli",
     "train": "zoo.train.cli",
