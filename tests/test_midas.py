@@ -251,8 +251,8 @@ def test_bad_options_are_named():
     with pytest.raises(ValueError, match="has no width multiplier"):
         zoo.build("midas_small", width=0.5)
     with pytest.raises(ValueError, match="no pretrained weights are registered for "
-                                         "'midas_small_lite0'"):
-        zoo.create("midas_small_lite0", pretrained=True)
+                                         "'talnet'"):
+        zoo.create("talnet", pretrained=True)
     assert zoo.build("midas_small", features=32).widths() == (32, 64, 128, 256)
 
 

@@ -269,8 +269,6 @@ def test_mapping_checks_the_graph(monkeypatch):
     assert msg.startswith(str(graph.path)) and "\n" not in msg
 
 
-@pytest.mark.xfail(strict=True, reason="zoo.weights.pretrained sends every tflite source to "
-                   "zoo.models.blazeface's mapping; the selfie family needs its own there")
 def test_create_pretrained():
     _, variables = zoo.create("selfie_segmentation", pretrained=True)
     expected = ss.pretrained_variables("selfie_segmentation")

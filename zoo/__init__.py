@@ -18,16 +18,18 @@ from zoo.checkpoint import restore, save
 from zoo.counting import count_macs, count_params
 from zoo.preprocess import decode_predictions, imagenet_labels, preprocess
 from zoo.registry import ModelSpec, Published, WeightSource, build, create, get_spec, list_models
+from zoo.weights.conventions import Conventions
 from zoo.weights.pretrained import load_pretrained
 
-__all__ = ["ModelSpec", "Published", "WeightSource", "build", "count_macs", "count_params",
-           "create", "decode_predictions", "get_spec", "imagenet_labels", "list_models",
-           "load_pretrained", "preprocess", "restore", "save"]
+__all__ = ["Conventions", "ModelSpec", "Published", "WeightSource", "build", "count_macs",
+           "count_params", "create", "decode_predictions", "get_spec", "imagenet_labels",
+           "list_models", "load_pretrained", "preprocess", "restore", "save"]
 
 
 def __getattr__(name):
     # Subpackages with heavier imports load on first use: ``zoo.train.fit``.
-    if name in ("train", "datasets", "face", "depth", "actions", "video"):
+    if name in ("train", "datasets", "face", "depth", "actions", "video", "segment", "portrait",
+                "crop"):
         import importlib
 
         return importlib.import_module(f"zoo.{name}")

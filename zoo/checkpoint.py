@@ -1,14 +1,21 @@
 """Save and restore variables as Orbax checkpoints.
 
 Orbax writes into a temporary directory and renames it when complete, so a
-crash never leaves a half-written checkpoint under the final name.
+crash never leaves a half-written checkpoint under the final name. The
+conventions the variables need (``zoo.Conventions``: padding, BatchNorm
+epsilon) go into the same checkpoint, as Orbax custom metadata under
+``"zoo"``, so they are written and renamed with it; ``restore`` gives them
+back on the variables, and ``zoo.create(name, weights=zoo.restore(path))``
+builds the matching model.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+METADATA_KEY = "zoo"  # Orbax custom metadata: {"zoo": {"conventions": {...}}}
 
 
 def _checkpointer():
@@ -17,23 +24,63 @@ def _checkpointer():
     return ocp.StandardCheckpointer()
 
 
-def save(variables: Any, path, *, overwrite: bool = False) -> Path:
-    """Write ``variables`` (any pytree of arrays) to the directory ``path``."""
+def metadata_for(conventions) -> Optional[dict]:
+    """The Orbax custom metadata that records ``conventions`` (None: none)."""
+    return None if conventions is None else {METADATA_KEY: {"conventions":
+                                                                conventions.to_json()}}
+
+
+def conventions_in(custom_metadata, where) -> Optional[Any]:
+    """The ``Conventions`` recorded in a checkpoint's custom metadata, or
+    None when it records none (checkpoints written before they were)."""
+    from zoo.weights.conventions import Conventions
+
+    recorded = ((custom_metadata or {}).get(METADATA_KEY) or {}).get("conventions")
+    if recorded is None:
+        return None
+    return Conventions.from_json(recorded, f"{where}: recorded conventions").labelled(
+        f"restored from {where}")
+
+
+def save(variables: Any, path, *, overwrite: bool = False, conventions=None) -> Path:
+    """Write ``variables`` (any pytree of arrays) to the directory ``path``,
+    with the conventions they need: ``conventions`` (a ``zoo.Conventions``)
+    if given, else those the variables carry (``zoo.weights.Weights``, what
+    ``zoo.create`` and the weight readers return); plain dicts record none."""
     path = Path(os.path.abspath(os.path.expanduser(path)))
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    conventions = conventions or getattr(variables, "conventions", None)
+    if hasattr(variables, "conventions"):
+        variables = variables.variables  # Orbax stores plain trees
     ckpt = _checkpointer()
-    ckpt.save(path, variables, force=overwrite)
+    ckpt.save(path, variables, force=overwrite, custom_metadata=metadata_for(conventions))
     ckpt.wait_until_finished()
     return path
 
 
 def restore(path) -> Any:
-    """The pytree saved at ``path``, with its dtypes and shapes."""
+    """The pytree saved at ``path``, with its dtypes and shapes. Variables
+    saved with conventions come back as ``zoo.weights.Weights`` carrying
+    them: ``zoo.create(name, weights=zoo.restore(path))`` builds the model
+    they need. Checkpoints that record none (older ones, plain pytrees)
+    come back as saved, and ``zoo.create`` gives those the spec's
+    conventions."""
     path = Path(os.path.abspath(os.path.expanduser(path)))
     if not path.is_dir():
         raise FileNotFoundError(f"no checkpoint directory at {path}")
+    ckpt = _checkpointer()
     try:
-        return _checkpointer().restore(path)
+        tree = ckpt.restore(path)
     except (ValueError, FileNotFoundError, OSError) as e:
         raise ValueError(f"{path} is not a readable Orbax checkpoint: {e}") from None
+    try:
+        custom = ckpt.metadata(path).custom_metadata
+    except (ValueError, FileNotFoundError, OSError, AttributeError):
+        custom = None  # an item inside a CheckpointManager step records none
+    conventions = conventions_in(custom, path)
+    if conventions is None or not isinstance(tree, dict):
+        return tree
+    from zoo.weights.conventions import Weights
+
+    return Weights(tree, conventions)

@@ -134,6 +134,14 @@ class ModelSpec:
     license: str = ""
     config: tuple[tuple[str, Any], ...] = ()  # family builder arguments
 
+    @property
+    def conventions(self):
+        """The ``zoo.Conventions`` (padding, bn_eps) of the spec's weights:
+        what ``zoo.create(name)`` builds when no weights say otherwise."""
+        from zoo.weights.conventions import Conventions
+
+        return Conventions(self.padding, self.bn_eps, f"for {self.name} (its spec's default)")
+
 
 @dataclasses.dataclass(frozen=True)
 class _Entry:
@@ -220,8 +228,8 @@ def build(name: str, *, width: Optional[float] = None, num_classes: Optional[int
                          **kwargs)
 
 
-def create(name: str, pretrained: bool | str = False, seed: int = 0, *,
-           allow_unpinned: bool = False, **options: Any):
+def create(name: str, pretrained: bool | str = False, seed: int = 0, *, weights=None,
+           conventions=None, allow_unpinned: bool = False, **options: Any):
     """Build ``name`` and its variables: ``(model, variables)``.
 
     ``model.apply(variables, images)`` is a pure function of NHWC float
@@ -229,24 +237,73 @@ def create(name: str, pretrained: bool | str = False, seed: int = 0, *,
     ``num_classes``, ``include_top``, ``features_only``, ``dtype`` (compute
     dtype; parameters stay float32), ``implementation`` ("auto",
     "reference", "xla_fast", "pallas"), and the weight conventions
-    ``padding`` ("same" | "symmetric") and ``bn_eps``. ``pretrained`` is
-    True for the spec's first weight source, or the origin of another one
-    (``"timm"``, ``"keras"``; see ``zoo info NAME``). ``allow_unpinned``
-    accepts a weight file whose publisher gives no hash (see
-    ``zoo.load_pretrained``).
+    ``padding`` ("same" | "symmetric") and ``bn_eps``.
+
+    The variables are random (drawn from ``seed``), or ``weights`` (any
+    variables: what ``zoo.weights`` readers or ``zoo.restore`` return), or
+    the spec's pretrained ones: ``pretrained`` is True for the first weight
+    source, or the origin of another one (``"timm"``, ``"keras"``; see ``zoo
+    info NAME``). ``allow_unpinned`` accepts a weight file whose publisher
+    gives no hash (see ``zoo.load_pretrained``).
+
+    The model is built with the conventions the weights carry
+    (``weights.conventions``; the spec's for plain dicts), and the returned
+    variables are ``zoo.weights.Weights`` carrying the model's conventions.
+    ``padding``/``bn_eps`` that contradict the weights' conventions raise
+    ``ConventionsMismatchError``; ``conventions=zoo.Conventions(...)``
+    overrides them explicitly (the model is built with it, the variables
+    relabelled).
     """
-    model = build(name, **options)
+    from zoo.weights.conventions import Conventions, conventions_of, tag
+
+    asked = {k: v for k in ("padding", "bn_eps") if (v := options.pop(k, None)) is not None}
+    if conventions is not None:
+        if not isinstance(conventions, Conventions):
+            raise TypeError(f"conventions={conventions!r}: expected zoo.Conventions(padding, "
+                            "bn_eps)")
+        if asked:
+            raise ValueError(f"{name}: give conventions=... or padding=/bn_eps=, not both")
+        conventions = conventions.labelled(conventions.source or "overridden in zoo.create")
     if pretrained:
-        fixed = sorted(k for k in ("padding", "bn_eps", "width", "num_classes")
-                       if options.get(k) is not None)
+        if weights is not None:
+            raise ValueError(f"{name}: give pretrained=... or weights=..., not both")
+        fixed = sorted(k for k in ("width", "num_classes") if options.get(k) is not None)
+        fixed += sorted(asked)
         if fixed:
+            spec = get_spec(name)
             raise ValueError(f"{name}: the pretrained weights fix {', '.join(fixed)}; leave "
-                             "them at the spec's values, or convert weights yourself "
-                             "(zoo.weights)")
+                             f"them at the spec's values ({spec.conventions}), pass "
+                             "conventions=zoo.Conventions(...) to override the conventions, or "
+                             "convert weights yourself (zoo.weights)")
+        build(name, **options)  # bad options fail before any download
         from zoo.weights.pretrained import load_pretrained
-        return model, load_pretrained(name, None if pretrained is True else pretrained,
-                                      allow_unpinned=allow_unpinned)
-    return model, init_variables(model, seed)
+        weights = load_pretrained(name, None if pretrained is True else pretrained,
+                                  allow_unpinned=allow_unpinned)
+    if weights is None:
+        model = build(name, **options, **(conventions.options() if conventions else asked))
+        return model, tag(init_variables(model, seed),
+                          conventions_of(model, f"initialised for {name}"))
+    need = conventions or _conventions_of_weights(name, weights, asked)
+    model = build(name, **options, **need.options())
+    return model, tag(weights, need)
+
+
+def _conventions_of_weights(name: str, weights, asked: dict):
+    """The conventions ``weights`` carry, checked against what ``create``
+    was asked for; for plain dicts, the spec's with ``asked`` applied."""
+    from zoo.weights.errors import ConventionsMismatchError
+
+    spec = get_spec(name).conventions
+    need = getattr(weights, "conventions", None)
+    if need is None:
+        return dataclasses.replace(spec, **asked, source=f"given to {name}") if asked else spec
+    wanted = dataclasses.replace(need, **asked)
+    if wanted != need:
+        raise ConventionsMismatchError(
+            f"weights {need.source or 'given'} need {need}; zoo.create({name!r}) was asked for "
+            f"{wanted}: drop padding=/bn_eps= (zoo.create(name, weights=...) builds the matching "
+            f"model), or pass conventions={wanted.code()} to override")
+    return need
 
 
 # Parameter shapes do not depend on the input size (convolutions and a global

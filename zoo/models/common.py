@@ -86,6 +86,16 @@ class ConvNet(nn.Module):
     def layout(self) -> Layout:
         raise NotImplementedError
 
+    def apply(self, variables, *args, **kwargs):
+        """``flax.linen.Module.apply``, refusing weights that carry other
+        conventions (``zoo.weights.Weights``) than this model was built
+        with: the outputs would be silently wrong. Under ``jax.jit`` too:
+        the conventions are part of the weights' pytree structure."""
+        if getattr(variables, "conventions", None) is not None:
+            from zoo.weights.conventions import check_apply
+            check_apply(self, variables)
+        return super().apply(variables, *args, **kwargs)
+
     @nn.compact
     def __call__(self, x, train: bool = False):
         check_images(x, model=self.model_name, min_size=MIN_INPUT)

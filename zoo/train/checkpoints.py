@@ -11,11 +11,16 @@
 
 Orbax writes each checkpoint into a temporary directory and renames it when
 complete, and ``best`` is a symlink replaced atomically, so a run killed at
-any moment leaves only whole checkpoints behind.
+any moment leaves only whole checkpoints behind. Both kinds record the
+conventions (padding, BatchNorm epsilon) the trained variables need, as
+``zoo.save`` does: ``zoo.create(model, weights=zoo.restore(WORKDIR/"best"))``
+builds the model that runs them, and resuming refuses a checkpoint whose
+conventions are not the model's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -29,10 +34,32 @@ from zoo.train.config import TrainConfig
 
 
 class RunDir:
-    def __init__(self, workdir, config: Optional[TrainConfig] = None):
+    def __init__(self, workdir, config: Optional[TrainConfig] = None, conventions=None):
+        """``conventions`` (a ``zoo.Conventions``) are the trained model's;
+        by default those ``config.model`` is built with (its spec's, or
+        ``padding``/``bn_eps`` in ``config.model_options``)."""
         self.path = Path(os.path.abspath(os.path.expanduser(workdir)))
         self.config = config
+        self._conventions = conventions
         self._manager = None
+
+    @property
+    def conventions(self):
+        """The ``zoo.Conventions`` the run's variables need (None without a
+        config, or for a model outside the registry: nothing is known)."""
+        if self._conventions is None and self.config is not None:
+            from zoo.registry import get_spec
+            from zoo.train.config import model_options
+
+            try:
+                spec = get_spec(self.config.model)
+            except KeyError:  # a task's own model (zoo.train.fit(config, task))
+                return None
+            options = model_options(self.config.model_options)
+            changed = {k: options[k] for k in ("padding", "bn_eps") if options.get(k) is not None}
+            self._conventions = dataclasses.replace(spec.conventions, **changed).labelled(
+                f"trained as {spec.name} in {self.path}")
+        return self._conventions
 
     # -- run.json ----------------------------------------------------------------
     @property
@@ -91,15 +118,37 @@ class RunDir:
     def save(self, step: int, state: dict, data_state: Any) -> None:
         import orbax.checkpoint as ocp
 
+        from zoo.checkpoint import metadata_for
+
         self.manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state),
-            data=ocp.args.JsonSave(data_state)), force=True)
+            data=ocp.args.JsonSave(data_state)), force=True,
+            custom_metadata=metadata_for(self.conventions))
+
+    def recorded_conventions(self, step: int):
+        """The conventions checkpoint ``step`` records (None for checkpoints
+        written before they were recorded)."""
+        from zoo.checkpoint import conventions_in
+
+        try:
+            custom = self.manager.metadata(step).custom_metadata
+        except (ValueError, FileNotFoundError, OSError, AttributeError):
+            return None
+        return conventions_in(custom, self.path / "checkpoints" / str(step))
 
     def restore(self, state: dict) -> tuple[dict, Any]:
-        """The latest checkpoint, placed like ``state`` (same shardings)."""
+        """The latest checkpoint, placed like ``state`` (same shardings).
+        Refuses one whose recorded conventions are not the model's."""
         import orbax.checkpoint as ocp
 
         step = self.manager.latest_step()
+        recorded, ours = self.recorded_conventions(step), self.conventions
+        if recorded is not None and ours is not None and recorded != ours:
+            from zoo.weights.errors import ConventionsMismatchError
+            raise ConventionsMismatchError(
+                f"{self.path / 'checkpoints' / str(step)} holds variables that need {recorded}; "
+                f"this run builds its model with {ours}: rerun with the options the run was "
+                "started with, or choose another --workdir")
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
         try:
             out = self.manager.restore(step, args=ocp.args.Composite(
@@ -133,7 +182,7 @@ class RunDir:
         target = self.path / f"best-{step}"
         if target.exists():
             shutil.rmtree(target)
-        save(jax.device_get(variables), target)
+        save(jax.device_get(variables), target, conventions=self.conventions)
         link = self.path / ".best.tmp"
         if link.is_symlink() or link.exists():
             link.unlink()

@@ -13,6 +13,7 @@ print that line and exit with status 2.
         WeightBudgetError            reading it would take more memory than its size allows
         TFLiteFormatError            a TFLite flatbuffer or graph that cannot be read
       WeightMismatchError (ValueError)  the weights do not fit the model (keys named)
+        ConventionsMismatchError     they need other padding / BatchNorm epsilon (both named)
       WeightFetchError (RuntimeError)   could not be fetched
         WeightsUnavailableError      not cached and not downloadable (offline, network)
         UnpinnedSourceError          the publisher gives no hash and nobody opted in
@@ -24,9 +25,10 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-__all__ = ["HashMismatchError", "TFLiteFormatError", "UnpinnedSourceError", "UnsafePickleError",
-           "WeightBudgetError", "WeightError", "WeightFetchError", "WeightFileError",
-           "WeightMismatchError", "WeightsUnavailableError", "one_line"]
+__all__ = ["ConventionsMismatchError", "HashMismatchError", "TFLiteFormatError",
+           "UnpinnedSourceError", "UnsafePickleError", "WeightBudgetError", "WeightError",
+           "WeightFetchError", "WeightFileError", "WeightMismatchError", "WeightsUnavailableError",
+           "one_line"]
 
 
 class WeightError(Exception):
@@ -54,6 +56,11 @@ class TFLiteFormatError(WeightFileError):
 
 class WeightMismatchError(WeightError, ValueError):
     """The source weights do not fit the model; the message names every key."""
+
+
+class ConventionsMismatchError(WeightMismatchError):
+    """The weights need other conventions (padding, BatchNorm epsilon) than
+    the model was built or asked for; the message names both."""
 
 
 class WeightFetchError(WeightError, RuntimeError):

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zoo.weights.errors import WeightFileError, one_line
 
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 KERAS_SUFFIXES = (".h5", ".hdf5", ".keras")
 
+if TYPE_CHECKING:
+    from zoo.weights.conventions import Weights
 
-def load_weight_file(path, name: str, **options) -> dict:
+
+def load_weight_file(path, name: str, **options) -> "Weights":
     """Variables for zoo model ``name`` from a PyTorch (.pth/.pt/.bin),
-    safetensors or Keras (.h5/.keras) file. ``options`` are ``zoo.create``'s.
+    safetensors or Keras (.h5/.keras) file, as ``Weights`` carrying the
+    conventions they need (see ``from_torch`` and ``from_keras_file``;
+    ``conventions=`` overrides them). ``options`` are ``zoo.create``'s.
     Raises FileNotFoundError for a missing path, the errors of
     ``zoo.weights.errors`` for anything else (a damaged or unknown file:
     WeightFileError; weights that do not fit the model: WeightMismatchError)."""

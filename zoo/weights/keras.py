@@ -13,8 +13,12 @@ the tensors map as
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Optional
+
 import numpy as np
 
+from zoo.weights.conventions import KERAS, Conventions, Weights, declared
 from zoo.weights.errors import WeightMismatchError
 from zoo.weights.mapping import load_named
 
@@ -58,16 +62,34 @@ def _to_ours(arr: np.ndarray, shape: tuple[int, ...]):
     return None
 
 
-def from_keras(keras_model, name: str, **options) -> dict:
-    """Variables for zoo model ``name`` from a live ``keras.Model``.
+def keras_conventions(keras_model) -> Conventions:
+    """What a live Keras model's weights need: TF "same" padding (every
+    Keras Applications model pads so) and its BatchNormalization epsilon,
+    read from the layers (1e-3 when it has none)."""
+    eps = {float(layer.epsilon) for layer in keras_model.layers
+           if type(layer).__name__ == "BatchNormalization"}
+    if len(eps) > 1:
+        raise WeightMismatchError(
+            f"keras model {keras_model.name!r}: its BatchNormalization layers use several "
+            f"epsilons ({', '.join(map(str, sorted(eps)))}); a zoo model has one bn_eps")
+    return KERAS if not eps else dataclasses.replace(KERAS, bn_eps=eps.pop())
 
-    ``options`` are ``zoo.create``'s (``width``, ``num_classes``, ...). Keras
-    checkpoints were trained with TensorFlow "same" padding and BatchNorm
-    epsilon 1e-3: build the model that runs them with
-    ``zoo.create(name, padding="same", bn_eps=1e-3)``.
+
+def from_keras(keras_model, name: str, *, conventions: Optional[Conventions] = None,
+               **options) -> Weights:
+    """Variables for zoo model ``name`` from a live ``keras.Model``, as
+    ``Weights`` carrying the conventions they need (TF "same" padding and the
+    model's BatchNorm epsilon, 1e-3 in Keras Applications):
+    ``zoo.create(name, weights=from_keras(km, name))`` builds the model that
+    runs them.
+
+    ``options`` are ``zoo.create``'s (``width``, ``num_classes``, ...);
+    ``conventions`` (or ``padding``/``bn_eps``) overrides what is recorded.
     Raises ``WeightMismatchError`` naming every missing, unexpected or
     mis-shaped key.
     """
+    need = declared(keras_conventions(keras_model), conventions, options.get("padding"),
+                    options.get("bn_eps"))
     source, skip = {}, set()
     for layer in keras_model.layers:
         for w, v in zip(layer.weights, layer.get_weights()):
@@ -76,15 +98,17 @@ def from_keras(keras_model, name: str, **options) -> dict:
             if type(layer).__name__ in _PREPROCESSING:
                 skip.add(key)
     return from_keras_arrays(source, name, source_label=f"keras model {keras_model.name!r}",
-                             skip=skip, **options)
+                             skip=skip, conventions=need, **options)
 
 
-def from_keras_arrays(source, name: str, *, source_label: str, skip=(), **options) -> dict:
+def from_keras_arrays(source, name: str, *, source_label: str, skip=(),
+                      conventions: Conventions = KERAS, **options) -> Weights:
     """Variables for zoo model ``name`` from Keras arrays keyed
     ``"<keras layer name>/<weight name>"`` (``kernel``, ``depthwise_kernel``,
-    ``bias``, ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``);
-    keys in ``skip`` are never reported as unexpected. Shared by
-    ``from_keras`` (live models) and ``zoo.weights.keras_files`` (files)."""
+    ``bias``, ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``),
+    as ``Weights`` carrying ``conventions``; keys in ``skip`` are never
+    reported as unexpected. Shared by ``from_keras`` (live models) and
+    ``zoo.weights.keras_files`` (files)."""
     from zoo.registry import build
 
     model = build(name, **options)
@@ -92,6 +116,7 @@ def from_keras_arrays(source, name: str, *, source_label: str, skip=(), **option
         raise WeightMismatchError(f"{source_label}: {name} has no Keras counterpart (no "
                                   "keras_names() for its family)")
     skip = frozenset(skip)
-    return load_named(model, name, model.keras_names(), source,
-                      source_label=source_label, sep="/",
-                      leaf_names=_leaf_names, to_ours=_to_ours, ignore=skip.__contains__)
+    variables = load_named(model, name, model.keras_names(), source,
+                           source_label=source_label, sep="/",
+                           leaf_names=_leaf_names, to_ours=_to_ours, ignore=skip.__contains__)
+    return Weights(variables, conventions)

@@ -106,9 +106,11 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
+from zoo.weights.conventions import KERAS, Conventions, Weights, declared
 from zoo.weights.errors import WeightBudgetError, WeightError, WeightFileError, one_line
 from zoo.weights.keras import from_keras_arrays
 
@@ -1043,24 +1045,28 @@ def _rename_legacy(source, skip, keras_names) -> tuple[dict, set]:
     return {new(k): v for k, v in source.items()}, {new(k) for k in skip}
 
 
-def from_keras_file(path, name: str, **options) -> dict:
+def from_keras_file(path, name: str, *, conventions: Optional[Conventions] = None,
+                    **options) -> Weights:
     """Variables for zoo model ``name`` from a Keras weight file: legacy
     HDF5 (Keras Applications downloads, ``model.save("x.h5")``), Keras 3
-    ``.weights.h5`` or a ``.keras`` archive (see the module docstring).
+    ``.weights.h5`` or a ``.keras`` archive (see the module docstring), as
+    ``Weights`` carrying Keras's conventions (TF "same" padding, BatchNorm
+    epsilon 1e-3): ``zoo.create(name, weights=...)`` builds the model that
+    runs them.
 
-    ``options`` are ``zoo.create``'s (``width``, ``num_classes``, ...); run
-    the result with ``zoo.create(name, padding="same", bn_eps=1e-3)``, the
-    conventions Keras checkpoints were trained with. Raises
-    ``FileNotFoundError``, ``WeightFileError`` (not a readable Keras file,
-    naming it; ``WeightBudgetError`` when it declares more than its size
-    allows) or ``WeightMismatchError`` (the file is for another model,
+    ``options`` are ``zoo.create``'s (``width``, ``num_classes``, ...);
+    ``conventions`` (or ``padding``/``bn_eps``) overrides what is recorded.
+    Raises ``FileNotFoundError``, ``WeightFileError`` (not a readable Keras
+    file, naming it; ``WeightBudgetError`` when it declares more than its
+    size allows) or ``WeightMismatchError`` (the file is for another model,
     naming every missing, unexpected or mis-shaped key).
     """
     from zoo.registry import build
 
+    need = declared(KERAS, conventions, options.get("padding"), options.get("bn_eps"))
     source, skip = read_keras_file(path)
     model = build(name, **options)
     if hasattr(model, "keras_names"):
         source, skip = _rename_legacy(source, skip, model.keras_names().values())
     return from_keras_arrays(source, name, source_label=f"Keras file {os.fspath(path)}",
-                             skip=skip, **options)
+                             skip=skip, conventions=need, **options)

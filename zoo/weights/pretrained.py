@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Optional
 
 from zoo.registry import WeightSource, get_spec, list_models
+from zoo.weights.conventions import Weights
 
 
 def weight_source(name: str, origin: Optional[str] = None) -> WeightSource:
@@ -26,20 +27,28 @@ def weight_source(name: str, origin: Optional[str] = None) -> WeightSource:
 
 
 def load_pretrained(name: str, origin: Optional[str] = None, *,
-                    allow_unpinned: bool = False) -> dict:
+                    allow_unpinned: bool = False) -> Weights:
     """Real pretrained variables for ``name`` (downloaded once, verified by
     the spec's pinned hash, cached under ``$ZOO_CACHE``; ``ZOO_OFFLINE=1``
     never downloads). ``origin`` picks another of the spec's sources than
     the first, by who publishes it ("timm", "keras"). A source whose
     publisher gives no hash (``zoo info NAME`` shows ``unpinned``) is
     refused unless ``allow_unpinned=True`` (or ``ZOO_ALLOW_UNPINNED=1``);
-    with it, the file is used as downloaded."""
+    with it, the file is used as downloaded. The result is ``Weights``
+    carrying the conventions the file needs: ``zoo.create(name,
+    weights=...)`` builds the matching model."""
     from zoo.weights.fetch import fetch
     from zoo.weights.files import load_weight_file
 
     source = weight_source(name, origin)
     path = fetch(source, name=name, allow_unpinned=allow_unpinned)
-    if source.format == "tflite":  # MediaPipe's Blaze models: mapping from the graph
-        from zoo.models.blazeface import variables_from_tflite
-        return variables_from_tflite(path, name)
-    return load_weight_file(path, name)
+    label = f"converted from {source.origin or source.where}"
+    if source.format == "tflite":  # MediaPipe's models: each family maps its own graphs
+        if get_spec(name).family == "selfie_segmentation":
+            from zoo.models.selfie_segmentation import variables_from_tflite
+        else:
+            from zoo.models.blazeface import variables_from_tflite
+        # The spec's conventions are those of the graph the mapping reads.
+        return Weights(variables_from_tflite(path, name), get_spec(name).conventions.labelled(label))
+    weights = load_weight_file(path, name)
+    return Weights(weights, weights.conventions.labelled(label))

@@ -18,10 +18,11 @@ loads without saying which. The tensors map as
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
 import numpy as np
 
+from zoo.weights.conventions import Conventions, Weights, declared
 from zoo.weights.errors import WeightMismatchError, one_line
 from zoo.weights.mapping import load_named
 
@@ -49,14 +50,25 @@ def _to_ours(arr: np.ndarray, shape: tuple[int, ...]):
 
 
 def from_torch(state_dict: Mapping[str, np.ndarray], name: str, *, source: str = "state dict",
-               **options) -> dict:
+               conventions: Optional[Conventions] = None, **options) -> Weights:
     """Variables for zoo model ``name`` from a PyTorch state dict (name ->
-    numpy array). ``options`` are ``zoo.create``'s; the model must use the
-    conventions the weights were trained with (see the spec's ``padding``
-    and ``bn_eps``). Raises ``WeightMismatchError`` naming every missing,
-    unexpected or mis-shaped key."""
-    from zoo.registry import build
+    numpy array), as ``Weights`` carrying the conventions they need:
+    ``zoo.create(name, weights=...)`` builds the model that runs them.
 
+    A state dict does not say how it was trained. Every PyTorch layout the
+    zoo knows for a family was trained with that family spec's conventions
+    (torchvision's and timm's MobileNetV2: symmetric padding, BatchNorm eps
+    1e-5; lukemelas' EfficientNet and timm's ``tf_*`` ports of TF
+    checkpoints: "same", 1e-3), so those are recorded. Declare others with
+    ``conventions=`` (or ``padding``/``bn_eps``), e.g. for timm's own
+    ``efficientnet_b0`` training, which has ``tf_efficientnet_b0``'s names
+    but symmetric padding and eps 1e-5. ``options`` are ``zoo.create``'s.
+    Raises ``WeightMismatchError`` naming every missing, unexpected or
+    mis-shaped key."""
+    from zoo.registry import build, get_spec
+
+    need = declared(get_spec(name).conventions.labelled("converted from PyTorch"), conventions,
+                    options.get("padding"), options.get("bn_eps"))
     model = build(name, **options)
     layouts = [getattr(model, n)() for n in ("torch_names", "timm_names") if hasattr(model, n)]
     if not layouts:
@@ -64,9 +76,10 @@ def from_torch(state_dict: Mapping[str, np.ndarray], name: str, *, source: str =
                                                    f"of {name}"))
     names = max(layouts, key=lambda names: sum(
         f"{layer}.weight" in state_dict for layer in set(names.values())))
-    return load_named(model, name, names, state_dict, source_label=source,
-                      sep=".", leaf_names=_leaf_names, to_ours=_to_ours,
-                      ignore=lambda key: key.endswith("num_batches_tracked"))
+    variables = load_named(model, name, names, state_dict, source_label=source,
+                           sep=".", leaf_names=_leaf_names, to_ours=_to_ours,
+                           ignore=lambda key: key.endswith("num_batches_tracked"))
+    return Weights(variables, need)
 
 
 def to_torch(variables: Mapping, name: str, *, dtype=None, **options) -> dict[str, np.ndarray]:
