@@ -378,6 +378,20 @@ def test_shipped_weights_beat_the_best_baseline_on_middlebury():
     assert r["bad_1_25"] < ramp["bad_1_25"]
 
 
+def test_shipped_weights_say_how_to_make_them_again(capsys):
+    """`zoo info` shows the commands that rebuild the bundled file; the
+    recipe they name exists and is the one the source's origin names."""
+    from zoo.cli import main
+    from zoo.train.recipes import RECIPES
+
+    (source,) = zoo.get_spec("midas_small_lite0").weights
+    recipe = source.rebuild.split("--recipe ")[1].split()[0]
+    assert recipe in RECIPES and recipe in source.origin
+    assert "--dtype float16" in source.rebuild and source.bundled.endswith(".safetensors")
+    assert main(["info", "midas_small_lite0"]) == 0
+    assert f"rebuild        {source.rebuild}" in capsys.readouterr().out
+
+
 def test_middlebury_rows_note_unavailable_weights(monkeypatch, capsys):
     """A model whose trained weights cannot be had (midas_small's, unpinned
     and not opted into) gets a note, not a crash; its random-weights row is

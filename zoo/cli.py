@@ -175,6 +175,8 @@ def cmd_info(args) -> int:
         elif k == "pretrained":
             print(f"{k:<15}{v}")
             for w in spec.weights:
+                if w.rebuild:
+                    print(f"{'rebuild':<15}{w.rebuild}")
                 if w.unpinned:
                     who = f"{w.origin}: " if len(spec.weights) > 1 else ""
                     print(f"{'weights':<15}{who}no published hash: pass --allow-unpinned or set "

@@ -61,6 +61,9 @@ class WeightSource:
     (``zoo/data/<bundled>``, the weights trained here), still pinned by its
     SHA-256 and never downloaded.
 
+    ``rebuild`` gives the commands that make a bundled file again from
+    nothing (its training recipe and conversion); ``zoo info`` shows them.
+
     ``unpinned=True`` declares a file whose publisher gives no hash at all
     (MiDaS's GitHub release): no digest is recorded, none is invented, and
     ``zoo.weights.fetch`` uses it only on an explicit opt-in
@@ -77,6 +80,7 @@ class WeightSource:
     origin: str = ""  # who publishes the file, e.g. "Keras Applications", "timm"
     unpinned: bool = False  # upstream publishes no hash (see above)
     bundled: str = ""  # a file shipped inside the zoo package, under zoo/data/
+    rebuild: str = ""  # the commands that make the file again (weights trained here)
 
     @property
     def where(self) -> str:

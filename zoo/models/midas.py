@@ -432,7 +432,10 @@ def _register():
         weights=(WeightSource(
             format="safetensors", bundled="weights/midas_small_lite0.safetensors",
             sha256="4d7cf375ccdcefc0e59ec8b45eeea58af871a68272bfd915ec42a86075bb4a8e",
-            license="Apache-2.0", origin="zoo (depth_scenes_midas_small_lite0 recipe)"),),
+            license="Apache-2.0", origin="zoo (depth_scenes_midas_small_lite0 recipe)",
+            rebuild="zoo train --recipe depth_scenes_midas_small_lite0 --workdir runs/depth && "
+                    "zoo convert-weights runs/depth --out midas_small_lite0.safetensors "
+                    "--dtype float16"),),
         license="Apache-2.0",
         config=(("backbone", "efficientnet_lite0"), ("expand", True),
                 ("features", LITE0_FEATURES), ("unused_skip_unit", False)),
