@@ -36,7 +36,7 @@ def measure(name: str, runs: int, batch: int) -> dict[str, float]:
     spec = zoo.get_spec(name)
     _, variables = zoo.create(name)
     x = np.random.default_rng(0).standard_normal(
-        (batch, spec.input_size, spec.input_size, 3)).astype(np.float32)
+        (batch, *spec.input_hw, 3)).astype(np.float32)
     from zoo import layers
 
     fns = {}

@@ -129,7 +129,7 @@ def _whole(name: str, batch: int, train: bool, implementation: str):
     spec = zoo.get_spec(name)
     model, variables = zoo.create(name, implementation=implementation)
     x = np.random.default_rng(0).standard_normal(
-        (batch, spec.input_size, spec.input_size, 3)).astype(np.float32)
+        (batch, *spec.input_hw, 3)).astype(np.float32)
     return model, variables, x, jax.jit(_train_step(model.apply, True) if train
                                         else model.apply)
 

@@ -175,7 +175,7 @@ def prepare(name: str, *, batch: int, dtype: str = "float32", implementation: st
     sequence = getattr(model, "trace_input", None)  # a sequence model (TALNet): its length
     size = spec.input_size if length is None else int(length)
     shape = ((batch, size) + tuple(sequence.shape[2:]) if sequence is not None
-             else (batch, size, size, 3))
+             else (batch, *spec.input_hw, 3))
     x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
     if len(devices) > 1:
         from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -233,7 +233,8 @@ def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
         r["input_size"] = size = int(x.shape[1])  # the spec's, or the sequence length
         r["params"] = zoo.count_params(variables)
         r["weight_bytes"] = int(sum(a.nbytes for a in jax.tree_util.tree_leaves(variables)))
-        r["macs"] = int(analytic_counts(model, size).macs) * int(batch)
+        image_hw = tuple(int(d) for d in x.shape[1:3]) if x.ndim == 4 else size
+        r["macs"] = int(analytic_counts(model, image_hw).macs) * int(batch)
         check_budget("create")
 
         t = time.perf_counter()

@@ -49,7 +49,7 @@ def cmd_convert(args) -> int:
         if not args.name:
             raise ValueError("give a model name (zoo list) or --checkpoint RUN")
         spec = get_spec(args.name, resolution=args.resolution)
-        shape = (args.batch, spec.input_size, spec.input_size, 3)
+        shape = (args.batch, *spec.input_hw, 3)
         with offer_allow_unpinned():
             ex = prepare(args.name, pretrained=args.pretrained, input_shape=shape, spec=spec,
                          allow_unpinned=args.allow_unpinned)

@@ -92,7 +92,7 @@ def prepare(name_or_model: Union[str, Any], variables: Optional[dict] = None, *,
         if spec is None:
             raise ValueError(f"{name}: give input_shape=(1, H, W, 3) for a model without a spec")
         input_shape = ((1, spec.input_size) + tuple(sequence.shape[2:]) if sequence is not None
-                       else (1, spec.input_size, spec.input_size, 3))
+                       else (1, *spec.input_hw, 3))
     input_shape = tuple(int(d) for d in input_shape)
     if sequence is not None:
         if (len(input_shape) != 3 or input_shape[-1] != sequence.shape[-1]

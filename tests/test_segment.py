@@ -116,7 +116,7 @@ def test_specs():
         assert spec.weights[0].license == "Apache-2.0"  # MediaPipe's license
         assert dataclasses.replace(spec.weights[0], license="", origin="") == FILES[name]
         assert ss.INPUT_SHAPES[name] == seg.input_shape(name) == SHAPES[name]
-        assert spec.input_size == SHAPES[name][1]
+        assert spec.input_hw == SHAPES[name]
         # the graph's float range (selfie_segmentation_cpu.binarypb): 0 -> 0, 255 -> 1
         assert np.allclose((np.array([0.0, 255.0])[:, None] - spec.mean) / spec.std,
                            [[0.0] * 3, [1.0] * 3])

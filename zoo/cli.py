@@ -65,7 +65,7 @@ def _counts(name: str, width: Optional[float] = None, resolution: Optional[int] 
     from zoo.registry import build, get_spec
 
     spec = get_spec(name, width=width, resolution=resolution)
-    return spec, analytic_counts(build(name, width=width), spec.input_size)
+    return spec, analytic_counts(build(name, width=width), spec.input_hw)
 
 
 def _rows(names: Sequence[str], progress: bool):
@@ -79,8 +79,9 @@ def _rows(names: Sequence[str], progress: bool):
             spec, counts = _counts(name)
             where = ", ".join(w.origin.split(" ")[0] + (" (offline)" if w.package or w.bundled else "")
                               + (" (unpinned)" if w.unpinned else "") for w in spec.weights)
+            h, w = spec.input_hw
             rows.append({"name": name, "params": counts.params, "macs": counts.macs,
-                         "resolution": spec.input_size, "pretrained": where})
+                         "resolution": h if h == w else f"{h}x{w}", "pretrained": where})
             bar.advance(task)
     return rows
 
@@ -99,10 +100,11 @@ def cmd_list(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{'name':<22}{'params':>10}{'MACs':>10}{'input':>7}  pretrained weights from")
+    wide = max(22, *(len(r["name"]) + 1 for r in rows))
+    print(f"{'name':<{wide}}{'params':>10}{'MACs':>10}{'input':>8}  pretrained weights from")
     for r in rows:
-        print(f"{r['name']:<22}{r['params'] / 1e6:>9.2f}M{r['macs'] / 1e6:>9.0f}M"
-              f"{r['resolution']:>7}  {r['pretrained'] or '-'}")
+        print(f"{r['name']:<{wide}}{r['params'] / 1e6:>9.2f}M{r['macs'] / 1e6:>9.0f}M"
+              f"{r['resolution']:>8}  {r['pretrained'] or '-'}")
     return 0
 
 

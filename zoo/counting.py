@@ -41,10 +41,10 @@ def _own_params(module) -> dict:
     return {k: v for k, v in params.items() if hasattr(v, "shape")}
 
 
-def analytic_counts(model, input_size: int) -> Counts:
+def analytic_counts(model, input_size) -> Counts:
     """Multiply-adds and parameters of ``model`` on ``input_size`` square
-    images (or, for a model that declares a sequence ``trace_input``, on
-    sequences of ``input_size`` steps)."""
+    images, or (height, width) ones (or, for a model that declares a
+    sequence ``trace_input``, on sequences of ``input_size`` steps)."""
     counts = Counts()
     settings = getattr(model, "settings", None)
     if settings is not None:
@@ -84,10 +84,11 @@ def analytic_counts(model, input_size: int) -> Counts:
         counts.layers += 1
         return out
 
-    x = jax.ShapeDtypeStruct((1, input_size, input_size, 3), jnp.float32)
+    h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
+    x = jax.ShapeDtypeStruct((1, h, w, 3), jnp.float32)
     sequence = getattr(model, "trace_input", None)
     if sequence is not None:  # a sequence model: input_size is its length in steps
-        x = jax.ShapeDtypeStruct((1, input_size) + tuple(sequence.shape[2:]), sequence.dtype)
+        x = jax.ShapeDtypeStruct((1, h) + tuple(sequence.shape[2:]), sequence.dtype)
     with nn.intercept_methods(interceptor):
         jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
     return counts

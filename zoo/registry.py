@@ -125,7 +125,7 @@ class ModelSpec:
     name: str
     family: str
     task: str
-    input_size: int  # square, pixels
+    input_size: int  # pixels: the side of a square input, or the height (see input_width)
     mean: tuple[float, float, float]  # 0-255 pixel units, RGB
     std: tuple[float, float, float]
     crop_fraction: float  # centre crop of the resized image
@@ -137,6 +137,12 @@ class ModelSpec:
     weights: tuple[WeightSource, ...] = ()
     license: str = ""
     config: tuple[tuple[str, Any], ...] = ()  # family builder arguments
+    input_width: Optional[int] = None  # a non-square input's width (input_size its height)
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        """(height, width) of the network's input in pixels."""
+        return self.input_size, self.input_width or self.input_size
 
     @property
     def conventions(self):

@@ -115,10 +115,7 @@ def _segmentation_spec(name: str):
 
 def input_shape(model: str = DEFAULT_MODEL) -> tuple[int, int]:
     """(height, width) of ``model``'s input tensor: (256, 256) or (144, 256)."""
-    from zoo.models.selfie_segmentation import INPUT_SHAPES
-
-    _segmentation_spec(model)
-    return INPUT_SHAPES[model]
+    return _segmentation_spec(model).input_hw
 
 
 @functools.lru_cache(maxsize=None)

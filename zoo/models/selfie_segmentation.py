@@ -369,8 +369,7 @@ def _register():
     for name, (file, sha256) in files.items():
         register(ModelSpec(
             name=name, family="selfie_segmentation", task="segmentation",
-            # ModelSpec sizes are square: this is the width; INPUT_SHAPES has (H, W).
-            input_size=INPUT_SHAPES[name][1],
+            input_size=INPUT_SHAPES[name][0], input_width=INPUT_SHAPES[name][1],
             mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0),  # [0, 1], as the graph expects
             crop_fraction=1.0, interpolation="bilinear", num_classes=1, padding="same",
             bn_eps=0.0,  # no BatchNorm
