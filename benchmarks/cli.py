@@ -26,6 +26,7 @@ EXAMPLES = ("examples:\n"
             "  zoo bench plot results/bench-A.json   # latency vs MACs and top-1 (PNG beside it)\n"
             "  zoo bench --train --models mobilenet_v2,efficientnet_b0 --batch 32 --peers keras,torch\n"
             "  zoo bench --models talnet --lengths 128,256,512,1024,2048   # cost vs sequence length\n"
+            "  zoo bench --memory-plan --models 'mobilenet*' --out results/   # activation arena\n"
             "\n"
             "`zoo bench [run] [options]` measures (run is the default action);\n"
             "`zoo bench compare A.json B.json` compares two result files.\n"
@@ -145,7 +146,8 @@ def cmd_bench(args) -> int:
 
 
 def _delegate(argv: Sequence[str]) -> Optional[int]:
-    """``zoo bench --train ...`` and ``zoo bench --lengths ...`` are other
+    """``zoo bench --train ...``, ``zoo bench --lengths ...`` and ``zoo bench
+    --memory-plan ...`` are other
     tables with options of their own: run them with the arguments as given,
     before ``zoo bench``'s parser sees them."""
     if "--train" in argv:
@@ -154,6 +156,10 @@ def _delegate(argv: Sequence[str]) -> Optional[int]:
     if any(a == "--lengths" or a.startswith("--lengths=") for a in argv):
         from benchmarks.sequence import main as sequence
         return sequence(list(argv), prog="zoo bench --lengths")
+    if "--memory-plan" in argv:
+        from benchmarks.memory_plan import main as memory_plan
+        return memory_plan([a for a in argv if a != "--memory-plan"],
+                           prog="zoo bench --memory-plan")
     return None
 
 
@@ -198,4 +204,8 @@ def register(sub) -> None:
     s.add_argument("--lengths", metavar="L,L,...",
                    help="sequence models (talnet): cost at each sequence length, with a linear "
                         "fit (`zoo bench --lengths 128 --help` lists its options)")
+    s.add_argument("--memory-plan", action="store_true",
+                   help="activation memory instead: no-reuse sum, greedy-by-size arena, "
+                        "max-live bound, XLA temp and optionally LiteRT's arena, batch 1 "
+                        "(`zoo bench --memory-plan --help` lists its options)")
     s.set_defaults(func=cmd_bench, preparse=_delegate)
