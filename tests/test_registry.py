@@ -12,7 +12,7 @@ from zoo.registry import variables_template
 NAMES = (["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"]
          + [f"efficientnet_b{i}" for i in range(8)] + [f"efficientnet_lite{i}" for i in range(5)])
 # The face models (not classifiers; tested in test_face_models.py).
-FACE_NAMES = ["blazeface_short_range", "face_mesh"]
+FACE_NAMES = ["blazeface_full_range", "blazeface_short_range", "face_mesh"]
 # The depth models (tested in test_midas.py).
 DEPTH_NAMES = ["midas_small", "midas_small_lite0"]
 # Temporal action localisation on feature sequences (tested in test_talnet.py).

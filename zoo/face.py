@@ -39,6 +39,13 @@ to a power of two so few shapes compile). Resampling and NMS run in numpy on
 the host: they are small, and images of different sizes then need no
 recompiles.
 
+``detector="full_range"`` swaps stages 1-3 for MediaPipe's full-range model
+(192x192 letterbox, 2304 anchors, scale 192, score >= 0.6;
+face_detection_full_range.pbtxt); ``detector="pyramid"`` runs the short-range
+model over the letterbox plus overlapping tiles at finer scales
+(``pyramid_views``), all in one batch, and merges their detections with the
+same weighted NMS. ``detect_faces`` stops after detection.
+
 ``FaceTracker`` runs the pipeline frame by frame and smooths each tracked
 face's box, keypoints and landmarks exponentially.
 """
@@ -125,6 +132,47 @@ def ssd_anchors(num_layers=4, strides=(8, 16, 16, 16), input_size=128, anchor_of
 
 
 ANCHORS = ssd_anchors(**ANCHOR_OPTIONS)
+
+# FaceDetectionOptions of face_detection_full_range.pbtxt (MediaPipe v0.10.x):
+# tensor 192x192, num_layers 1, strides 4, interpolated_scale_aspect_ratio 0,
+# num_boxes 2304, x/y/w/h_scale 192, min_score_thresh 0.6; the rest (anchor
+# offset 0.5, aspect ratio 1, fixed anchors, score clipping 100, NMS IoU 0.3)
+# is face_detection.pbtxt's, shared with the short-range model.
+FULL_RANGE_ANCHOR_OPTIONS = dict(num_layers=1, strides=(4,), input_size=192, anchor_offset=0.5,
+                                 aspect_ratios=(1.0,), interpolated_scale_aspect_ratio=0.0,
+                                 fixed_anchor_size=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorConfig:
+    """A detector of ``zoo.face``: the registered model, its square input
+    side, its SSD anchors, the decoding scale (box and keypoint offsets are in
+    ``scale``-pixel units) and its score threshold."""
+
+    model: str
+    input_size: int
+    anchors: np.ndarray = dataclasses.field(repr=False)
+    scale: float
+    min_score: float
+
+
+DETECTORS = {
+    "short_range": DetectorConfig(DETECTOR, DETECTOR_SIZE, ANCHORS, SCALE, MIN_SCORE),
+    "full_range": DetectorConfig("blazeface_full_range", 192,
+                                 ssd_anchors(**FULL_RANGE_ANCHOR_OPTIONS), 192.0, 0.6),
+}
+DETECTOR_MODES = ("short_range", "full_range", "pyramid")
+# Pyramid mode: the short-range detector on the letterboxed image plus, per
+# level l = 1..PYRAMID_LEVELS, square tiles of side S / 2**l (S = the longer
+# image side) at half-tile steps, so any face up to half a tile lies wholly
+# inside one tile. Levels whose tiles would be upsampled more than
+# PYRAMID_MAX_UPSAMPLE times are skipped (nothing left to resolve there).
+PYRAMID_LEVELS = 2
+PYRAMID_MAX_UPSAMPLE = 2.0
+# A tile's detection reaching further than this (fraction of the tile) past a
+# tile edge that is not the image's is a face cut by the tile: dropped, as a
+# neighbouring tile or the coarser level holds it whole.
+PYRAMID_EDGE_SLACK = 0.02
 
 
 # ------------------------------------------------------------- input checks
@@ -238,17 +286,19 @@ def warp_square(image: np.ndarray, cx: float, cy: float, side: float, angle: flo
 
 
 @functools.lru_cache(maxsize=None)
-def _networks():
-    """Pretrained detector and mesh, each as one jitted function of a batch."""
+def _network(name: str):
+    """Pretrained registered model ``name`` as one jitted function of a batch."""
     import jax
 
     from zoo.registry import create
 
-    det, det_vars = create(DETECTOR, pretrained=True)
-    mesh, mesh_vars = create(MESH, pretrained=True)
-    det_fn = jax.jit(lambda x: det.apply(det_vars, x))
-    mesh_fn = jax.jit(lambda x: mesh.apply(mesh_vars, x))
-    return det_fn, mesh_fn
+    model, variables = create(name, pretrained=True)
+    return jax.jit(lambda x: model.apply(variables, x))
+
+
+def _networks():
+    """Pretrained short-range detector and mesh, each one jitted function of a batch."""
+    return _network(DETECTOR), _network(MESH)
 
 
 def _run_padded(fn, x: np.ndarray):
@@ -263,22 +313,28 @@ def _run_padded(fn, x: np.ndarray):
 # ------------------------------------------------------ detection decoding
 
 
-def decode(regressors: np.ndarray, scores: np.ndarray, anchors: np.ndarray = ANCHORS):
+def decode(regressors: np.ndarray, scores: np.ndarray, anchors: np.ndarray = ANCHORS, *,
+           scale: float = SCALE, min_score: float = MIN_SCORE):
     """One image's raw detector outputs -> (boxes (K, 4) x_min, y_min, x_max,
-    y_max; keypoints (K, 6, 2); scores (K,)), normalised to the 128x128 input,
-    for the anchors scoring at least ``MIN_SCORE``."""
+    y_max; keypoints (K, 6, 2); scores (K,)), normalised to the detector's
+    input, for the anchors scoring at least ``min_score``. The defaults are
+    the short-range model's; ``DETECTORS[...]`` holds each detector's
+    ``anchors``, ``scale`` and ``min_score``."""
+    if len(anchors) != len(regressors) or len(scores) != len(regressors):
+        raise ValueError(f"decode: {len(regressors)} regressors, {len(scores)} scores and "
+                         f"{len(anchors)} anchors; pass the anchors of the detector that made them")
     r = regressors.astype(np.float64)
     prob = 1.0 / (1.0 + np.exp(-np.clip(scores[:, 0].astype(np.float64), -SCORE_CLIP,
                                          SCORE_CLIP)))
-    keep = prob >= MIN_SCORE
+    keep = prob >= min_score
     r, a, prob = r[keep], anchors[keep].astype(np.float64), prob[keep]
-    cx = r[:, 0] / SCALE * a[:, 2] + a[:, 0]
-    cy = r[:, 1] / SCALE * a[:, 3] + a[:, 1]
-    w = r[:, 2] / SCALE * a[:, 2]
-    h = r[:, 3] / SCALE * a[:, 3]
+    cx = r[:, 0] / scale * a[:, 2] + a[:, 0]
+    cy = r[:, 1] / scale * a[:, 3] + a[:, 1]
+    w = r[:, 2] / scale * a[:, 2]
+    h = r[:, 3] / scale * a[:, 3]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], -1)
     kp = r[:, 4:4 + 2 * NUM_KEYPOINTS].reshape(-1, NUM_KEYPOINTS, 2)
-    kp = kp / SCALE * a[:, None, 2:4] + a[:, None, 0:2]
+    kp = kp / scale * a[:, None, 2:4] + a[:, None, 0:2]
     return boxes, kp, prob
 
 
@@ -340,53 +396,150 @@ def project_landmarks(raw: np.ndarray, roi) -> np.ndarray:
 # ----------------------------------------------------------------- pipeline
 
 
-def detect_and_mesh(image, *, name: str = "image", max_faces: Optional[int] = None
-                    ) -> list[Face]:
-    """Faces in one image (uint8 0-255 or float 0-1; grayscale, RGB or RGBA;
-    see ``as_rgb``), best detection first, at most ``max_faces`` (MediaPipe's
-    ``max_num_faces``; default: all). No face: an empty list. ``name`` names
-    the image in error messages."""
-    return detect_and_mesh_batch([image], names=[name], max_faces=max_faces)[0]
+def _check_detector(detector: str) -> str:
+    if detector not in DETECTOR_MODES:
+        raise ValueError(f"detector={detector!r}: expected one of {', '.join(DETECTOR_MODES)}")
+    return detector
 
 
-def detect_and_mesh_batch(images: Sequence, *, names: Optional[Sequence[str]] = None,
-                          max_faces: Optional[int] = None) -> list[list[Face]]:
-    """``detect_and_mesh`` for several images (any sizes): the detector runs
-    once on all of them, the mesh once on all their faces."""
-    if max_faces is not None and max_faces < 1:
-        raise ValueError(f"max_faces={max_faces}: expected at least 1 (or None for all)")
+def pyramid_views(h: int, w: int, input_size: int = DETECTOR_SIZE, levels: int = PYRAMID_LEVELS
+                  ) -> list[tuple[float, float, float, tuple[bool, bool, bool, bool]]]:
+    """The squares the pyramid mode feeds the detector for an ``h`` x ``w``
+    image: (centre x, centre y, side, inner edges) with inner edges (left,
+    top, right, bottom) True where the square's edge lies inside the image.
+    First the letterboxed whole image (side max(h, w)), then per level l the
+    tiles of side max(h, w) / 2**l at half-tile steps over that square,
+    skipping tiles outside the image and levels upsampled more than
+    ``PYRAMID_MAX_UPSAMPLE`` times to ``input_size``."""
+    side = float(max(h, w))
+    views = [(w / 2, h / 2, side, (False, False, False, False))]
+    x0, y0, eps = w / 2 - side / 2, h / 2 - side / 2, 1e-6 * side
+    for level in range(1, levels + 1):
+        t = side / 2 ** level
+        if input_size / t > PYRAMID_MAX_UPSAMPLE:
+            break
+        steps = 2 ** (level + 1) - 1
+        for iy in range(steps):
+            for ix in range(steps):
+                tx, ty = x0 + ix * t / 2, y0 + iy * t / 2
+                if tx >= w or ty >= h or tx + t <= 0 or ty + t <= 0:
+                    continue
+                inner = (tx > eps, ty > eps, tx + t < w - eps, ty + t < h - eps)
+                views.append((tx + t / 2, ty + t / 2, t, inner))
+    return views
+
+
+def _uncut(boxes: np.ndarray, inner) -> np.ndarray:
+    """Mask of the boxes (normalised to a tile) not reaching within
+    ``PYRAMID_EDGE_SLACK`` of one of its inner edges (faces the tile cuts)."""
+    left, top, right, bottom = inner
+    e = PYRAMID_EDGE_SLACK
+    keep = np.ones(len(boxes), bool)
+    for flag, cut in ((left, boxes[:, 0] < e), (top, boxes[:, 1] < e),
+                      (right, boxes[:, 2] > 1 - e), (bottom, boxes[:, 3] > 1 - e)):
+        if flag:
+            keep &= ~cut
+    return keep
+
+
+def _detect(work: Sequence[np.ndarray], detector: str):
+    """Detections of each prepared image (``prepare``'s output): per image
+    (boxes (K, 4), keypoints (K, 6, 2), scores (K,)) in its pixels, best
+    first. Every view of every image goes through the detector in one call;
+    each view's detections are merged by weighted NMS in the view's
+    coordinates, then (pyramid mode) once more across views, in pixels."""
+    cfg = DETECTORS["short_range" if detector == "pyramid" else detector]
+    crops, owners = [], []
+    for i, a in enumerate(work):
+        h, w = a.shape[:2]
+        views = (pyramid_views(h, w, cfg.input_size) if detector == "pyramid"
+                 else [(w / 2, h / 2, float(max(h, w)), (False,) * 4)])
+        for view in views:
+            cx, cy, side, _ = view
+            t = warp_square(a, cx, cy, side, 0.0, cfg.input_size, "zero")
+            crops.append(t / 127.5 - 1.0)
+            owners.append((i, view))
+    regs, logits = _run_padded(_network(cfg.model), np.stack(crops))
+    found: list[list] = [[] for _ in work]
+    for (i, (cx, cy, side, inner)), r, logit in zip(owners, regs, logits):
+        b, k, s = weighted_nms(*decode(r, logit, cfg.anchors, scale=cfg.scale,
+                                       min_score=cfg.min_score))
+        keep = _uncut(b, inner)
+        b, k, s = b[keep], k[keep], s[keep]
+        # tensor [0, 1] -> the view's square in image pixels (letterbox removal)
+        b = np.stack([cx + (b[:, 0] - 0.5) * side, cy + (b[:, 1] - 0.5) * side,
+                      cx + (b[:, 2] - 0.5) * side, cy + (b[:, 3] - 0.5) * side], -1)
+        k = np.stack([cx + (k[..., 0] - 0.5) * side, cy + (k[..., 1] - 0.5) * side], -1)
+        found[i].append((b, k, s))
+    out = []
+    for views in found:
+        if len(views) == 1:
+            out.append(views[0])
+            continue
+        b, k, s = (np.concatenate(parts) for parts in zip(*views))
+        out.append(weighted_nms(b, k, s))
+    return out
+
+
+def detect_faces(images: Sequence, *, detector: str = "short_range",
+                 names: Optional[Sequence[str]] = None) -> list[tuple]:
+    """Face detections only (no mesh) for several images: per image (boxes
+    (K, 4) x_min, y_min, x_max, y_max; keypoints (K, 6, 2); scores (K,)) in
+    the input's pixels, best first. ``detector``: "short_range" (MediaPipe's
+    default, 128x128 letterbox), "full_range" (192x192 letterbox, faces
+    farther away) or "pyramid" (short range over the letterbox plus tiles at
+    ``PYRAMID_LEVELS`` finer scales, all in one batch, merged by weighted NMS)."""
+    _check_detector(detector)
     images = list(images)
     names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
     if len(names) != len(images):
         raise ValueError(f"{len(images)} images but {len(names)} names")
     if not images:
         return []
-    det_fn, mesh_fn = _networks()
-    work, factors, det_in = [], [], []
+    work, factors = zip(*(prepare(img, name) for img, name in zip(images, names)))
+    return [(b * f, k * f, s) for (b, k, s), f in zip(_detect(work, detector), factors)]
+
+
+def detect_and_mesh(image, *, name: str = "image", max_faces: Optional[int] = None,
+                    detector: str = "short_range") -> list[Face]:
+    """Faces in one image (uint8 0-255 or float 0-1; grayscale, RGB or RGBA;
+    see ``as_rgb``), best detection first, at most ``max_faces`` (MediaPipe's
+    ``max_num_faces``; default: all). No face: an empty list. ``name`` names
+    the image in error messages; ``detector`` is "short_range" (default),
+    "full_range" or "pyramid" (see ``detect_faces``)."""
+    return detect_and_mesh_batch([image], names=[name], max_faces=max_faces,
+                                 detector=detector)[0]
+
+
+def detect_and_mesh_batch(images: Sequence, *, names: Optional[Sequence[str]] = None,
+                          max_faces: Optional[int] = None, detector: str = "short_range"
+                          ) -> list[list[Face]]:
+    """``detect_and_mesh`` for several images (any sizes): the detector runs
+    once on all of them, the mesh once on all their faces."""
+    if max_faces is not None and max_faces < 1:
+        raise ValueError(f"max_faces={max_faces}: expected at least 1 (or None for all)")
+    _check_detector(detector)
+    images = list(images)
+    names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
+    if len(names) != len(images):
+        raise ValueError(f"{len(images)} images but {len(names)} names")
+    if not images:
+        return []
+    work, factors = [], []
     for img, name in zip(images, names):
         a, f = prepare(img, name)
         work.append(a)
         factors.append(f)
-        h, w = a.shape[:2]
-        t = warp_square(a, w / 2, h / 2, max(h, w), 0.0, DETECTOR_SIZE, "zero")
-        det_in.append(t / 127.5 - 1.0)
-    regs, logits = _run_padded(det_fn, np.stack(det_in))
     per_image = []  # (image index, box px, keypoints px, score, roi)
-    for i, a in enumerate(work):
-        h, w = a.shape[:2]
-        boxes, kps, scores = weighted_nms(*decode(regs[i], logits[i]))
-        side = max(h, w)  # letterbox removal: tensor [0, 1] -> the centred square
+    for i, (boxes, kps, scores) in enumerate(_detect(work, detector)):
         for b, k, s in list(zip(boxes, kps, scores))[:max_faces]:
-            b = np.array([w / 2 + (b[0] - 0.5) * side, h / 2 + (b[1] - 0.5) * side,
-                          w / 2 + (b[2] - 0.5) * side, h / 2 + (b[3] - 0.5) * side])
-            k = np.stack([w / 2 + (k[:, 0] - 0.5) * side, h / 2 + (k[:, 1] - 0.5) * side], -1)
             per_image.append((i, b, k, float(s), face_roi(b, k)))
     results: list[list[Face]] = [[] for _ in images]
     if not per_image:
         return results
     crops = np.stack([warp_square(work[i], *roi, MESH_SIZE, "replicate") / 255.0
                       for i, _, _, _, roi in per_image])
-    landmarks, flags = _run_padded(mesh_fn, crops)
+    landmarks, flags = _run_padded(_network(MESH), crops)
     for (i, b, k, s, roi), raw, flag in zip(per_image, landmarks, flags):
         presence = float(1.0 / (1.0 + np.exp(-float(flag[0]))))
         if presence < MIN_PRESENCE:

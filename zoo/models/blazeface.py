@@ -1,6 +1,8 @@
 """BlazeFace short-range face detector (Bazarevsky et al., "BlazeFace:
 Sub-millisecond Neural Face Detection on Mobile GPUs", 2019), as shipped by
-MediaPipe (``face_detection_short_range.tflite``), plus the pieces the Blaze
+MediaPipe (``face_detection_short_range.tflite``), the full-range detector
+(``face_detection_full_range_sparse.tflite``, 192x192, 2304 anchors; its
+table and sparse-weight reader are further down), plus the pieces the Blaze
 family shares (the Blaze block, PReLU, and the weight mapping from MediaPipe's
 TFLite graphs, used by ``zoo.models.face_mesh`` too).
 
@@ -47,6 +49,7 @@ import math
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
+import tflite
 
 from kernels import depthwise_conv
 from zoo.layers import (Conv, ConvSettings, DepthwiseConv, activation, check_images,
@@ -203,6 +206,148 @@ class BlazeFace(_BlazeBase):
 
         return [[upto(tap) + [(f"{name}_box",)] for name, tap, _ in HEADS],
                 [upto(tap) + [(f"{name}_score",)] for name, tap, _ in HEADS]]
+
+
+# ------------------------------------------------------- BlazeFace full range
+#
+# Read from face_detection_full_range_sparse.tflite (mediapipe==0.10.21): 192x192
+# input, every 3x3 conv preceded by an explicit 1-pixel PAD (symmetric, also at
+# stride 2), activations fused into the convs. An encoder of bottleneck blocks
+# and a top-down path (1x1 conv + ReLU, 2x bilinear upsampling with half-pixel
+# centres, added to a 1x1 + ReLU lateral of the encoder stage) ending at 48x48:
+#
+#   stage   block                            channels  bottleneck  repeats  map
+#   stem    conv3x3 s2 + relu                   32                          96x96
+#   enc0    residual                            32         8          2     96x96
+#   enc1    strided, residual                   64        16        1, 2    48x48 -> lateral 48
+#   enc2    strided, residual                  128        32        1, 2    24x24 -> lateral 64
+#   enc3    strided, residual                  192        48        1, 2    12x12 -> lateral 96
+#   enc4    strided, residual                  384        96        1, 3     6x6
+#   dec0    top 1x1 + up + lateral, residual    96        48          2     12x12
+#   dec1    top 1x1 + up + lateral, residual    64        32          2     24x24
+#   dec2    top 1x1 + up + lateral, residual    48        24          1     48x48
+#   heads   1x1 conv (4 | 64) -> depthwise 3x3 s2 -> depth-to-space 2 -> 48x48x(1 | 16)
+#
+# residual: dw3x3 -> 1x1 to the bottleneck + relu -> dw3x3 -> 1x1 back, + input, relu;
+# strided: the same with the first dw at stride 2, relu after the last 1x1, no skip.
+# 48x48 x 1 anchor = 2304, matching the SSD options of MediaPipe's
+# face_detection_full_range.pbtxt (num_layers 1, strides 4, 192x192, no interpolated anchor).
+
+FR_INPUT_SIZE = 192
+FR_STEM = 32
+FR_ENCODER = ((32, 8, 2), (64, 16, 2), (128, 32, 2), (192, 48, 2), (384, 96, 3))
+FR_DECODER = ((96, 48, 2), (64, 32, 2), (48, 24, 1))  # tapping enc3, enc2, enc1 in turn
+FR_HEADS = (("score", 1), ("box", NUM_COORDS))  # values per anchor; graph order
+
+
+class BottleneckBlock(nn.Module):
+    """dw3x3 (stride) -> 1x1 to ``mid`` + ReLU -> dw3x3 -> 1x1 to ``out``;
+    with ``residual``, plus the input then ReLU, else ReLU directly."""
+
+    out: int
+    mid: int
+    stride: int = 1
+    residual: bool = True
+    settings: ConvSettings = ConvSettings()
+
+    @nn.compact
+    def __call__(self, x):
+        s = self.settings
+        h = DepthwiseConvBias(3, self.stride, s, name="dw1")(x)
+        h = jax_relu(Conv(self.mid, 1, use_bias=True, settings=s, name="reduce")(h))
+        h = DepthwiseConvBias(3, 1, s, name="dw2")(h)
+        h = Conv(self.out, 1, use_bias=True, settings=s, name="expand")(h)
+        return jax_relu(x + h if self.residual else h)
+
+    @staticmethod
+    def layers(prefix: str) -> list[tuple[str, ...]]:
+        return [(prefix, k) for k in ("dw1", "reduce", "dw2", "expand")]
+
+
+def jax_relu(x):
+    return activation("relu")(x)
+
+
+def upsample2x(x):
+    """2x bilinear upsampling with half-pixel centres and clamped edges
+    (TFLite RESIZE_BILINEAR, align_corners=False, half_pixel_centers=True):
+    output 2i reads 0.75 x[i] + 0.25 x[i-1], output 2i+1 0.75 x[i] + 0.25 x[i+1]."""
+    for axis in (1, 2):
+        n = x.shape[axis]
+        prev = jnp.take(x, jnp.clip(jnp.arange(n) - 1, 0, n - 1), axis=axis)
+        nxt = jnp.take(x, jnp.clip(jnp.arange(n) + 1, 0, n - 1), axis=axis)
+        even, odd = 0.75 * x + 0.25 * prev, 0.75 * x + 0.25 * nxt
+        x = jnp.stack([even, odd], axis=axis + 1)
+        shape = list(even.shape)
+        shape[axis] = 2 * n
+        x = x.reshape(shape)
+    return x
+
+
+def depth_to_space(x, block: int = 2):
+    """TFLite DEPTH_TO_SPACE: channel (i * block + j) * C + c of input pixel
+    (h, w) goes to output pixel (h * block + i, w * block + j), channel c."""
+    n, h, w, c = x.shape
+    c_out = c // (block * block)
+    x = x.reshape(n, h, w, block, block, c_out).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(n, h * block, w * block, c_out)
+
+
+class BlazeFaceFullRange(_BlazeBase):
+    """BlazeFace full range. ``__call__(x)``: (N, 192, 192, 3) float in [-1, 1]
+    -> ``(regressors (N, 2304, 16), scores (N, 2304, 1))``, float32, anchors
+    row-major on the 48x48 grid; box and keypoint values are offsets in
+    192-pixel units (see ``zoo.face``)."""
+
+    fixed_input_size = FR_INPUT_SIZE
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        self._check_options()
+        check_input(x, self.model_name, FR_INPUT_SIZE)
+        s = self.settings
+        x = jnp.asarray(x).astype(s.dtype)
+        x = jax_relu(Conv(FR_STEM, 3, 2, use_bias=True, settings=s, name="stem")(x))
+        laterals = []
+        for i, (out, mid, repeats) in enumerate(FR_ENCODER):
+            if i:
+                x = BottleneckBlock(out, mid, 2, residual=False, settings=s,
+                                    name=f"enc{i}_down")(x)
+            for k in range(repeats):
+                x = BottleneckBlock(out, mid, settings=s, name=f"enc{i}_{k}")(x)
+            if 1 <= i <= len(FR_DECODER):  # the graph computes each lateral right here
+                width = FR_DECODER[len(FR_DECODER) - i][0]
+                laterals.append(jax_relu(Conv(width, 1, use_bias=True, settings=s,
+                                              name=f"lateral{i}")(x)))
+        for j, (out, mid, repeats) in enumerate(FR_DECODER):
+            top = jax_relu(Conv(out, 1, use_bias=True, settings=s, name=f"dec{j}_top")(x))
+            x = upsample2x(top) + laterals[len(laterals) - 1 - j]
+            for k in range(repeats):
+                x = BottleneckBlock(out, mid, settings=s, name=f"dec{j}_{k}")(x)
+        outs = {}
+        for name, values in FR_HEADS:
+            h = Conv(4 * values, 1, use_bias=True, settings=s, name=f"{name}_conv")(x)
+            h = DepthwiseConvBias(3, 2, s, name=f"{name}_dw")(h)
+            h = depth_to_space(h, 2)
+            outs[name] = h.reshape(h.shape[0], -1, values).astype(jnp.float32)
+        return outs["box"], outs["score"]
+
+    @staticmethod
+    def tflite_layers() -> list[tuple[str, ...]]:
+        """Our conv layers in the graph's execution order (what
+        ``variables_from_sparse_tflite`` pairs the graph's convs with)."""
+        layers = [("stem",)]
+        for i, (_, _, repeats) in enumerate(FR_ENCODER):
+            names = ([f"enc{i}_down"] if i else []) + [f"enc{i}_{k}" for k in range(repeats)]
+            layers += [p for n in names for p in BottleneckBlock.layers(n)]
+            if 1 <= i <= len(FR_DECODER):
+                layers.append((f"lateral{i}",))
+        for j, (_, _, repeats) in enumerate(FR_DECODER):
+            layers.append((f"dec{j}_top",))
+            layers += [p for k in range(repeats) for p in BottleneckBlock.layers(f"dec{j}_{k}")]
+        for name, _ in FR_HEADS:
+            layers += [(f"{name}_conv",), (f"{name}_dw",)]
+        return layers
 
 
 # ------------------------------------------------ weights from a TFLite graph
@@ -427,7 +572,7 @@ def _model_and_template(name: str):
     from zoo.registry import build, variables_template
 
     model = build(name)
-    if not hasattr(model, "tflite_chains"):
+    if not (hasattr(model, "tflite_chains") or hasattr(model, "tflite_layers")):
         raise ValueError(f"{name} has no mapping from MediaPipe's TFLite graphs")
     return model, variables_template(model)
 
@@ -441,11 +586,165 @@ def variables_from_tflite(path, name: str) -> dict:
     from zoo.weights.tflite import read_tflite
 
     model, template = _model_and_template(name)
+    if hasattr(model, "tflite_layers"):  # sparse weights: read_tflite cannot read them yet
+        return variables_from_sparse_tflite(path, name)
     graph = read_tflite(path, subgraph=0)
     if graph.num_subgraphs != 1:
         raise WeightMismatchError(one_line(path, f"{graph.num_subgraphs} subgraphs; "
                                            f"{name}'s graph has one"))
     return jax.tree_util.tree_map(jnp.asarray, map_tflite(graph, model, template))
+
+
+# ------------------------------------------- weights from a sparse TFLite graph
+#
+# MediaPipe stores the full-range model's 1x1 weights sparse (TFLite
+# SparsityParameters, densified at run time by DENSIFY ops), which
+# zoo.weights.tflite.read_tflite does not read; until it does, this reads the
+# conv ops and their (densified) weights straight from the flatbuffer with the
+# same generated ``tflite`` classes, and pairs them with our layers in
+# execution order, checking op type and shape of each.
+
+_FLOAT_TYPES = {0: np.float32, 1: np.float16}  # TensorType FLOAT32, FLOAT16
+_CONV_CODES = {3: "CONV_2D", 4: "DEPTHWISE_CONV_2D"}
+_FOLLOW_CODES = (6, 124)  # DEQUANTIZE, DENSIFY: a weight's producers back to its constant
+
+
+def _densify(shape, sparsity, values, where: str, path) -> np.ndarray:
+    """Dense array of ``shape`` from TFLite sparse storage: dimensions in
+    traversal order, each DENSE (all indices) or SPARSE_CSR (per parent, the
+    child indices ``indices[segments[p]:segments[p + 1]]``); the values are
+    the leaves in that order. Block sparsity is refused."""
+    def bad(what):
+        return TFLiteFormatError(one_line(path, what, where))
+
+    order = list(sparsity.TraversalOrderAsNumpy()) if sparsity.TraversalOrderLength() else []
+    if order != list(range(len(shape))) or sparsity.BlockMapLength():
+        raise bad(f"sparse with traversal order {order} and block map: only plain "
+                  "dimension order without blocks is supported")
+    if sparsity.DimMetadataLength() != len(shape):
+        raise bad(f"{sparsity.DimMetadataLength()} sparse dimensions for shape {list(shape)}")
+    flat = np.zeros(1, np.int64)
+    for d, n in enumerate(shape):
+        meta = sparsity.DimMetadata(d)
+        if meta.Format() == 0:  # DENSE
+            if meta.DenseSize() != n:
+                raise bad(f"dense dimension {d} of size {meta.DenseSize()}, shape says {n}")
+            flat = (flat[:, None] * n + np.arange(n)).reshape(-1)
+            continue
+        vecs = []
+        for table, kind in ((meta.ArraySegments(), meta.ArraySegmentsType()),
+                            (meta.ArrayIndices(), meta.ArrayIndicesType())):
+            cls = {1: tflite.Int32Vector, 2: tflite.Uint16Vector, 3: tflite.Uint8Vector}.get(kind)
+            if cls is None or table is None:
+                raise bad(f"dimension {d}: index vector type {kind} is not supported")
+            v = cls()
+            v.Init(table.Bytes, table.Pos)
+            vecs.append(np.asarray(v.ValuesAsNumpy(), np.int64).reshape(-1))
+        segments, indices = vecs
+        counts = np.diff(segments)
+        if (len(segments) != flat.size + 1 or segments[0] != 0 or (counts < 0).any()
+                or segments[-1] != indices.size or ((indices < 0) | (indices >= n)).any()):
+            raise bad(f"dimension {d}: CSR segments/indices inconsistent with shape {list(shape)}")
+        flat = np.repeat(flat, counts) * n + indices
+    if flat.size != values.size:
+        raise bad(f"{values.size} stored values for {flat.size} sparse positions")
+    dense = np.zeros(math.prod(shape), values.dtype)
+    dense[flat] = values
+    return dense.reshape(shape)
+
+
+def sparse_tflite_convs(path) -> list[tuple[str, np.ndarray, np.ndarray, dict]]:
+    """The CONV_2D / DEPTHWISE_CONV_2D ops of the one-subgraph float model at
+    ``path``, in execution order: (op type, weight in TFLite layout, bias,
+    {"index": op index}), float32, sparse constants densified."""
+    from zoo.weights.errors import WeightError
+
+    try:
+        buf = open(path, "rb").read()
+        model = tflite.Model.GetRootAsModel(buf, 0)
+        if model.SubgraphsLength() != 1:
+            raise WeightMismatchError(one_line(path, f"{model.SubgraphsLength()} subgraphs; "
+                                               "expected one"))
+        sg = model.Subgraphs(0)
+        codes = []
+        for c in range(model.OperatorCodesLength()):
+            oc = model.OperatorCodes(c)
+            codes.append(max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode())))
+        ops = [sg.Operators(k) for k in range(sg.OperatorsLength())]
+        producer = {int(o.Outputs(j)): k for k, o in enumerate(ops) for j in range(o.OutputsLength())}
+
+        def constant(t: int, where: str) -> np.ndarray:
+            seen = 0
+            while t in producer:  # DEQUANTIZE / DENSIFY back to the stored tensor
+                op = ops[producer[t]]
+                if codes[op.OpcodeIndex()] not in _FOLLOW_CODES or seen > 4:
+                    raise WeightMismatchError(one_line(path, "a conv weight is computed by an "
+                                                       "op that is not DEQUANTIZE/DENSIFY", where))
+                t, seen = int(op.Inputs(0)), seen + 1
+            tensor = sg.Tensors(t)
+            dtype = _FLOAT_TYPES.get(tensor.Type())
+            if dtype is None:
+                raise WeightMismatchError(one_line(path, f"weight tensor {t} has type code "
+                                                   f"{tensor.Type()}; only float is supported",
+                                                   where))
+            raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
+            values = np.frombuffer(np.asarray(raw, np.uint8).tobytes(), dtype)
+            shape = tuple(int(d) for d in tensor.ShapeAsNumpy())
+            if tensor.Sparsity() is not None:
+                return _densify(shape, tensor.Sparsity(), values, where, path).astype(np.float32)
+            if values.size != math.prod(shape):
+                raise TFLiteFormatError(one_line(path, f"tensor {t}: {values.size} values for "
+                                                 f"shape {list(shape)}", where))
+            return values.reshape(shape).astype(np.float32)
+
+        out = []
+        for k, op in enumerate(ops):
+            code = codes[op.OpcodeIndex()]
+            if code in _CONV_CODES:
+                where = f"op {k} ({_CONV_CODES[code]})"
+                if op.InputsLength() < 3:
+                    raise TFLiteFormatError(one_line(path, "a conv without a bias input", where))
+                out.append((_CONV_CODES[code], constant(int(op.Inputs(1)), where),
+                            constant(int(op.Inputs(2)), where), {"index": k}))
+        return out
+    except WeightError:
+        raise
+    except Exception as e:  # the generated accessors read past the end of a corrupt file
+        raise TFLiteFormatError(one_line(path, f"truncated or corrupt: {type(e).__name__}: {e}"))
+
+
+def variables_from_sparse_tflite(path, name: str) -> dict:
+    """Variables of registered model ``name`` (one with ``tflite_layers()``)
+    from MediaPipe's ``.tflite`` at ``path``, sparse weights included: the
+    graph's convs in execution order are paired with ``tflite_layers()``, op
+    type and every shape checked first (``WeightMismatchError`` naming the
+    layer otherwise)."""
+    import jax
+
+    model, template = _model_and_template(name)
+    convs = sparse_tflite_convs(path)
+    layers = model.tflite_layers()
+    if len(convs) != len(layers):
+        raise WeightMismatchError(one_line(path, f"{len(convs)} conv ops; {name} has "
+                                           f"{len(layers)} conv layers"))
+    params, result = template["params"], {}
+    for layer, (kind, w, b, info) in zip(layers, convs):
+        node = params
+        for k in layer:
+            node = node.get(k, {})
+        ours = node.get("kernel")
+        # TFLite OHWI (conv) / 1HWC (depthwise) -> our HWIO / HW1C
+        kernel = w.transpose((1, 2, 0, 3) if kind == "DEPTHWISE_CONV_2D" else (1, 2, 3, 0))
+        if ours is None or tuple(ours.shape) != kernel.shape or \
+                tuple(node["bias"].shape) != b.shape:
+            raise WeightMismatchError(one_line(
+                path, f"layer {'/'.join(layer)} {None if ours is None else tuple(ours.shape)} "
+                f"does not match op {info['index']} ({kind}) weight {list(w.shape)}"))
+        d = result
+        for k in layer:
+            d = d.setdefault(k, {})
+        d["kernel"], d["bias"] = kernel, b
+    return jax.tree_util.tree_map(jnp.asarray, {"params": result})
 
 
 # ---------------------------------------------------------------- registry
@@ -467,6 +766,19 @@ def _register():
             sha256="bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
             license="Apache-2.0", origin="MediaPipe (PyPI)"),),
         license="Apache-2.0"), BlazeFace)
+    # SHA-256 of the file inside mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl.
+    register(ModelSpec(
+        name="blazeface_full_range", family="blazeface", task="face_detection",
+        input_size=FR_INPUT_SIZE, mean=INCEPTION_MEAN, std=INCEPTION_STD,  # [-1, 1]
+        crop_fraction=1.0, interpolation="bilinear", num_classes=1,
+        padding="symmetric",  # the graph pads 1 pixel each side before every 3x3 conv
+        bn_eps=0.0, published=None,
+        weights=(WeightSource(
+            format="tflite", package="mediapipe==0.10.21",
+            path="mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite",
+            sha256="2c3728e6da56f21e21a320433396fb06d40d9088f2247c05e5635a688d45dfe1",
+            license="Apache-2.0", origin="MediaPipe (PyPI)"),),
+        license="Apache-2.0"), BlazeFaceFullRange)
 
 
 _register()
