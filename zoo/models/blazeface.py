@@ -47,6 +47,7 @@ import functools
 import math
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 import tflite
@@ -271,26 +272,38 @@ def jax_relu(x):
 def upsample2x(x):
     """2x bilinear upsampling with half-pixel centres and clamped edges
     (TFLite RESIZE_BILINEAR, align_corners=False, half_pixel_centers=True):
-    output 2i reads 0.75 x[i] + 0.25 x[i-1], output 2i+1 0.75 x[i] + 0.25 x[i+1]."""
+    output 2i reads 0.75 x[i] + 0.25 x[i-1], output 2i+1 0.75 x[i] + 0.25 x[i+1].
+    Shifted slices, no gather: it exports as SLICE, CONCATENATION, MUL, ADD
+    and RESHAPE, all delegated to XNNPACK."""
     for axis in (1, 2):
         n = x.shape[axis]
-        prev = jnp.take(x, jnp.clip(jnp.arange(n) - 1, 0, n - 1), axis=axis)
-        nxt = jnp.take(x, jnp.clip(jnp.arange(n) + 1, 0, n - 1), axis=axis)
-        even, odd = 0.75 * x + 0.25 * prev, 0.75 * x + 0.25 * nxt
-        x = jnp.stack([even, odd], axis=axis + 1)
-        shape = list(even.shape)
-        shape[axis] = 2 * n
-        x = x.reshape(shape)
+        first = jax.lax.slice_in_dim(x, 0, 1, axis=axis)
+        last = jax.lax.slice_in_dim(x, n - 1, n, axis=axis)
+        prev = jnp.concatenate([first, jax.lax.slice_in_dim(x, 0, n - 1, axis=axis)], axis)
+        nxt = jnp.concatenate([jax.lax.slice_in_dim(x, 1, n, axis=axis), last], axis)
+        pair = jnp.stack([0.75 * x + 0.25 * prev, 0.75 * x + 0.25 * nxt], axis + 1)
+        shape = list(x.shape)
+        shape[axis] *= 2
+        x = pair.reshape(shape)
     return x
 
 
 def depth_to_space(x, block: int = 2):
     """TFLite DEPTH_TO_SPACE: channel (i * block + j) * C + c of input pixel
     (h, w) goes to output pixel (h * block + i, w * block + j), channel c."""
-    n, h, w, c = x.shape
+    c = x.shape[-1]
     c_out = c // (block * block)
-    x = x.reshape(n, h, w, block, block, c_out).transpose(0, 1, 3, 2, 4, 5)
-    return x.reshape(n, h * block, w * block, c_out)
+    # A transposed convolution with a 0/1 kernel moves the channels exactly
+    # and exports as TFLite's TRANSPOSE_CONV; reshape and transpose would
+    # leave a TRANSPOSE in the file. lax.conv_transpose meets the kernel
+    # flipped, hence block - 1 - i.
+    k = np.zeros((block, block, c, c_out), np.float32)
+    for i in range(block):
+        for j in range(block):
+            k[block - 1 - i, block - 1 - j, (i * block + j) * c_out + np.arange(c_out),
+              np.arange(c_out)] = 1
+    return jax.lax.conv_transpose(x, jnp.asarray(k, x.dtype), (block, block), "VALID",
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 class BlazeFaceFullRange(_BlazeBase):

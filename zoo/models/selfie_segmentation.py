@@ -64,7 +64,7 @@ import jax
 import jax.numpy as jnp
 
 from zoo.layers import Conv, ConvSettings, Dense, SqueezeExcite, activation, check_images
-from zoo.models.blazeface import DepthwiseConvBias
+from zoo.models.blazeface import DepthwiseConvBias, upsample2x
 from zoo.weights.errors import WeightMismatchError, one_line
 
 # ------------------------------------------------------------------- table
@@ -91,23 +91,6 @@ INPUT_SHAPES = {"selfie_segmentation": (256, 256),
 # ------------------------------------------------------------------ layers
 
 
-def upsample2x(x):
-    """Bilinear x2 with half-pixel centres and the border replicated (TFLite
-    RESIZE_BILINEAR, ``half_pixel_centers=True``): output 2i reads input
-    i - 1/4, output 2i + 1 reads i + 1/4. Shifted slices, no gather."""
-    for axis in (1, 2):
-        n = x.shape[axis]
-        first = jax.lax.slice_in_dim(x, 0, 1, axis=axis)
-        last = jax.lax.slice_in_dim(x, n - 1, n, axis=axis)
-        prev = jnp.concatenate([first, jax.lax.slice_in_dim(x, 0, n - 1, axis=axis)], axis)
-        nxt = jnp.concatenate([jax.lax.slice_in_dim(x, 1, n, axis=axis), last], axis)
-        pair = jnp.stack([0.75 * x + 0.25 * prev, 0.75 * x + 0.25 * nxt], axis + 1)
-        shape = list(x.shape)
-        shape[axis] *= 2
-        x = pair.reshape(shape)
-    return x
-
-
 class ConvTranspose2x2(nn.Module):
     """Transposed convolution, kernel 2x2, stride 2 (so the taps never
     overlap), with a bias: output (2i + a, 2j + b) is ``x[i, j] @ kernel[a, b]
@@ -120,9 +103,12 @@ class ConvTranspose2x2(nn.Module):
     def __call__(self, x):
         k = self.param("kernel", nn.initializers.lecun_normal(), (2, 2, x.shape[-1], self.features))
         b = self.param("bias", nn.initializers.zeros, (self.features,))
-        n, h, w, _ = x.shape
-        y = jnp.einsum("nhwc,abco->nhawbo", x, k.astype(x.dtype))
-        return y.reshape(n, 2 * h, 2 * w, self.features) + b.astype(x.dtype)
+        # lax.conv_transpose (a correlation over the stride-dilated input)
+        # meets tap (a, b) of the kernel flipped; it exports as TFLite's
+        # TRANSPOSE_CONV, where an einsum and reshape need a TRANSPOSE.
+        y = jax.lax.conv_transpose(x, k[::-1, ::-1].astype(x.dtype), (2, 2), "VALID",
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return y + b.astype(x.dtype)
 
     def macs(self, x, out) -> int:
         """Multiply-adds (``zoo.counting`` asks each layer that has this method)."""
