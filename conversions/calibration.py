@@ -28,15 +28,14 @@ def calibration_images(spec, input_shape, samples: int = 128, seed: int = 0) -> 
 
     128 by default (a common post-training calibration size); int8 logits
     still vary with the draw by a few tenths of a logit."""
+    from PIL import Image
+
     from zoo.preprocess import preprocess
 
     if spec is None:
         raise ValueError("int8 calibration of a model without a spec needs "
                          "representative_data (preprocessed inputs of the export's shape)")
     n, h, w, _ = input_shape
-    if h != w:
-        raise ValueError(f"input_shape={input_shape}: default calibration makes square inputs; "
-                         "pass representative_data for other shapes")
     rng = np.random.default_rng(seed)
     photos = [_photo(p) for p in CALIBRATION_PHOTOS]
     out = []
@@ -52,6 +51,12 @@ def calibration_images(spec, input_shape, samples: int = 128, seed: int = 0) -> 
             if rng.random() < 0.5:
                 crop = crop[:, ::-1]
             batch.append(np.ascontiguousarray(crop))
-        x = np.asarray(preprocess(batch, dataclasses.replace(spec, input_size=h)))
+        if h == w:
+            x = np.asarray(preprocess(batch, dataclasses.replace(spec, input_size=h)))
+        else:  # a non-square network sees the whole crop stretched (MediaPipe's way)
+            stretched = [Image.fromarray(c).convert("RGB").resize((w, h), Image.BILINEAR)
+                         for c in batch]
+            x = np.stack([(np.asarray(im, np.float32) - spec.mean) / spec.std
+                          for im in stretched])
         out.append(x.reshape(input_shape).astype(np.float32))
     return out

@@ -14,7 +14,9 @@ pretrained weights are exported pretrained and judged on scikit-image's
 same photos (their top-1 then only says the file ranks like JAX does). The
 face models (MediaPipe's weights) are judged on ``astronaut`` and its face;
 their "top-1" is the detector's best anchor (the mesh has none). The depth
-models run on ``chelsea`` and ``coffee`` too and have no top-1. The error
+models run on ``chelsea`` and ``coffee`` too and have no top-1; the
+segmentation models on ``astronaut`` and ``coffee`` as MediaPipe's pipeline
+feeds them (``zoo.segment.network_input``), no top-1 either. The error
 is the largest over the outputs of ``max |file - JAX| / max |JAX|``.
 Latency: median of ``--runs`` calls at batch 1, 2 threads, after warm-up.
 Finished rows are kept in ``<out>/conversions-partial.json`` as they come,
@@ -38,8 +40,10 @@ import numpy as np
 FORMATS = ("tflite:float32", "tflite:float16", "tflite:dynamic_int8", "tflite:int8",
            "onnx:float32")
 OFFLINE_PRETRAINED = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
-                      "mobilenet_v2", "blazeface_short_range", "face_mesh", "midas_small_lite0")
-TASKS = ("classification", "face_detection", "face_landmarks", "depth")
+                      "mobilenet_v2", "blazeface_short_range", "blazeface_full_range",
+                      "face_mesh", "midas_small_lite0", "selfie_segmentation",
+                      "selfie_segmentation_landscape")
+TASKS = ("classification", "face_detection", "face_landmarks", "depth", "segmentation")
 COLUMNS = ("model", "format", "quantization", "pretrained", "size_mib", "max_rel_diff",
            "top1_agree", "latency_ms", "convert_s", "peak_rss_gib", "partitions", "status")
 
@@ -48,6 +52,10 @@ def _photos(spec):
     import skimage.data
 
     import zoo
+    if spec.task == "segmentation":  # MediaPipe's own input: the photo stretched, in [0, 1]
+        from zoo.segment import network_input
+        return np.concatenate([network_input(p, spec.name) for p in
+                         (skimage.data.astronaut(), skimage.data.coffee())])
     if spec.task in ("classification", "depth"):
         photos = [skimage.data.chelsea(), skimage.data.coffee()]
     else:  # the face models: the whole astronaut and her face
