@@ -291,7 +291,7 @@ def test_training_mode(lite0):
 
 def test_counts_against_published_and_budget(lite0):
     """midas_small: exactly MiDaS's own count of its MidasNet_small (the
-    fixture), which the README rounds to 21 M. midas_small_lite0: at most
+    fixture), which MiDaS's README rounds to 21 M. midas_small_lite0: at most
     6 M in all, without MiDaS's unused unit. The analytic multiply-adds
     agree with XLA's count of the compiled network within 10 %: XLA counts
     only the taps of a padded 3x3 conv that land inside the map (69 % on

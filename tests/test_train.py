@@ -352,7 +352,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data_dir, tmp
 @pytest.mark.parametrize("name", ["digits_mobilenet_v2_pretrained", "digits_mobilenet_v2_scratch",
                                   "lfw_lite0_probe", "lfw_lite0_finetune"])
 def test_recipe_shortened(name, data_dir, tmp_path):
-    """Each README recipe as it is, cut to 8 steps: it runs, and from
+    """Each recipe as it is, cut to 8 steps: it runs, and from
     pretrained weights its loss falls. From random weights the loss only
     starts to fall after about two epochs (the recorded run: 2.32 at step
     30, 1.97 at step 170), so that one is checked to stay finite and near

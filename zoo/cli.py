@@ -46,7 +46,7 @@ HELP_ORDER = ("list", "info", "predict", "convert-weights", "convert", "facemesh
 
 EXAMPLES = {
     "list": "examples:\n  zoo list\n  zoo list 'efficientnet_lite*'\n  zoo list --json\n"
-            "  zoo list --published      # the README's table of ours vs published",
+            "  zoo list --published      # ours vs published (the docs' catalogue page)",
     "info": "examples:\n  zoo info efficientnet_b0\n  zoo info mobilenet_v2 --width 0.5 --resolution 160",
     "predict": "examples:\n  zoo predict cat.jpg\n  zoo predict cat.jpg --model mobilenet_v2\n"
                "  zoo predict photos/ --model mobilenet_v2 --top 3 --json\n"

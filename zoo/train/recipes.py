@@ -121,10 +121,9 @@ RECIPES = {r.name: r for r in (
     # predicted little more than a floor ramp on Middlebury (AbsRel 0.27 after 600
     # steps at 192 px); frozen, it gave 0.124 after 250 steps. Freezing also makes a
     # step 2.3x cheaper (batch 16: 0.9 s at 128 px, 1.9 s at 192 px, on the 2-core
-    # CPU). Longer runs drift towards the rendered scenes' look (Middlebury 0.13-0.14
-    # from step 750 on, README "Depth"), hence the photometric randomisation; not yet
-    # run to its end. log_every=1 keeps one step in flight: with two, XLA:CPU held
-    # 13 GB instead of 7.6 GB, for no speed.
+    # CPU). Longer runs drift towards the rendered scenes' look (docs/depth.md,
+    # "Results of training"). log_every=1 keeps one step in flight: with two,
+    # XLA:CPU held 13 GB instead of 7.6 GB, for no speed.
     Recipe("depth_scenes_midas_small_lite0",
            "midas_small_lite0 (MiDaS v2.1 small's decoder on an ImageNet-pretrained "
            "EfficientNet-Lite0, kept frozen) on depth_scenes at 128 px with MiDaS's scale- and "
