@@ -36,7 +36,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 COMMAND_GROUP = "zoo.commands"
 # Where each subcommand goes in ``zoo --help``; plug-ins not named here
@@ -193,6 +193,36 @@ def cmd_info(args) -> int:
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def output_plan(sources, out, names) -> list[tuple[str, Any, dict]]:
+    """``(label, source, {key: path})`` per input image: ``sources`` are
+    ``(label, path or example name)``, ``names`` maps each key to the
+    file-name suffix written for it (``{"depth": "depth"}`` ->
+    ``<stem>_depth.png`` in ``out``); inputs with the same stem get ``_2``,
+    ``_3``... ``refuse_overwrite(plan)`` then checks, before any model
+    loads, that none of the files exists."""
+    plan, used = [], set()
+    for label, src in sources:
+        stem = Path(label.split(":", 1)[-1]).stem or "image"
+        base, k = stem, 1
+        while base in used:
+            k += 1
+            base = f"{stem}_{k}"
+        used.add(base)
+        plan.append((label, src, {key: Path(out) / f"{base}_{suffix}.png"
+                                  for key, suffix in names.items()}))
+    return plan
+
+
+def refuse_overwrite(plan) -> None:
+    """A one-line ValueError if any file of an ``output_plan`` exists."""
+    existing = [str(p) for _, _, paths in plan for p in paths.values() if p.exists()]
+    if existing:
+        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise ValueError(f"{', '.join(existing[:3])}{more} already {verb}; pass --overwrite to "
+                         "replace them, or choose another --out")
 
 
 def image_paths(items: Sequence[str]) -> list[Path]:

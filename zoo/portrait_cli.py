@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from zoo.cli import add_command, image_paths, sample_image
+from zoo.cli import add_command, image_paths, output_plan, refuse_overwrite, sample_image
 
 EXAMPLES = ("examples:\n"
             "  zoo portrait photo.jpg --out portraits/\n"
@@ -49,22 +49,9 @@ def cmd_portrait(args) -> int:
     if not sources:
         raise ValueError("give image files, folders or --example NAME")
     out = Path(args.out)
-    plan, used = [], set()
-    for label, src in sources:
-        stem = Path(label.split(":", 1)[-1]).stem or "image"
-        base, k = stem, 1
-        while base in used:
-            k += 1
-            base = f"{stem}_{k}"
-        used.add(base)
-        plan.append((label, src, {kind: out / f"{base}_{kind}.png"
-                                  for kind in ("portrait", "mask")}))
-    existing = [str(p) for _, _, paths in plan for p in paths.values() if p.exists()]
-    if existing and not args.overwrite:
-        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
-        verb = "exists" if len(existing) == 1 else "exist"
-        raise ValueError(f"{', '.join(existing[:3])}{more} already {verb}; pass --overwrite to "
-                         "replace them, or choose another --out")
+    plan = output_plan(sources, out, {"portrait": "portrait", "mask": "mask"})
+    if not args.overwrite:
+        refuse_overwrite(plan)
     tty = sys.stderr.isatty()
     with Progress(transient=True, disable=not tty) as bar:
         task = bar.add_task("portrait", total=len(plan))

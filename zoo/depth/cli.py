@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from zoo.cli import add_allow_unpinned, add_command, image_paths, sample_image
+from zoo.cli import (add_allow_unpinned, add_command, image_paths, output_plan,
+                     refuse_overwrite, sample_image)
 
 EXAMPLES = ("examples:\n"
             "  zoo depth photo.jpg --out depth/\n"
@@ -81,21 +82,9 @@ def cmd_depth(args) -> int:
         raise ValueError("give image files, folders or --example NAME")
     out = Path(args.out)
     kinds = ("depth", "bokeh") if args.bokeh else ("depth",)
-    plan, used = [], set()
-    for label, src in sources:
-        stem = Path(label.split(":", 1)[-1]).stem or "image"
-        base, k = stem, 1
-        while base in used:
-            k += 1
-            base = f"{stem}_{k}"
-        used.add(base)
-        plan.append((label, src, {kind: out / f"{base}_{kind}.png" for kind in kinds}))
-    existing = [str(p) for _, _, paths in plan for p in paths.values() if p.exists()]
-    if existing and not args.overwrite:
-        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
-        verb = "exists" if len(existing) == 1 else "exist"
-        raise ValueError(f"{', '.join(existing[:3])}{more} already {verb}; pass --overwrite to "
-                         "replace them, or choose another --out")
+    plan = output_plan(sources, out, {kind: kind for kind in kinds})
+    if not args.overwrite:
+        refuse_overwrite(plan)
     options = dict(model=args.model or "midas_small_lite0", pretrained=not args.untrained,
                    run=args.checkpoint, allow_unpinned=args.allow_unpinned)
     from zoo.weights.errors import UnpinnedSourceError
