@@ -30,11 +30,11 @@ Why not one kernel on GPU (Triton, the GPU backend chosen in
    window, 10/12 px at stride 1 (k = 3/5) and 17/19 px at stride 2, i.e. a
    16x16 or 32x32 power-of-two tile of the expanded tensor, E channels
    (E = 6 x input channels, padded to a power of two). ``halo_tile_bytes``
-   computes it. Over the 254 depthwise shapes of the zoo's 21 models
+   computes it. Over the 291 depthwise shapes of the zoo's 25 models
    (``python -m benchmarks.kernels --mbconv-budget``) it runs from
-   16x16x16x4 B = 16 KiB (16 channels, 3x3, stride 1) to 32x32x2048x4 B =
-   8 MiB (1056 channels padded to 2048, 5x5, stride 2); only 35 of the 254
-   fit the ~127 KiB of registers a 4-warp program can hold (4 x 32 threads x
+   16x16x8x4 B = 8 KiB (8 channels, 3x3, stride 1) to 32x32x2048x4 B =
+   8 MiB (1056-1344 channels padded to 2048, 5x5, stride 2); only 53 of the
+   291 fit the ~127 KiB of registers a 4-warp program can hold (4 x 32 threads x
    255 registers x 4 B; the SM has 256 KiB). Streaming E in chunks of 32
    channels brings a chunk to 16-32 KiB at stride 1 and 64-128 KiB at
    stride 2, but the expand conv is then recomputed on the power-of-two halo

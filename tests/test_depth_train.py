@@ -401,7 +401,9 @@ def test_training_lowers_the_loss_and_resumes_exactly(tiny_model, scenes, data_r
     assert np.mean(curve[-6:]) < 0.9 * np.mean(curve[:3]), curve
     evals = losses(whole, "eval")
     assert sorted(evals) == [12, 24]
-    assert all(0 < e["abs_rel"] < 1 and 0 <= e["bad_1_25"] <= 100 for e in evals.values())
+    # AbsRel has no upper bound (one near pixel predicted far); this tiny
+    # model scores about 1.0 after 12 steps on 16 scenes.
+    assert all(0 < e["abs_rel"] < 10 and 0 <= e["bad_1_25"] <= 100 for e in evals.values()), evals
     best = min(evals, key=lambda s: evals[s]["bad_1_25"])
     assert result.best["step"] == best
     model, variables, meta = load_run(whole)
