@@ -195,6 +195,19 @@ def cmd_info(args) -> int:
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
+def image_sources(images: Sequence[str], examples: Optional[Sequence[str]]
+                  ) -> list[tuple[str, Any]]:
+    """``(label, path or example name)`` for the image files and folders
+    given (``image_paths``) and then each ``--example NAME``; a ValueError
+    when there are none. Examples are checked by the command, which knows
+    which it offers."""
+    sources: list[tuple[str, Any]] = [(str(p), p) for p in image_paths(images)]
+    sources += [(f"example:{e}", e) for e in examples or ()]
+    if not sources:
+        raise ValueError("give image files, folders or --example NAME")
+    return sources
+
+
 def output_plan(sources, out, names) -> list[tuple[str, Any, dict]]:
     """``(label, source, {key: path})`` per input image: ``sources`` are
     ``(label, path or example name)``, ``names`` maps each key to the
@@ -270,10 +283,8 @@ def cmd_predict(args) -> int:
                 hint = ""
             raise ValueError(f"--model {args.model} is a {spec.task} model, not an ImageNet "
                              f"classifier{hint}")
-    inputs = [(str(p), read_image(p)) for p in image_paths(args.images)]
-    inputs += [(f"example:{e}", sample_image(e)) for e in args.example or ()]
-    if not inputs:
-        raise ValueError("give image files, folders or --example NAME")
+    inputs = [(label, read_image(src) if isinstance(src, Path) else sample_image(src))
+              for label, src in image_sources(args.images, args.example)]
     labels, name = None, args.model
     if args.checkpoint:
         from zoo.train import load_run

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from zoo.cli import add_command, image_paths, output_plan, refuse_overwrite, sample_image
+from zoo.cli import add_command, image_sources, output_plan, refuse_overwrite, sample_image
 
 EXAMPLES = ("examples:\n"
             "  zoo crop photo.jpg --aspect 16:9 --out crops/\n"
@@ -24,33 +24,20 @@ def _aspect_tag(text: str) -> str:
     return "x".join(p.strip() for p in text.replace("/", ":").replace("x", ":").split(":"))
 
 
-def _png_bytes(rgb) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def cmd_crop(args) -> int:
     """``zoo crop``: the parsed arguments in, the exit status out."""
     from rich.progress import Progress
 
     from zoo.atomic import write_atomic
     from zoo.crop import parse_aspect, saliency, smart_crop
-    from zoo.images import read_image
+    from zoo.images import png_bytes, read_image
 
     aspects = args.aspect or ["16:9"]
     for a in aspects:
         parse_aspect(a)  # a bad aspect fails before any model loads
-    sources = [(str(p), p) for p in image_paths(args.images)]
     for e in args.example or ():
         sample_image(e)  # names the valid examples on a bad one
-        sources.append((f"example:{e}", e))
-    if not sources:
-        raise ValueError("give image files, folders or --example NAME")
+    sources = image_sources(args.images, args.example)
     out = Path(args.out)
     plan = output_plan(sources, out, {a: f"crop_{_aspect_tag(a)}" for a in aspects})
     if not args.overwrite:
@@ -65,7 +52,7 @@ def cmd_crop(args) -> int:
             for a, path in paths.items():
                 top, left, h, w = smart_crop(image, a, faces=not args.no_faces,
                                              model=args.model, saliency_map=sal)
-                write_atomic(path, _png_bytes(image[top:top + h, left:left + w]))
+                write_atomic(path, png_bytes(image[top:top + h, left:left + w]))
                 if args.json:
                     print(json.dumps({"image": label, "aspect": a, "top": top, "left": left,
                                       "height": h, "width": w, "file": str(path)}), flush=True)

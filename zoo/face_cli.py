@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from zoo.cli import add_command, image_paths, sample_image
+from zoo.cli import add_command, image_sources, sample_image
 
 EXAMPLES = ("examples:\n  zoo facemesh --example astronaut --out overlays/\n"
             "  zoo facemesh photo.jpg selfies/ --out overlays/ --json\n"
@@ -18,10 +19,8 @@ def cmd_facemesh(args) -> int:
     from zoo.face import write_overlays
     from zoo.images import read_image
 
-    inputs = [(str(p), read_image(p)) for p in image_paths(args.images)]
-    inputs += [(f"example:{e}", sample_image(e)) for e in args.example or ()]
-    if not inputs:
-        raise ValueError("give image files, folders or --example NAME")
+    inputs = [(label, read_image(src) if isinstance(src, Path) else sample_image(src))
+              for label, src in image_sources(args.images, args.example)]
     rows = write_overlays(inputs, args.out)
     if args.json:
         print(json.dumps(rows, indent=1))

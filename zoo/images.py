@@ -88,6 +88,17 @@ def read_image(path: os.PathLike | str, *, max_pixels: int = MAX_IMAGE_PIXELS) -
     return _upright(rgb, orientation)
 
 
+def png_bytes(array) -> bytes:
+    """A uint8 (H, W) or (H, W, 3) array as PNG file bytes (lossless)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def to_rgb_array(im) -> np.ndarray:
     """A loaded PIL image as a (H, W, 3) uint8 RGB array, converted by the
     rules in this module's docstring (no orientation applied)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from zoo.cli import add_command, image_paths, output_plan, refuse_overwrite, sample_image
+from zoo.cli import add_command, image_sources, output_plan, refuse_overwrite, sample_image
 
 EXAMPLES = ("examples:\n"
             "  zoo portrait photo.jpg --out portraits/\n"
@@ -18,16 +18,6 @@ EXAMPLES = ("examples:\n"
             "Existing files are not replaced without --overwrite.")
 
 
-def _png_bytes(array) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def cmd_portrait(args) -> int:
     """``zoo portrait``: the parsed arguments in, the exit status out."""
     import numpy as np
@@ -36,7 +26,7 @@ def cmd_portrait(args) -> int:
     import zoo.segment
     from zoo.atomic import write_atomic
     from zoo.depth.inference import as_rgb
-    from zoo.images import read_image
+    from zoo.images import png_bytes, read_image
     from zoo.portrait import portrait, refine_mask
 
     strength = args.strength
@@ -44,10 +34,7 @@ def cmd_portrait(args) -> int:
         raise ValueError(f"--strength {strength}: expected a value >= 0")
     for e in args.example or ():
         sample_image(e)  # a bad name fails before any work
-    sources = [(str(p), p) for p in image_paths(args.images)]
-    sources += [(f"example:{e}", e) for e in args.example or ()]
-    if not sources:
-        raise ValueError("give image files, folders or --example NAME")
+    sources = image_sources(args.images, args.example)
     out = Path(args.out)
     plan = output_plan(sources, out, {"portrait": "portrait", "mask": "mask"})
     if not args.overwrite:
@@ -63,8 +50,8 @@ def cmd_portrait(args) -> int:
                                                        else rgb / 255.0))
             picture = portrait(rgb, depth=not args.no_depth, strength=strength, refine=False,
                                mask=mask)
-            write_atomic(paths["portrait"], _png_bytes(picture))
-            write_atomic(paths["mask"], _png_bytes(np.rint(mask * 255.0).astype(np.uint8)))
+            write_atomic(paths["portrait"], png_bytes(picture))
+            write_atomic(paths["mask"], png_bytes(np.rint(mask * 255.0).astype(np.uint8)))
             bar.advance(task)
             print(f"{label} -> {paths['portrait']}, {paths['mask']}", flush=True)
     return 0

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from zoo.cli import (add_allow_unpinned, add_command, image_paths, output_plan,
+from zoo.cli import (add_allow_unpinned, add_command, image_sources, output_plan,
                      refuse_overwrite, sample_image)
 
 EXAMPLES = ("examples:\n"
@@ -35,16 +35,6 @@ def _depth_example(name: str):
     return sample_image(name)
 
 
-def _png_bytes(rgb) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def _parse_focus(text: Optional[str]):
     if text is None:
         return None
@@ -60,7 +50,7 @@ def cmd_depth(args) -> int:
     from rich.progress import Progress
 
     from zoo.atomic import write_atomic
-    from zoo.images import read_image
+    from zoo.images import png_bytes, read_image
     from zoo.depth.inference import as_rgb, estimate, resolve
     from zoo.depth.pictures import bokeh, colorize
 
@@ -76,10 +66,7 @@ def cmd_depth(args) -> int:
     bad = [e for e in args.example or () if e not in DEPTH_EXAMPLES]
     if bad:
         raise ValueError(f"--example {bad[0]}: use {', '.join(DEPTH_EXAMPLES)}")
-    sources = [(str(p), p) for p in image_paths(args.images)]
-    sources += [(f"example:{e}", e) for e in args.example or ()]
-    if not sources:
-        raise ValueError("give image files, folders or --example NAME")
+    sources = image_sources(args.images, args.example)
     out = Path(args.out)
     kinds = ("depth", "bokeh") if args.bokeh else ("depth",)
     plan = output_plan(sources, out, {kind: kind for kind in kinds})
@@ -107,11 +94,11 @@ def cmd_depth(args) -> int:
                 raise ValueError(f"{label}: --focus {args.focus} is outside the {w}x{h} image "
                                  f"(x in 0-{w - 1}, y in 0-{h - 1})")
             depth = estimate(rgb, **options, flip=not args.no_flip)
-            write_atomic(paths["depth"], _png_bytes(colorize(depth)))
+            write_atomic(paths["depth"], png_bytes(colorize(depth)))
             line = f"{label} -> {paths['depth']}"
             if args.bokeh:
                 picture = bokeh(rgb, depth, focus=focus, strength=strength)
-                write_atomic(paths["bokeh"], _png_bytes(picture))
+                write_atomic(paths["bokeh"], png_bytes(picture))
                 line += f", {paths['bokeh']}"
             bar.advance(task)
             print(line, flush=True)
