@@ -217,3 +217,31 @@ def test_training_checkpoints_record_and_check_conventions(tmp_path):
     other.close()
     back, data = RunDir(config.workdir, config).restore(state)
     assert data == {"pos": 1} and int(back["step"]) == 5
+
+
+@pytest.mark.parametrize("name", ["midas_small_lite0", "blazeface_short_range",
+                                  "blazeface_full_range", "face_mesh", "selfie_segmentation",
+                                  "talnet"])
+def test_every_family_refuses_other_conventions_at_apply(name):
+    """Not only the classifiers: each family's ``apply`` compares the
+    weights' recorded conventions with the ones it was built with."""
+    model = zoo.build(name)
+    have = Conventions(model.settings.padding, model.settings.bn_eps)
+    other = Conventions("symmetric" if have.padding == "same" else "same", 0.5, "made up here")
+    inputs = jax.ShapeDtypeStruct((1, 64, 2048) if name == "talnet" else (1, 64, 64, 3),
+                                  np.float32)
+    with pytest.raises(ConventionsMismatchError, match=f"weights made up here need {other}; the "
+                                                       f"model was built with {have}"):
+        model.apply(Weights({"params": {}}, other), inputs)
+    # Weights carrying the model's own conventions reach Flax (which then
+    # finds the empty params wanting, a different error).
+    with pytest.raises(Exception) as e:
+        model.apply(Weights({"params": {}}, have), inputs)
+    assert not isinstance(e.value, ConventionsMismatchError)
+
+
+def test_a_face_model_runs_weights_with_its_own_conventions():
+    model, variables = zoo.create("blazeface_short_range", seed=0)
+    assert variables.conventions == Conventions(model.settings.padding, model.settings.bn_eps)
+    out = jax.jit(model.apply)(variables, np.zeros((1, 128, 128, 3), np.float32))
+    assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree_util.tree_leaves(out))

@@ -32,10 +32,26 @@ from kernels.depthwise_conv import resolve_padding
 
 
 def hard_sigmoid(x):
+    """Piecewise-linear sigmoid of MobileNetV3: ``relu6(x + 3) / 6``.
+
+    Args:
+        x: array of any shape, floating point.
+
+    Returns:
+        An array like ``x`` with values in [0, 1].
+    """
     return jax.nn.relu6(x + 3.0) * (1.0 / 6.0)
 
 
 def hard_swish(x):
+    """Hard-swish of MobileNetV3: ``x * hard_sigmoid(x)``.
+
+    Args:
+        x: array of any shape, floating point.
+
+    Returns:
+        An array like ``x``.
+    """
     return x * hard_sigmoid(x)
 
 
@@ -50,6 +66,18 @@ ACTIVATIONS: dict[str, Callable] = {
 
 
 def activation(name: Optional[str]) -> Callable:
+    """The activation function a layer table names.
+
+    Args:
+        name: a key of ``ACTIVATIONS`` ("relu", "relu6", "swish",
+            "hard_swish", "sigmoid", "hard_sigmoid"), or None for none.
+
+    Returns:
+        An elementwise function of one array; the identity for None.
+
+    Raises:
+        ValueError: if ``name`` is not a known activation.
+    """
     if name is None:
         return lambda x: x
     try:
@@ -68,6 +96,23 @@ class ConvSettings:
     ``padding`` and ``bn_eps`` must match what the weights were trained with:
     TensorFlow "same" and 1e-3 for Keras/TF checkpoints, "symmetric" and 1e-5
     for torchvision's.
+
+    Attributes:
+        padding: "same" (TensorFlow SAME: at stride 2 on an even size the
+            extra pixel goes after) or "symmetric" (k // 2 on each side, as
+            PyTorch models pad).
+        bn_eps: BatchNorm epsilon added to the variance.
+        bn_momentum: BatchNorm running-average momentum in training (Flax's
+            convention: the weight of the old statistics).
+        implementation: "auto", "reference", "xla_fast" or "pallas": which
+            form of the ``kernels`` ops the layers run (``auto`` picks by
+            backend).
+        dtype: compute dtype, float32, bfloat16 or float16 (parameters stay
+            float32); normalised to a ``jnp.dtype``.
+
+    Raises:
+        ValueError: on construction, for an unknown ``padding``,
+            ``implementation`` or a ``dtype`` not listed above.
     """
 
     padding: str = "same"
@@ -86,6 +131,41 @@ class ConvSettings:
             raise ValueError(f"dtype={self.dtype}: use float32, bfloat16 or float16")
 
 
+class ChecksConventions(nn.Module):
+    """A zoo model: its ``apply`` refuses weights that carry other
+    conventions (``zoo.weights.Weights``) than the model was built with,
+    since the outputs would be silently wrong. Every family derives from
+    it; a subclass has a ``settings: ConvSettings`` field."""
+
+    def apply(self, variables, *args, **kwargs):
+        """``flax.linen.Module.apply``, after checking the weights'
+        conventions against ``self.settings``. Under ``jax.jit`` too: the
+        conventions are part of the weights' pytree structure.
+
+        Args:
+            variables: ``{"params": ..., "batch_stats": ...}``, a plain dict
+                (which records no conventions and is not checked) or
+                ``zoo.weights.Weights``.
+            *args: passed on to ``flax.linen.Module.apply`` (the input
+                first).
+            **kwargs: passed on too (``train=``, ``mutable=``, ``rngs=``,
+                ``method=``, ...).
+
+        Returns:
+            What ``flax.linen.Module.apply`` returns: the outputs, and the
+            updated collections when ``mutable`` is given.
+
+        Raises:
+            zoo.weights.errors.ConventionsMismatchError: if ``variables``
+                record padding or BatchNorm conventions other than the
+                model's.
+        """
+        if getattr(variables, "conventions", None) is not None:
+            from zoo.weights.conventions import check_apply
+            check_apply(self, variables)
+        return super().apply(variables, *args, **kwargs)
+
+
 # ----------------------------------------------------------- initialisers
 #
 # Variance scaling over fan-out, as in the EfficientNet and MobileNet
@@ -100,7 +180,22 @@ _bulk = threading.local()
 @contextlib.contextmanager
 def bulk_noise(truncated_normal: jax.Array, uniform: jax.Array):
     """Within this context, initialisers take their noise from these flat
-    buffers (standard truncated normal on [-2, 2], uniform on [-1, 1])."""
+    buffers (standard truncated normal on [-2, 2], uniform on [-1, 1]).
+
+    Each initialiser call takes the next ``prod(shape)`` values of its
+    buffer, so the buffers must hold at least as many values as every
+    parameter initialised inside the context needs. The state is
+    thread-local; on exit the initialisers draw their own noise again.
+
+    Args:
+        truncated_normal: 1-D float array of standard normal values
+            truncated to [-2, 2] (for ``conv_init``, ``depthwise_init``).
+        uniform: 1-D float array of values uniform on [-1, 1] (for
+            ``dense_init``).
+
+    Yields:
+        None; the buffers are in use until the ``with`` block ends.
+    """
     _bulk.buffers = {"truncated_normal": truncated_normal, "uniform": uniform}
     _bulk.offsets = {"truncated_normal": 0, "uniform": 0}
     try:
@@ -122,9 +217,42 @@ def _noise(kind: str, key, shape, dtype):
 
 def fan_out_init(scale: float, kind: str, fan_out_axes: tuple[int, ...]):
     """Variance scaling ``scale / fan_out``; fan-out is the product of the
-    kernel's spatial axes and ``fan_out_axes``."""
+    kernel's spatial axes and ``fan_out_axes``.
+
+    The module's initialisers are made with it: ``conv_init`` (2.0,
+    truncated normal, output channels: He initialisation over fan-out),
+    ``depthwise_init`` (2.0, truncated normal, the channel axis of a
+    ``(k, k, 1, C)`` kernel, so fan-out k x k) and ``dense_init`` (1/3,
+    uniform, output features: limit ``1 / sqrt(fan_out)``), as in the
+    EfficientNet and MobileNet reference code.
+
+    Args:
+        scale: the variance times fan-out.
+        kind: "truncated_normal" (normal truncated at two standard
+            deviations, rescaled to the target variance); any other value
+            draws uniformly from [-limit, limit] with that variance.
+        fan_out_axes: axes of the parameter's shape multiplied into the
+            fan-out besides the spatial ones (all but the last two axes of a
+            kernel of rank above 2).
+
+    Returns:
+        An initialiser ``init(key, shape, dtype=float32)`` for
+        ``flax.linen.Module.param``.
+    """
 
     def init(key, shape, dtype=jnp.float32):
+        """Draw a parameter with variance ``scale / fan_out`` (see
+        ``fan_out_init`` for the scale, distribution and fan-out axes).
+
+        Args:
+            key: a ``jax.random`` key; unused inside ``bulk_noise``, where
+                the values come from its buffers.
+            shape: the parameter's shape, e.g. ``(k, k, C_in, C_out)``.
+            dtype: the parameter's dtype.
+
+        Returns:
+            An array of ``shape`` and ``dtype``.
+        """
         fan = math.prod(shape[:-2] if len(shape) > 2 else ()) * math.prod(shape[a] for a in fan_out_axes)
         if kind == "truncated_normal":  # std of N(0,1) truncated to [-2, 2]
             std = math.sqrt(scale / fan) / 0.87962566103423978
@@ -144,7 +272,19 @@ dense_init = fan_out_init(1.0 / 3.0, "uniform", (-1,))
 
 
 class Conv(nn.Module):
-    """Dense (ungrouped) k x k convolution, kernel HWIO."""
+    """Dense (ungrouped) k x k convolution, kernel HWIO.
+
+    ``__call__(x)``: ``x`` (N, H, W, C_in) -> (N, H', W', ``features``) in
+    ``x``'s dtype, H' = ceil(H / stride) with "same" padding. Parameters
+    ``kernel`` (k, k, C_in, features) and, with ``use_bias``, ``bias``.
+
+    Attributes:
+        features: output channels.
+        kernel: kernel side k.
+        stride: stride along H and W.
+        use_bias: add a learned per-channel bias.
+        settings: padding, implementation and compute dtype.
+    """
 
     features: int
     kernel: int = 1
@@ -199,7 +339,15 @@ def _conv_im2col(x, w, stride: int, pads):
 
 
 class DepthwiseConv(nn.Module):
-    """One k x k filter per channel, kernel ``(k, k, 1, C)``; see ``kernels``."""
+    """One k x k filter per channel, kernel ``(k, k, 1, C)``; see ``kernels``.
+
+    ``__call__(x)``: ``x`` (N, H, W, C) -> (N, H', W', C), no bias.
+
+    Attributes:
+        kernel: kernel side k.
+        stride: stride along H and W.
+        settings: padding, implementation and compute dtype.
+    """
 
     kernel: int = 3
     stride: int = 1
@@ -213,7 +361,17 @@ class DepthwiseConv(nn.Module):
 
 
 class Dense(nn.Module):
-    """Fully connected layer on the last axis (also the 1x1 convs of SE heads)."""
+    """Fully connected layer on the last axis (also the 1x1 convs of SE heads).
+
+    ``__call__(x)``: ``x`` (..., C_in) -> (..., ``features``); parameters
+    ``kernel`` (C_in, features) and, with ``use_bias``, ``bias``.
+
+    Attributes:
+        features: output width.
+        use_bias: add a learned bias.
+        init: initialiser of the kernel (``dense_init``; the SE layers use
+            ``conv_init``, as their reference code's 1x1 convs do).
+    """
 
     features: int
     use_bias: bool = True
@@ -285,6 +443,21 @@ class ConvBN(nn.Module):
     ``residual`` (same shape as the output) is added after the activation;
     with ``implementation="pallas"`` in eval mode the depthwise and 1x1 cases
     run as one fused kernel each, the residual add included.
+
+    ``__call__(x, train=False, residual=None)``: ``x`` (N, H, W, C) ->
+    (N, H', W', ``features``), or C channels when ``depthwise``. With
+    ``train=True`` BatchNorm uses and updates batch statistics (apply with
+    ``mutable=["batch_stats"]``).
+
+    Attributes:
+        features: output channels (ignored when ``depthwise``: the output
+            keeps the input's channels).
+        kernel: kernel side k.
+        stride: stride along H and W.
+        act: activation name (see ``activation``), or None for none.
+        depthwise: a depthwise conv instead of a dense one.
+        settings: padding, BatchNorm epsilon and momentum, implementation,
+            compute dtype.
     """
 
     features: int
@@ -329,7 +502,19 @@ class ConvBN(nn.Module):
 
 
 class SqueezeExcite(nn.Module):
-    """Global mean -> FC -> act -> FC -> gate -> channel scale (Hu et al. 2018)."""
+    """Global mean -> FC -> act -> FC -> gate -> channel scale (Hu et al. 2018).
+
+    ``__call__(x)``: ``x`` (N, H, W, C) -> the same shape, each channel
+    scaled by its gate. Layers ``reduce`` and ``expand`` (``Dense``, with
+    bias).
+
+    Attributes:
+        reduced: width of the bottleneck FC.
+        act: activation after the first FC.
+        gate: activation of the gate ("sigmoid" or "hard_sigmoid").
+        settings: implementation (``pallas`` runs the whole block as one
+            kernel).
+    """
 
     reduced: int
     act: str = "relu"
@@ -357,6 +542,28 @@ class InvertedResidual(nn.Module):
     ``project_act`` set it is MobileNetV1's depthwise-separable block. The
     residual is added when shapes allow and ``residual`` is true; in training
     it is dropped per sample with probability ``drop_path`` (stochastic depth).
+
+    ``__call__(x, train=False)``: ``x`` (N, H, W, C) -> (N, H', W',
+    ``out``). With ``train=True`` and ``drop_path`` > 0, apply with
+    ``rngs={"dropout": key}``. Layers ``expand``, ``dw``, ``se`` and
+    ``project``.
+
+    Attributes:
+        out: output channels.
+        expanded: channels after the 1x1 expand conv (equal to the input
+            channels: no expand conv).
+        kernel: depthwise kernel side.
+        stride: depthwise stride.
+        act: activation after the expand and depthwise convs.
+        se_reduced: squeeze-excite bottleneck width; 0 for no SE.
+        se_act: activation inside the SE block.
+        se_gate: gate activation of the SE block.
+        project_act: activation after the 1x1 project conv (None: linear
+            bottleneck).
+        residual: add the input when stride is 1 and channels match.
+        drop_path: probability of dropping the residual branch per sample
+            in training.
+        settings: padding, BatchNorm, implementation, compute dtype.
     """
 
     out: int
@@ -401,7 +608,17 @@ class InvertedResidual(nn.Module):
 
 def make_divisible(v: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
     """Round channels to a multiple of ``divisor``, never more than 10 % down
-    (the rule of the MobileNet/EfficientNet reference code)."""
+    (the rule of the MobileNet/EfficientNet reference code).
+
+    Args:
+        v: the unrounded channel count, e.g. ``32 * width``.
+        divisor: the multiple to round to (to nearest).
+        min_value: the smallest result; ``divisor`` when None.
+
+    Returns:
+        The rounded count, an int: ``make_divisible(19) == 24`` (19 rounds
+        to 16, more than 10 % down, so one more multiple is added).
+    """
     min_value = divisor if min_value is None else min_value
     new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
     if new_v < 0.9 * v:
@@ -414,6 +631,21 @@ def check_images(x, *, model: str, min_size: int, channels: int = 3) -> None:
 
     Runs at trace time on static shapes and dtypes, so it costs nothing in
     the compiled function.
+
+    Args:
+        x: the network's input, expected (N, H, W, ``channels``) floating
+            point (NHWC).
+        model: the model's name, to start the error messages with.
+        min_size: the smallest H and W the network takes.
+        channels: the expected size of the last axis.
+
+    Raises:
+        TypeError: if ``x`` is not an array (no ``shape``/``dtype``) or its
+            dtype is not floating point (e.g. uint8 images not yet
+            preprocessed).
+        ValueError: if ``x`` is not rank 4, its last axis is not
+            ``channels`` (NCHW input gets a hint), or H or W is below
+            ``min_size``.
     """
     shape = getattr(x, "shape", None)
     dtype = getattr(x, "dtype", None)
@@ -438,15 +670,30 @@ def check_images(x, *, model: str, min_size: int, channels: int = 3) -> None:
 
 class FeatureCollector:
     """Keeps the last feature map seen at each output stride (2, 4, ..., 32):
-    the stage outputs that ``features_only`` returns."""
+    the stage outputs that ``features_only`` returns.
+
+    Args:
+        input_size: the network input's height H in pixels; a map of height
+            h is at stride ``round(H / h)``.
+    """
 
     def __init__(self, input_size: int):
         self.input_size = input_size
         self.by_stride: dict[int, jax.Array] = {}
 
     def add(self, x) -> None:
+        """Record ``x`` as the latest map at its stride (replacing an earlier one).
+
+        Args:
+            x: a feature map (N, h, w, C).
+        """
         stride = round(self.input_size / x.shape[1])
         self.by_stride[stride] = x
 
     def outputs(self) -> list:
+        """The recorded maps, one per stride.
+
+        Returns:
+            A list of (N, h, w, C) arrays ordered by increasing stride.
+        """
         return [self.by_stride[s] for s in sorted(self.by_stride)]

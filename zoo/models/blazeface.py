@@ -53,8 +53,8 @@ import numpy as np
 import tflite
 
 from kernels import depthwise_conv
-from zoo.layers import (Conv, ConvSettings, DepthwiseConv, activation, check_images,
-                        depthwise_init)
+from zoo.layers import (ChecksConventions, Conv, ConvSettings, DepthwiseConv, activation,
+                        check_images, depthwise_init)
 from zoo.weights.errors import TFLiteFormatError, WeightMismatchError, one_line
 
 # ------------------------------------------------------------------- table
@@ -78,7 +78,16 @@ class DepthwiseConvBias(DepthwiseConv):
 
     A ``DepthwiseConv`` (so ``zoo.counting`` counts its multiply-adds), whose
     body is repeated rather than called through ``super()``: a nested call
-    would be intercepted, and counted, twice."""
+    would be intercepted, and counted, twice.
+
+    ``__call__(x)``: ``x`` (N, H, W, C) -> (N, H', W', C); parameters
+    ``kernel`` (k, k, 1, C) and ``bias`` (C,).
+
+    Attributes:
+        kernel: kernel side k.
+        stride: stride along H and W.
+        settings: padding, implementation and compute dtype.
+    """
 
     @nn.compact
     def __call__(self, x):
@@ -89,7 +98,12 @@ class DepthwiseConvBias(DepthwiseConv):
 
 
 class PReLU(nn.Module):
-    """max(x, 0) + alpha * min(x, 0), one alpha per channel (TFLite PRELU)."""
+    """max(x, 0) + alpha * min(x, 0), one alpha per channel (TFLite PRELU).
+
+    ``__call__(x)``: ``x`` (..., C) -> the same shape; parameter ``alpha``
+    (C,), initialised to 0.25. The module has no fields of its own; the
+    weight mapping finds the layer by its Flax ``name`` (e.g. ``"stem_act"``).
+    """
 
     @nn.compact
     def __call__(self, x):
@@ -100,7 +114,19 @@ class PReLU(nn.Module):
 
 
 def act_layer(name: str, x, layer_name: str):
-    """Apply the activation ``name``; PReLU carries parameters, named ``layer_name``."""
+    """Apply the activation ``name``; PReLU carries parameters, named ``layer_name``.
+
+    Call it inside a compact Flax module's ``__call__`` (the PReLU becomes a
+    submodule of it).
+
+    Args:
+        name: "prelu" or a name ``zoo.layers.activation`` knows.
+        x: the array to activate.
+        layer_name: the PReLU submodule's name (unused for other activations).
+
+    Returns:
+        The activated array, shaped like ``x``.
+    """
     if name == "prelu":
         return PReLU(name=layer_name)(x)
     return activation(name)(x)
@@ -111,7 +137,21 @@ class BlazeBlock(nn.Module):
     max-pool at stride 2, zero channels appended when widening), then ``act``.
 
     ``pool_padding`` is the max-pool's TFLite padding ("SAME" or "VALID";
-    the same on the even map sizes these models see)."""
+    the same on the even map sizes these models see).
+
+    ``__call__(x)``: ``x`` (N, H, W, C) with C <= ``out`` -> (N, H /
+    stride, W / stride, ``out``). Layers ``dw``, ``project`` and, for
+    PReLU, ``act``.
+
+    Attributes:
+        out: output channels, at least the input's (the skip path is padded
+            with zero channels, never cut).
+        stride: 1 or 2.
+        kernel: depthwise kernel side.
+        act: "relu", "prelu" or another ``zoo.layers.activation`` name.
+        pool_padding: "SAME" or "VALID", the skip path's max-pool padding.
+        settings: padding, implementation and compute dtype of the convs.
+    """
 
     out: int
     stride: int = 1
@@ -133,12 +173,33 @@ class BlazeBlock(nn.Module):
 
 
 def block_layers(prefix: str, act: str) -> list[tuple[str, ...]]:
-    """Parameter-carrying layers of one BlazeBlock, in the order they run."""
+    """Parameter-carrying layers of one BlazeBlock, in the order they run.
+
+    Args:
+        prefix: the block's submodule name, e.g. ``"blocks_3"``.
+        act: the block's activation; "prelu" adds its ``act`` layer.
+
+    Returns:
+        Parameter paths such as ``[("blocks_3", "dw"), ("blocks_3", "project")]``.
+    """
     layers = [(prefix, "dw"), (prefix, "project")]
     return layers + ([(prefix, "act")] if act == "prelu" else [])
 
 
 def check_input(x, model: str, size: int) -> None:
+    """Reject input a fixed-size Blaze model cannot take.
+
+    Args:
+        x: the model's input, expected (N, ``size``, ``size``, 3) float.
+        model: the model's name, to start the messages with.
+        size: the one input side the model's anchors and heads fit.
+
+    Raises:
+        TypeError: for a non-array or non-float input (see
+            ``zoo.layers.check_images``).
+        ValueError: for a wrong rank or channel count, or sides other than
+            ``size``.
+    """
     check_images(x, model=model, min_size=1)
     if x.shape[1] != size or x.shape[2] != size:
         raise ValueError(f"{model}: expected {size}x{size} images (the anchors and heads are "
@@ -146,7 +207,7 @@ def check_input(x, model: str, size: int) -> None:
                          "(zoo.face does it for you)")
 
 
-class _BlazeBase(nn.Module):
+class _BlazeBase(ChecksConventions):
     """Registry-facing fields shared by the Blaze models (``zoo.build`` passes them)."""
 
     num_classes: int = 1
@@ -168,7 +229,19 @@ class _BlazeBase(nn.Module):
 
 class BlazeFace(_BlazeBase):
     """BlazeFace short range. ``__call__(x)``: (N, 128, 128, 3) float in [-1, 1]
-    -> ``(regressors (N, 896, 16), scores (N, 896, 1))``, float32."""
+    -> ``(regressors (N, 896, 16), scores (N, 896, 1))``, float32.
+
+    Calling it raises ValueError for other input sizes and for the options
+    it does not offer (``include_top=False``, ``features_only=True``,
+    ``num_classes`` other than 1).
+
+    Attributes:
+        num_classes: must be 1 (face).
+        include_top: must be True (the heads are fixed).
+        features_only: must be False.
+        settings: padding, implementation and compute dtype.
+        model_name: the registry name, used in error messages.
+    """
 
     fixed_input_size = INPUT_SIZE  # read by zoo.registry to trace the variables
 
@@ -198,7 +271,13 @@ class BlazeFace(_BlazeBase):
 
     def tflite_chains(self) -> list[list[list[tuple[str, ...]]]]:
         """For each model output, the chains of parametric layers from the input
-        to each of the tensors the output concatenates (see ``map_tflite``)."""
+        to each of the tensors the output concatenates (see ``map_tflite``).
+
+        Returns:
+            ``[regressor chains, score chains]``, each one chain per head
+            (16x16, then 8x8): a list of layer paths such as ``("stem",)``,
+            ``("blocks_0", "dw")``, ending at the head's conv.
+        """
         trunk = [("stem",)] + [p for i in range(len(BLOCKS)) for p in
                                block_layers(f"blocks_{i}", "relu")]
 
@@ -243,7 +322,19 @@ FR_HEADS = (("score", 1), ("box", NUM_COORDS))  # values per anchor; graph order
 
 class BottleneckBlock(nn.Module):
     """dw3x3 (stride) -> 1x1 to ``mid`` + ReLU -> dw3x3 -> 1x1 to ``out``;
-    with ``residual``, plus the input then ReLU, else ReLU directly."""
+    with ``residual``, plus the input then ReLU, else ReLU directly.
+
+    ``__call__(x)``: ``x`` (N, H, W, C) -> (N, H / stride, W / stride,
+    ``out``); a residual block needs stride 1 and C == ``out``. Layers
+    ``dw1``, ``reduce``, ``dw2``, ``expand``, all with bias.
+
+    Attributes:
+        out: output channels.
+        mid: bottleneck channels.
+        stride: stride of the first depthwise conv.
+        residual: add the input before the last ReLU.
+        settings: padding, implementation and compute dtype.
+    """
 
     out: int
     mid: int
@@ -262,10 +353,27 @@ class BottleneckBlock(nn.Module):
 
     @staticmethod
     def layers(prefix: str) -> list[tuple[str, ...]]:
+        """The block's conv layers in execution order.
+
+        Args:
+            prefix: the block's submodule name, e.g. ``"enc1_down"``.
+
+        Returns:
+            Four paths: ``(prefix, "dw1")``, ``(prefix, "reduce")``,
+            ``(prefix, "dw2")``, ``(prefix, "expand")``.
+        """
         return [(prefix, k) for k in ("dw1", "reduce", "dw2", "expand")]
 
 
 def jax_relu(x):
+    """ReLU, ``max(x, 0)``.
+
+    Args:
+        x: array of any shape.
+
+    Returns:
+        An array like ``x``.
+    """
     return activation("relu")(x)
 
 
@@ -274,7 +382,14 @@ def upsample2x(x):
     (TFLite RESIZE_BILINEAR, align_corners=False, half_pixel_centers=True):
     output 2i reads 0.75 x[i] + 0.25 x[i-1], output 2i+1 0.75 x[i] + 0.25 x[i+1].
     Shifted slices, no gather: it exports as SLICE, CONCATENATION, MUL, ADD
-    and RESHAPE, all delegated to XNNPACK."""
+    and RESHAPE, all delegated to XNNPACK.
+
+    Args:
+        x: (N, H, W, C) feature map.
+
+    Returns:
+        (N, 2H, 2W, C) in ``x``'s dtype.
+    """
     for axis in (1, 2):
         n = x.shape[axis]
         first = jax.lax.slice_in_dim(x, 0, 1, axis=axis)
@@ -290,7 +405,15 @@ def upsample2x(x):
 
 def depth_to_space(x, block: int = 2):
     """TFLite DEPTH_TO_SPACE: channel (i * block + j) * C + c of input pixel
-    (h, w) goes to output pixel (h * block + i, w * block + j), channel c."""
+    (h, w) goes to output pixel (h * block + i, w * block + j), channel c.
+
+    Args:
+        x: (N, H, W, block x block x C).
+        block: the side of the square of pixels each input pixel becomes.
+
+    Returns:
+        (N, H x block, W x block, C) in ``x``'s dtype.
+    """
     c = x.shape[-1]
     c_out = c // (block * block)
     # A transposed convolution with a 0/1 kernel moves the channels exactly
@@ -310,7 +433,20 @@ class BlazeFaceFullRange(_BlazeBase):
     """BlazeFace full range. ``__call__(x)``: (N, 192, 192, 3) float in [-1, 1]
     -> ``(regressors (N, 2304, 16), scores (N, 2304, 1))``, float32, anchors
     row-major on the 48x48 grid; box and keypoint values are offsets in
-    192-pixel units (see ``zoo.face``)."""
+    192-pixel units (see ``zoo.face``).
+
+    Calling it raises ValueError for other input sizes and for the options
+    it does not offer (``include_top=False``, ``features_only=True``,
+    ``num_classes`` other than 1).
+
+    Attributes:
+        num_classes: must be 1 (face).
+        include_top: must be True (the heads are fixed).
+        features_only: must be False.
+        settings: padding ("symmetric" for MediaPipe's file), implementation
+            and compute dtype.
+        model_name: the registry name, used in error messages.
+    """
 
     fixed_input_size = FR_INPUT_SIZE
 
@@ -348,7 +484,11 @@ class BlazeFaceFullRange(_BlazeBase):
     @staticmethod
     def tflite_layers() -> list[tuple[str, ...]]:
         """Our conv layers in the graph's execution order (what
-        ``variables_from_sparse_tflite`` pairs the graph's convs with)."""
+        ``variables_from_sparse_tflite`` pairs the graph's convs with).
+
+        Returns:
+            Layer paths, from ``("stem",)`` to ``("box_dw",)``.
+        """
         layers = [("stem",)]
         for i, (_, _, repeats) in enumerate(FR_ENCODER):
             names = ([f"enc{i}_down"] if i else []) + [f"enc{i}_{k}" for k in range(repeats)]
@@ -517,7 +657,28 @@ def map_tflite(graph, model, template: dict) -> dict:
     time. Layers of ours left unpaired, graph ops left unused, and shape
     mismatches are reported by name (``WeightMismatchError``); a graph the
     walk cannot follow (absent inputs, a cycle) is a ``TFLiteFormatError``.
-    Shapes are compared before any data is read."""
+    Shapes are compared before any data is read.
+
+    Args:
+        graph: the parsed file, ``zoo.weights.tflite.read_tflite(path)``.
+        model: a ``BlazeFace`` or ``FaceMesh`` module (one with
+            ``tflite_chains()``).
+        template: the model's variables or their shapes
+            (``zoo.registry.variables_template(model)``); only their
+            ``params`` shapes are read.
+
+    Returns:
+        ``{"params": ...}`` of NumPy float32 arrays in our layouts (kernels
+        HWIO, depthwise HW1C, PReLU alpha (C,)), dequantized where the file
+        stores float16 or int8.
+
+    Raises:
+        WeightMismatchError: if the graph is well formed but not this
+            network (outputs, chains, op kinds or shapes differ), naming
+            every misfit.
+        TFLiteFormatError: if the walk cannot follow the graph (missing
+            inputs, a cycle, too many steps).
+    """
     ours = model.tflite_chains()
     if len(graph.outputs) != len(ours):
         raise _graph_error(graph, f"{len(graph.outputs)} outputs, expected {len(ours)}",
@@ -593,7 +754,26 @@ def _model_and_template(name: str):
 def variables_from_tflite(path, name: str) -> dict:
     """Variables of registered model ``name`` from MediaPipe's ``.tflite`` at
     ``path``. A file that is not a readable TFLite graph raises
-    ``TFLiteFormatError``, one that is not this model ``WeightMismatchError``."""
+    ``TFLiteFormatError``, one that is not this model ``WeightMismatchError``.
+
+    Models with ``tflite_layers()`` (the full-range detector, sparse
+    weights) are read by ``variables_from_sparse_tflite``.
+
+    Args:
+        path: the ``.tflite`` file (str or path-like).
+        name: a registered Blaze model, e.g. "blazeface_short_range" or
+            "face_mesh".
+
+    Returns:
+        ``{"params": ...}`` of jax arrays, ready for ``model.apply``.
+
+    Raises:
+        WeightMismatchError: if the file has several subgraphs or its graph
+            is not this network.
+        TFLiteFormatError: if the file is not a readable TFLite graph.
+        ValueError: if ``name`` has no mapping from MediaPipe's graphs.
+        KeyError: if ``name`` is not registered.
+    """
     import jax
 
     from zoo.weights.tflite import read_tflite
@@ -669,7 +849,24 @@ def _densify(shape, sparsity, values, where: str, path) -> np.ndarray:
 def sparse_tflite_convs(path) -> list[tuple[str, np.ndarray, np.ndarray, dict]]:
     """The CONV_2D / DEPTHWISE_CONV_2D ops of the one-subgraph float model at
     ``path``, in execution order: (op type, weight in TFLite layout, bias,
-    {"index": op index}), float32, sparse constants densified."""
+    {"index": op index}), float32, sparse constants densified.
+
+    Args:
+        path: the ``.tflite`` file (str or path-like).
+
+    Returns:
+        A list of ``(op, weight, bias, info)``: op "CONV_2D" (weight OHWI)
+        or "DEPTHWISE_CONV_2D" (weight 1HWC), NumPy float32 arrays, and
+        ``{"index": k}`` the op's position in the subgraph.
+
+    Raises:
+        WeightMismatchError: if the file has other than one subgraph, a
+            conv weight computed by an op other than DEQUANTIZE/DENSIFY, or
+            a non-float weight.
+        TFLiteFormatError: if the file cannot be read or parsed (including
+            a missing file), a conv has no bias, or sparse storage is
+            inconsistent or uses block sparsity.
+    """
     from zoo.weights.errors import WeightError
 
     try:
@@ -731,7 +928,23 @@ def variables_from_sparse_tflite(path, name: str) -> dict:
     from MediaPipe's ``.tflite`` at ``path``, sparse weights included: the
     graph's convs in execution order are paired with ``tflite_layers()``, op
     type and every shape checked first (``WeightMismatchError`` naming the
-    layer otherwise)."""
+    layer otherwise).
+
+    Args:
+        path: the ``.tflite`` file (str or path-like).
+        name: a registered model with ``tflite_layers()``, e.g.
+            "blazeface_full_range".
+
+    Returns:
+        ``{"params": ...}`` of jax arrays, ready for ``model.apply``.
+
+    Raises:
+        WeightMismatchError: if the number of convs differs from our
+            layers, a layer's kernel or bias shape does not fit its op, or
+            ``sparse_tflite_convs`` finds a graph that is not this model's.
+        TFLiteFormatError: if the file cannot be read as TFLite.
+        ValueError: if ``name`` has no mapping from MediaPipe's graphs.
+    """
     import jax
 
     model, template = _model_and_template(name)

@@ -20,12 +20,23 @@ from typing import Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from zoo.layers import (ConvBN, ConvSettings, Dense, FeatureCollector, InvertedResidual,
-                        activation, check_images)
+from zoo.layers import (ChecksConventions, ConvBN, ConvSettings, Dense, FeatureCollector,
+                        InvertedResidual, activation, check_images)
 
 
 @dataclasses.dataclass(frozen=True)
 class ConvSpec:
+    """One conv + BatchNorm + activation row of a layout (stem or head), or
+    the FC after pooling (``head_fc``, where only ``features`` and ``act``
+    apply).
+
+    Attributes:
+        features: output channels.
+        kernel: kernel side.
+        stride: stride along H and W.
+        act: activation name (see ``zoo.layers.activation``), or None.
+    """
+
     features: int
     kernel: int = 1
     stride: int = 1
@@ -34,7 +45,23 @@ class ConvSpec:
 
 @dataclasses.dataclass(frozen=True)
 class BlockSpec:
-    """One InvertedResidual; ``stage``/``index`` locate it in the table."""
+    """One InvertedResidual; ``stage``/``index`` locate it in the table.
+
+    Attributes:
+        out: output channels.
+        expanded: channels after the expand conv (equal to the input
+            channels: no expand conv).
+        kernel: depthwise kernel side.
+        stride: depthwise stride.
+        act: activation after the expand and depthwise convs.
+        se_reduced: squeeze-excite width; 0 for none.
+        se_act: activation inside squeeze-excite.
+        se_gate: gate of squeeze-excite.
+        project_act: activation after the project conv; None for linear.
+        residual: add the input when the shapes allow.
+        stage: the block's row (0-based) in the family's table.
+        index: the block's repeat (0-based) within its row.
+    """
 
     out: int
     expanded: int
@@ -50,6 +77,11 @@ class BlockSpec:
     index: int = 0
 
     def module_kwargs(self) -> dict:
+        """The keyword arguments of ``zoo.layers.InvertedResidual`` for this block.
+
+        Returns:
+            Every field but ``stage`` and ``index``, by name.
+        """
         d = dataclasses.asdict(self)
         del d["stage"], d["index"]
         return d
@@ -57,6 +89,16 @@ class BlockSpec:
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
+    """A whole classification network, as ``ConvNet`` runs it.
+
+    Attributes:
+        stem: the first conv (stride 2 in every family here).
+        blocks: the inverted-residual blocks in order.
+        head: the 1x1 conv before pooling, or None.
+        head_fc: the FC (with activation, no BatchNorm) between pooling and
+            the classifier (MobileNetV3), or None.
+    """
+
     stem: ConvSpec
     blocks: tuple[BlockSpec, ...]
     head: Optional[ConvSpec] = None  # 1x1 conv before pooling
@@ -66,13 +108,28 @@ class Layout:
 MIN_INPUT = 32  # five stride-2 stages: 32 pixels leave a 1x1 map
 
 
-class ConvNet(nn.Module):
+class ConvNet(ChecksConventions):
     """Runs a family's ``Layout``. Subclasses define ``layout()``.
 
     ``__call__(x, train=False)``: ``x`` is NHWC float, normalised as the
     model's spec says. Eval mode by default; ``train=True`` updates BatchNorm
     statistics (pass ``mutable=["batch_stats"]``) and applies dropout and
-    stochastic depth (pass ``rngs={"dropout": key}``).
+    stochastic depth (pass ``rngs={"dropout": key}``). Returns (N,
+    ``num_classes``) float32 logits; with ``include_top=False`` the last
+    feature map (N, h, w, C); with ``features_only``
+    the list of the last maps at strides 2, 4, 8, 16 and 32. Raises
+    ``TypeError``/``ValueError`` (``zoo.layers.check_images``) for input
+    that is not float NHWC with 3 channels and sides of at least 32.
+
+    Attributes:
+        num_classes: classifier outputs.
+        include_top: pool and classify; False returns the head's feature map.
+        features_only: return the stage outputs instead (no head).
+        dropout: dropout rate before the classifier, in training.
+        drop_path: stochastic-depth rate of the last block, in training
+            (block i of n drops with ``drop_path * i / n``).
+        settings: padding, BatchNorm, implementation and compute dtype.
+        model_name: the registry name, used in error messages.
     """
 
     num_classes: int = 1000
@@ -84,17 +141,16 @@ class ConvNet(nn.Module):
     model_name: str = "model"
 
     def layout(self) -> Layout:
-        raise NotImplementedError
+        """The network this module runs, derived from the family's table and
+        the module's options.
 
-    def apply(self, variables, *args, **kwargs):
-        """``flax.linen.Module.apply``, refusing weights that carry other
-        conventions (``zoo.weights.Weights``) than this model was built
-        with: the outputs would be silently wrong. Under ``jax.jit`` too:
-        the conventions are part of the weights' pytree structure."""
-        if getattr(variables, "conventions", None) is not None:
-            from zoo.weights.conventions import check_apply
-            check_apply(self, variables)
-        return super().apply(variables, *args, **kwargs)
+        Returns:
+            The ``Layout``.
+
+        Raises:
+            NotImplementedError: in ``ConvNet`` itself; each family overrides it.
+        """
+        raise NotImplementedError
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -144,7 +200,18 @@ def timm_block_names(layout: Layout, positions) -> dict[tuple[str, ...], str]:
     """Our stem, blocks and classifier -> timm module names; ``positions[i]``
     is our block ``i``'s (stage, index) in timm's ``blocks``. The head is
     named by the family (EfficientNet's ``conv_head``/``bn2``, MobileNetV3's
-    last stage)."""
+    last stage).
+
+    Args:
+        layout: the model's ``Layout``.
+        positions: one (stage, index) pair per block of ``layout``;
+            ``zip(..., strict=True)`` raises ValueError on a length mismatch.
+
+    Returns:
+        A dict from our layer path to timm's dotted module name, e.g.
+        ``("blocks_0", "dw", "conv")`` to ``"blocks.0.0.conv_dw"`` when
+        ``positions[0]`` is (0, 0).
+    """
     names = {("stem", "conv"): "conv_stem", ("stem", "bn"): "bn1",
              ("classifier",): "classifier"}
     cin = layout.stem.features
@@ -159,7 +226,15 @@ def timm_block_names(layout: Layout, positions) -> dict[tuple[str, ...], str]:
 def timm_efficientnet_names(layout: Layout) -> dict[tuple[str, ...], str]:
     """timm's names for a layout built as its EfficientNet class builds
     (EfficientNet, Lite, MobileNetV2): blocks at their table's (stage,
-    index), the head conv ``conv_head``/``bn2``."""
+    index), the head conv ``conv_head``/``bn2``.
+
+    Args:
+        layout: the model's ``Layout``; its blocks' ``stage`` and ``index``
+            give their place in timm's ``blocks``.
+
+    Returns:
+        A dict from our layer paths to timm's dotted module names.
+    """
     names = timm_block_names(layout, [(b.stage, b.index) for b in layout.blocks])
     names.update({("head", "conv"): "conv_head", ("head", "bn"): "bn2"})
     return names

@@ -61,12 +61,46 @@ VARIANTS = {
 
 
 class EfficientNet(ConvNet):
+    """EfficientNet B0-B7 or Lite0-4 (see the module docstring), run by
+    ``ConvNet``: ``__call__(x, train=False)`` takes (N, H, W, 3) float
+    images normalised as the spec says and returns (N, ``num_classes``)
+    float32 logits. The registry sets ``width``, ``depth``, ``lite`` and
+    ``dropout`` per variant (``VARIANTS``).
+
+    Attributes:
+        width: channel multiplier (channels rounded to multiples of 8).
+        depth: repeat multiplier (repeats rounded up).
+        lite: the Lite form: no squeeze-excite, ReLU6, and the stem, the
+            head and the first and last stages' repeats left unscaled.
+        drop_path: stochastic-depth rate of the last block in training
+            (0.2 here, as in the reference code).
+        num_classes: classifier outputs.
+        include_top: pool and classify; False returns the head's map.
+        features_only: return the stage outputs at strides 2 to 32.
+        dropout: dropout rate before the classifier, in training.
+        settings: padding, BatchNorm, implementation and compute dtype.
+        model_name: the registry name, used in error messages.
+
+    Example:
+        ::
+
+            model, variables = zoo.create("efficientnet_b0")
+            x = zoo.preprocess(images, "efficientnet_b0")  # (N, 224, 224, 3)
+            logits = model.apply(variables, x)             # (N, 1000)
+    """
+
     width: float = 1.0
     depth: float = 1.0
     lite: bool = False
     drop_path: float = 0.2
 
     def layout(self) -> Layout:
+        """The scaled network: the table's rows with ``width`` and ``depth``
+        applied (see the module docstring for what Lite leaves unscaled).
+
+        Returns:
+            The ``Layout`` ``ConvNet`` runs.
+        """
         act = "relu6" if self.lite else "swish"
 
         def channels(c):
@@ -89,7 +123,12 @@ class EfficientNet(ConvNet):
                       blocks=tuple(blocks), head=ConvSpec(head, 1, 1, act))
 
     def keras_names(self) -> dict[tuple[str, ...], str]:
-        """Our layer paths -> layer names of ``keras.applications.EfficientNetB*``."""
+        """Our layer paths -> layer names of ``keras.applications.EfficientNetB*``.
+
+        Returns:
+            A dict from paths such as ``("blocks_0", "dw", "conv")`` to Keras
+            layer names such as ``"block1a_dwconv"``.
+        """
         names = {("stem", "conv"): "stem_conv", ("stem", "bn"): "stem_bn",
                  ("head", "conv"): "top_conv", ("head", "bn"): "top_bn",
                  ("classifier",): "predictions"}
@@ -104,12 +143,21 @@ class EfficientNet(ConvNet):
         return names
 
     def timm_names(self) -> dict[tuple[str, ...], str]:
-        """Our module paths -> module names of timm's ``tf_efficientnet_*``."""
+        """Our module paths -> module names of timm's ``tf_efficientnet_*``.
+
+        Returns:
+            A dict from our layer paths to timm's dotted module names.
+        """
         return timm_efficientnet_names(self.layout())
 
     def torch_names(self) -> dict[tuple[str, ...], str]:
         """Our module paths -> module names of lukemelas/EfficientNet-PyTorch
-        (and its Lite fork, efficientnet-lite-pytorch)."""
+        (and its Lite fork, efficientnet-lite-pytorch).
+
+        Returns:
+            A dict from our layer paths to state-dict module prefixes such
+            as ``"_blocks.0._depthwise_conv"``.
+        """
         names = {("stem", "conv"): "_conv_stem", ("stem", "bn"): "_bn0",
                  ("head", "conv"): "_conv_head", ("head", "bn"): "_bn1",
                  ("classifier",): "_fc"}

@@ -55,7 +55,21 @@ def _blocks(stages):
 
 class FaceMesh(_BlazeBase):
     """``__call__(x)``: (N, 192, 192, 3) float in [0, 1] ->
-    ``(landmarks (N, 1404), face_flag (N, 1))``, float32."""
+    ``(landmarks (N, 1404), face_flag (N, 1))``, float32.
+
+    The landmarks are x, y, z of 468 points in pixels of the crop
+    (``.reshape(N, 468, 3)``); the flag is a face-presence logit. Calling it
+    raises ValueError for other input sizes and for the options it does not
+    offer (``include_top=False``, ``features_only=True``, ``num_classes``
+    other than 1).
+
+    Attributes:
+        num_classes: must be 1 (the face flag).
+        include_top: must be True (the heads are fixed).
+        features_only: must be False.
+        settings: padding, implementation and compute dtype.
+        model_name: the registry name, used in error messages.
+    """
 
     fixed_input_size = INPUT_SIZE  # read by zoo.registry to trace the variables
 
@@ -86,7 +100,13 @@ class FaceMesh(_BlazeBase):
         return tuple(outs)
 
     def tflite_chains(self):
-        """For each output, the parametric layers from the input, in order."""
+        """For each output, the parametric layers from the input, in order.
+
+        Returns:
+            ``[[landmark chain], [face flag chain]]`` (one chain per output,
+            for ``zoo.models.blazeface.map_tflite``), each a list of layer
+            paths from ``("stem",)`` to the head's ``_out`` conv.
+        """
         trunk = [("stem",), ("stem_act",)]
         for i, _ in enumerate(_blocks(TRUNK)):
             trunk += block_layers(f"blocks_{i}", "prelu")

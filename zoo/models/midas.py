@@ -62,7 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from zoo.layers import Conv, ConvSettings, check_images, conv_init
+from zoo.layers import ChecksConventions, Conv, ConvSettings, check_images, conv_init
 from zoo.models.common import MIN_INPUT, timm_block_names
 
 STRIDE = 32  # the encoder's total stride: inputs must be multiples of it
@@ -137,7 +137,17 @@ def _double_axis(x, axis: int, align_corners: bool):
 
 def upsample2x(x, align_corners: bool):
     """Bilinear x2 of NHWC ``x``, as PyTorch's ``F.interpolate(scale_factor=2,
-    mode="bilinear", align_corners=...)`` computes it."""
+    mode="bilinear", align_corners=...)`` computes it.
+
+    Args:
+        x: (N, H, W, C) float feature map.
+        align_corners: True for PyTorch's ``align_corners=True`` (corner
+            pixels map to corner pixels: MiDaS's fusion blocks), False for
+            half-pixel centres (MiDaS's head).
+
+    Returns:
+        (N, 2H, 2W, C) in ``x``'s dtype.
+    """
     return _double_axis(_double_axis(x, 1, align_corners), 2, align_corners)
 
 
@@ -161,7 +171,14 @@ class _ConvParams(nn.Module):
 class ResidualConvUnit(nn.Module):
     """``x + conv2(relu(conv1(relu(x))))``, 3x3 convolutions with bias.
     ``declare_only``: create the parameters, compute nothing (MiDaS's unused
-    skip unit of the coarsest fusion block)."""
+    skip unit of the coarsest fusion block).
+
+    ``__call__(x, declare_only=False)``: ``x`` (N, H, W, C) -> the same
+    shape, or None with ``declare_only``. Layers ``conv1`` and ``conv2``.
+
+    Attributes:
+        settings: padding, implementation and compute dtype.
+    """
 
     settings: ConvSettings = ConvSettings()
 
@@ -179,7 +196,18 @@ class ResidualConvUnit(nn.Module):
 
 class FusionBlock(nn.Module):
     """MiDaS's FeatureFusionBlock_custom: add RCU(skip) if given, RCU,
-    bilinear x2 (align_corners=True), 1x1 conv to ``out`` channels."""
+    bilinear x2 (align_corners=True), 1x1 conv to ``out`` channels.
+
+    ``__call__(x, skip=None)``: ``x`` (N, H, W, C) and ``skip`` of the same
+    shape -> (N, 2H, 2W, ``out``). Layers ``skip_unit``, ``unit`` and
+    ``out_conv``.
+
+    Attributes:
+        out: output channels.
+        unused_skip_unit: without a skip input, still declare the skip
+            unit's parameters (MiDaS's ``refinenet4.resConfUnit1``).
+        settings: padding, implementation and compute dtype.
+    """
 
     out: int
     unused_skip_unit: bool = False  # declare the skip RCU although no skip comes
@@ -198,7 +226,15 @@ class FusionBlock(nn.Module):
 
 class DepthHead(nn.Module):
     """conv3x3 to half width, bilinear x2 (half-pixel), conv3x3 to 32, ReLU,
-    conv1x1 to 1, ReLU (``non_negative``)."""
+    conv1x1 to 1, ReLU (``non_negative``).
+
+    ``__call__(x)``: ``x`` (N, H, W, C) -> (N, 2H, 2W, 1). Layers ``conv1``,
+    ``conv2`` and ``conv3``.
+
+    Attributes:
+        non_negative: end with a ReLU.
+        settings: padding, implementation and compute dtype.
+    """
 
     non_negative: bool = True
     settings: ConvSettings = ConvSettings()
@@ -213,7 +249,7 @@ class DepthHead(nn.Module):
         return jax.nn.relu(x) if self.non_negative else x
 
 
-class MidasSmall(nn.Module):
+class MidasSmall(ChecksConventions):
     """MidasNet_small on a zoo EfficientNet (see the module docstring).
 
     ``__call__(x, train=False)``: ``x`` (N, H, W, 3) normalised images, H and
@@ -233,6 +269,34 @@ class MidasSmall(nn.Module):
     ``features_only=True`` are refused: the encoder's features come from
     ``zoo.build(model.backbone, features_only=True)`` and these variables'
     ``encoder`` subtree.
+
+    Attributes:
+        backbone: registry name of the EfficientNet classifier the encoder is.
+        features: decoder width F at stride 4.
+        expand: widths F, 2F, 4F, 8F at strides 4 to 32 (else F everywhere).
+        unused_skip_unit: declare MiDaS's never-called skip unit of the
+            coarsest fusion block (for the published file's parameters).
+        non_negative: end with a ReLU.
+        drop_path: encoder stochastic-depth rate, in training.
+        num_classes: ignored (one depth channel).
+        include_top: must be True.
+        features_only: must be False.
+        settings: padding, BatchNorm, implementation and compute dtype.
+        model_name: the registry name, used in error messages.
+
+    Raises:
+        ValueError: on construction with ``features_only=True`` or
+            ``include_top=False``; when called, for sides that are not
+            multiples of 32 (and, as ``zoo.layers.check_images``, for input
+            that is not float NHWC RGB of at least 32x32, TypeError for a
+            non-float dtype).
+
+    Example:
+        ::
+
+            model, variables = zoo.create("midas_small_lite0")
+            x = zoo.preprocess(images, "midas_small_lite0")  # (N, 256, 256, 3)
+            depth = model.apply(variables, x)                # (N, 256, 256)
     """
 
     backbone: str = "efficientnet_lite3"  # registry name of the encoder's classifier
@@ -257,12 +321,29 @@ class MidasSmall(nn.Module):
         super().__post_init__()
 
     def widths(self) -> tuple[int, int, int, int]:
-        """Decoder channels at strides 4, 8, 16, 32."""
+        """Decoder channels at strides 4, 8, 16, 32.
+
+        Returns:
+            ``(F, 2F, 4F, 8F)`` with ``expand``, else ``(F, F, F, F)``;
+            F = ``features``.
+        """
         f = self.features
         return (f, 2 * f, 4 * f, 8 * f) if self.expand else (f, f, f, f)
 
     def encoder_module(self, **kwargs):
-        """The zoo EfficientNet this model's encoder is (``features_only``)."""
+        """The zoo EfficientNet this model's encoder is (``features_only``).
+
+        Args:
+            **kwargs: more ``EfficientNet`` fields, e.g. ``name=`` or
+                ``parent=None``.
+
+        Returns:
+            An ``EfficientNet`` with the backbone spec's config, this model's
+            settings and ``drop_path``, returning the stage outputs.
+
+        Raises:
+            ValueError: if ``backbone`` is not an EfficientNet.
+        """
         from zoo.models.efficientnet import EfficientNet
         from zoo.registry import get_spec
 
@@ -298,7 +379,14 @@ class MidasSmall(nn.Module):
     def torch_names(self) -> dict[tuple[str, ...], str]:
         """Our module paths -> module names of MiDaS's ``MidasNet_small``
         state dict (``pretrained.layer*`` wrap gen-efficientnet's modules,
-        whose block layers are named like timm's)."""
+        whose block layers are named like timm's).
+
+        Returns:
+            A dict from our layer paths (``("encoder", "stem", "conv")``,
+            ``("fuse4", "unit", "conv1")``, ...) to MiDaS's dotted module
+            names (``"pretrained.layer1.0"``,
+            ``"scratch.refinenet4.resConfUnit2.conv1"``, ...).
+        """
         layout = self.encoder_module(parent=None).layout()  # a free module, not our child
         names = {}
         positions = [(b.stage, b.index) for b in layout.blocks]
@@ -334,7 +422,21 @@ def network_size(height: int, width: int, bound: int = 256,
     ``bound``): ``Resize(..., keep_aspect_ratio=True, ensure_multiple_of=32,
     resize_method="upper_bound")`` of MiDaS's ``midas/transforms.py``. A side
     that would round to 0 (an image over 16 times longer than wide) gets
-    ``multiple`` instead; MiDaS has no answer there."""
+    ``multiple`` instead; MiDaS has no answer there.
+
+    Args:
+        height: the image's height in pixels.
+        width: the image's width in pixels.
+        bound: the side of the square the image is fitted into.
+        multiple: what each side is rounded to a multiple of.
+
+    Returns:
+        ``(height, width)`` of the network input, e.g. ``network_size(480,
+        640) == (192, 256)``.
+
+    Raises:
+        ValueError: if ``height`` or ``width`` is below 1.
+    """
     if height < 1 or width < 1:
         raise ValueError(f"network_size: image {height}x{width} has no pixels")
     scale = min(bound / height, bound / width)
@@ -353,7 +455,27 @@ def with_backbone(variables: dict, backbone_variables: dict) -> dict:
     classifier's (``backbone_variables`` of the model's ``backbone``, e.g.
     ``zoo.load_pretrained("efficientnet_lite0")``): the stem and blocks are
     copied by name; the classifier's head and FC are not part of the
-    encoder. Raises ValueError naming the first paths that do not fit."""
+    encoder. Raises ValueError naming the first paths that do not fit.
+
+    Args:
+        variables: the MiDaS model's variables (every collection with an
+            ``encoder`` subtree gets it replaced).
+        backbone_variables: the classifier's variables, same collections.
+
+    Returns:
+        A new plain dict of variables; ``variables`` is not modified.
+
+    Raises:
+        ValueError: if a path of the encoder is missing from the
+            classifier or has another shape (e.g. Lite1 weights for a Lite0
+            encoder).
+
+    Example:
+        ::
+
+            model, variables = zoo.create("midas_small_lite0")
+            variables = with_backbone(variables, zoo.load_pretrained("efficientnet_lite0"))
+    """
     out = {k: dict(v) for k, v in variables.items()}
     bad = []
     for collection, tree in variables.items():

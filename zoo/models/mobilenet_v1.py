@@ -33,10 +33,32 @@ WIDTHS = (0.25, 0.5, 0.75, 1.0)  # the published checkpoints
 
 
 class MobileNetV1(ConvNet):
+    """MobileNetV1 (see the module docstring), run by ``ConvNet``:
+    ``__call__(x, train=False)`` takes (N, H, W, 3) normalised float images
+    and returns (N, ``num_classes``) float32 logits. No head conv: the
+    last block's map is pooled and classified.
+
+    Attributes:
+        width: the width multiplier alpha (published: ``WIDTHS``).
+        dropout: dropout rate before the classifier in training (1e-3, the
+            Keras Applications default).
+        num_classes: classifier outputs.
+        include_top: pool and classify; False returns the last block's map.
+        features_only: return the stage outputs at strides 2 to 32.
+        drop_path: stochastic depth; unused, the blocks have no residual.
+        settings: padding, BatchNorm, implementation and compute dtype.
+        model_name: the registry name, used in error messages.
+    """
+
     width: float = 1.0
     dropout: float = 1e-3
 
     def layout(self) -> Layout:
+        """The table's rows at ``width``: channels ``int(c * width)``.
+
+        Returns:
+            The ``Layout`` ``ConvNet`` runs.
+        """
         blocks = []
         cin = int(STEM * self.width)
         for stage, (repeats, k, stride, cout) in enumerate(STAGES):
@@ -50,7 +72,12 @@ class MobileNetV1(ConvNet):
         return Layout(stem=ConvSpec(int(STEM * self.width), 3, 2, "relu6"), blocks=tuple(blocks))
 
     def keras_names(self) -> dict[tuple[str, ...], str]:
-        """Our layer paths -> layer names of ``keras.applications.MobileNet``."""
+        """Our layer paths -> layer names of ``keras.applications.MobileNet``.
+
+        Returns:
+            A dict from paths such as ``("blocks_0", "dw", "conv")`` to Keras
+            layer names such as ``"conv_dw_1"``.
+        """
         names = {("stem", "conv"): "conv1", ("stem", "bn"): "conv1_bn",
                  ("classifier",): "conv_preds"}
         for i, _ in enumerate(self.layout().blocks):

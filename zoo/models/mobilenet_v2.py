@@ -38,9 +38,30 @@ WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)  # the published checkpoints
 
 
 class MobileNetV2(ConvNet):
+    """MobileNetV2 (see the module docstring), run by ``ConvNet``:
+    ``__call__(x, train=False)`` takes (N, H, W, 3) normalised float images
+    and returns (N, ``num_classes``) float32 logits.
+
+    Attributes:
+        width: the width multiplier (published: ``WIDTHS``).
+        num_classes: classifier outputs.
+        include_top: pool and classify; False returns the head's map.
+        features_only: return the stage outputs at strides 2 to 32.
+        dropout: dropout rate before the classifier, in training.
+        drop_path: stochastic-depth rate of the last block, in training.
+        settings: padding, BatchNorm, implementation and compute dtype.
+        model_name: the registry name, used in error messages.
+    """
+
     width: float = 1.0
 
     def layout(self) -> Layout:
+        """The table's rows at ``width`` (channels rounded to multiples of 8;
+        the head widens only above width 1).
+
+        Returns:
+            The ``Layout`` ``ConvNet`` runs.
+        """
         blocks = []
         cin = make_divisible(STEM * self.width, 8)
         for stage, (repeats, k, stride, expand, cout) in enumerate(STAGES):
@@ -55,7 +76,12 @@ class MobileNetV2(ConvNet):
                       blocks=tuple(blocks), head=ConvSpec(head, 1, 1, "relu6"))
 
     def keras_names(self) -> dict[tuple[str, ...], str]:
-        """Our layer paths -> layer names of ``keras.applications.MobileNetV2``."""
+        """Our layer paths -> layer names of ``keras.applications.MobileNetV2``.
+
+        Returns:
+            A dict from paths such as ``("blocks_1", "expand", "conv")`` to
+            Keras layer names such as ``"block_1_expand"``.
+        """
         names = {("stem", "conv"): "Conv1", ("stem", "bn"): "bn_Conv1",
                  ("head", "conv"): "Conv_1", ("head", "bn"): "Conv_1_bn",
                  ("classifier",): "predictions"}
@@ -67,11 +93,20 @@ class MobileNetV2(ConvNet):
         return names
 
     def timm_names(self) -> dict[tuple[str, ...], str]:
-        """Our module paths -> module names of timm's ``mobilenetv2_*``."""
+        """Our module paths -> module names of timm's ``mobilenetv2_*``.
+
+        Returns:
+            A dict from our layer paths to timm's dotted module names.
+        """
         return timm_efficientnet_names(self.layout())
 
     def torch_names(self) -> dict[tuple[str, ...], str]:
-        """Our module paths -> module names of torchvision's MobileNetV2."""
+        """Our module paths -> module names of torchvision's MobileNetV2.
+
+        Returns:
+            A dict from our layer paths to state-dict module prefixes such
+            as ``"features.1.conv.0.0"``.
+        """
         last = len(self.layout().blocks) + 1
         names = {("stem", "conv"): "features.0.0", ("stem", "bn"): "features.0.1",
                  ("head", "conv"): f"features.{last}.0", ("head", "bn"): f"features.{last}.1",

@@ -78,10 +78,33 @@ TIMM_STAGES = {"large": (1, 2, 3, 4, 2, 3), "small": (1, 2, 3, 2, 3)}
 
 
 class MobileNetV3(ConvNet):
+    """MobileNetV3 Large or Small (see the module docstring), run by
+    ``ConvNet``: ``__call__(x, train=False)`` takes (N, H, W, 3) normalised
+    float images and returns (N, ``num_classes``) float32 logits.
+
+    Attributes:
+        size: "large" or "small": which table.
+        width: the width multiplier of the block channels (published:
+            ``WIDTHS``).
+        num_classes: classifier outputs.
+        include_top: pool and classify; False returns the head conv's map.
+        features_only: return the stage outputs at strides 2 to 32.
+        dropout: dropout rate before the classifier, in training.
+        drop_path: stochastic-depth rate of the last block, in training.
+        settings: padding, BatchNorm, implementation and compute dtype.
+        model_name: the registry name, used in error messages.
+    """
+
     size: str = "large"
     width: float = 1.0
 
     def layout(self) -> Layout:
+        """The ``size`` table at ``width`` (block channels rounded to
+        multiples of 8; the stem stays 16, the FC widens only above 1).
+
+        Returns:
+            The ``Layout`` ``ConvNet`` runs.
+        """
         rows = {"large": LARGE, "small": SMALL}[self.size]
         blocks = []
         cin = STEM
@@ -99,7 +122,12 @@ class MobileNetV3(ConvNet):
                       head_fc=ConvSpec(fc, act="hard_swish"))
 
     def timm_names(self) -> dict[tuple[str, ...], str]:
-        """Our module paths -> module names of timm's ``tf_mobilenetv3_*``."""
+        """Our module paths -> module names of timm's ``tf_mobilenetv3_*``.
+
+        Returns:
+            A dict from our layer paths to timm's dotted module names (the
+            head conv is timm's last stage, the FC its ``conv_head``).
+        """
         stages = TIMM_STAGES[self.size]
         positions = [(s, j) for s, n in enumerate(stages) for j in range(n)]
         names = timm_block_names(self.layout(), positions)
@@ -109,7 +137,12 @@ class MobileNetV3(ConvNet):
         return names
 
     def keras_names(self) -> dict[tuple[str, ...], str]:
-        """Our layer paths -> layer names of ``keras.applications.MobileNetV3*``."""
+        """Our layer paths -> layer names of ``keras.applications.MobileNetV3*``.
+
+        Returns:
+            A dict from paths such as ``("blocks_1", "se", "reduce")`` to
+            Keras layer names such as ``"expanded_conv_1_squeeze_excite_conv"``.
+        """
         names = {("stem", "conv"): "conv", ("stem", "bn"): "conv_bn",
                  ("head", "conv"): "conv_1", ("head", "bn"): "conv_1_bn",
                  ("head_fc",): "conv_2", ("classifier",): "logits"}

@@ -63,7 +63,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from zoo.layers import Conv, ConvSettings, Dense, SqueezeExcite, activation, check_images
+from zoo.layers import (ChecksConventions, Conv, ConvSettings, Dense, SqueezeExcite, activation,
+                        check_images)
 from zoo.models.blazeface import DepthwiseConvBias, upsample2x
 from zoo.weights.errors import WeightMismatchError, one_line
 
@@ -95,7 +96,13 @@ class ConvTranspose2x2(nn.Module):
     """Transposed convolution, kernel 2x2, stride 2 (so the taps never
     overlap), with a bias: output (2i + a, 2j + b) is ``x[i, j] @ kernel[a, b]
     + bias``. Kernel ``(2, 2, C_in, C_out)``. MediaPipe's custom op
-    Convolution2DTransposeBias with these options."""
+    Convolution2DTransposeBias with these options.
+
+    ``__call__(x)``: ``x`` (N, H, W, C_in) -> (N, 2H, 2W, ``features``).
+
+    Attributes:
+        features: output channels C_out.
+    """
 
     features: int
 
@@ -111,13 +118,35 @@ class ConvTranspose2x2(nn.Module):
         return y + b.astype(x.dtype)
 
     def macs(self, x, out) -> int:
-        """Multiply-adds (``zoo.counting`` asks each layer that has this method)."""
+        """Multiply-adds (``zoo.counting`` asks each layer that has this method).
+
+        Args:
+            x: the layer's input (N, H, W, C_in), or its shape-carrying stand-in.
+            out: the layer's output (N, 2H, 2W, C_out).
+
+        Returns:
+            H x W x 4 x C_in x C_out: per image, each input pixel feeds its
+            four output pixels.
+        """
         return x.shape[1] * x.shape[2] * 4 * x.shape[-1] * out.shape[-1]
 
 
 class Bottleneck(nn.Module):
     """1x1 expand -> depthwise -> [SE] -> 1x1 project (+ input), all with bias.
-    The expand conv is there even when it keeps the width (block 1)."""
+    The expand conv is there even when it keeps the width (block 1).
+
+    ``__call__(x)``: ``x`` (N, H, W, C) -> (N, H / stride, W / stride,
+    ``out``); the input is added when stride is 1 and C == ``out``.
+
+    Attributes:
+        expanded: channels after the expand conv.
+        out: output channels.
+        kernel: depthwise kernel side.
+        stride: depthwise stride.
+        se: squeeze-excite width; 0 for none (its gate is a true sigmoid).
+        act: activation after the expand and depthwise convs.
+        settings: padding, implementation and compute dtype.
+    """
 
     expanded: int
     out: int
@@ -139,7 +168,15 @@ class Bottleneck(nn.Module):
 
 
 class Up(nn.Module):
-    """One decoder stage (see the module docstring)."""
+    """One decoder stage (see the module docstring).
+
+    ``__call__(x, skip)``: ``x`` (N, h, w, C) and the encoder's ``skip``
+    (N, 2h, 2w, ``features``) -> (N, 2h, 2w, ``features``).
+
+    Attributes:
+        features: the stage's channels (the skip's).
+        settings: padding, implementation and compute dtype.
+    """
 
     features: int
     settings: ConvSettings = ConvSettings()
@@ -159,10 +196,30 @@ class Up(nn.Module):
 # ------------------------------------------------------------------- model
 
 
-class SelfieSegmentation(nn.Module):
+class SelfieSegmentation(ChecksConventions):
     """``__call__(x)``: (N, H, W, 3) float RGB in [0, 1], H and W multiples
     of 16 (trained at ``INPUT_SHAPES[name]``) -> (N, H, W, 1) float32 person
-    probability."""
+    probability.
+
+    Calling it raises ValueError for sides that are not multiples of 16 and
+    for the options it does not offer (``include_top=False``,
+    ``features_only=True``, ``num_classes`` other than 1), and the errors of
+    ``zoo.layers.check_images`` for input that is not float NHWC RGB.
+
+    Attributes:
+        num_classes: must be 1 (person).
+        include_top: must be True (the mask head is fixed).
+        features_only: must be False.
+        settings: padding, implementation and compute dtype.
+        model_name: the registry name, used in error messages.
+
+    Example:
+        ::
+
+            model, variables = zoo.create("selfie_segmentation", pretrained=True)
+            x = zoo.preprocess(images, "selfie_segmentation")  # (N, 256, 256, 3)
+            mask = model.apply(variables, x)[..., 0]           # (N, 256, 256)
+    """
 
     num_classes: int = 1
     include_top: bool = True
@@ -210,7 +267,20 @@ PARAM_OPS = tuple(sorted(set(_OPS.values())))
 
 def layer_order(model, shape=(1, 64, 64, 3)):
     """((parameter path, module) of every parametric layer in the order
-    ``__call__`` runs them, the variables' shapes), from one abstract trace."""
+    ``__call__`` runs them, the variables' shapes), from one abstract trace.
+
+    Args:
+        model: a ``SelfieSegmentation`` module (traced with the reference
+            implementation, whatever its settings say).
+        shape: the input shape to trace with; parameter shapes do not
+            depend on it (sides multiples of 16).
+
+    Returns:
+        ``(layers, template)``: ``layers`` a list of (path tuple, module)
+        for every ``Conv``, ``Dense``, ``DepthwiseConvBias`` and
+        ``ConvTranspose2x2`` call, ``template`` the variables as
+        ``jax.ShapeDtypeStruct`` leaves.
+    """
     model = model.clone(settings=ConvSettings(implementation="reference"))
     found = []
 
@@ -268,7 +338,21 @@ def map_tflite(graph, model) -> dict:
     in execution order, pair one to one with ``layer_order(model)``; each
     pair must agree on op kind, stride and every parameter shape. All
     problems are collected and raised as one ``WeightMismatchError`` naming
-    the layers; shapes are compared before any data is read."""
+    the layers; shapes are compared before any data is read.
+
+    Args:
+        graph: the parsed file, ``zoo.weights.tflite.read_tflite(path)``.
+        model: a ``SelfieSegmentation`` module.
+
+    Returns:
+        ``{"params": ...}`` of NumPy float32 arrays in our layouts (kernels
+        HWIO, depthwise HW1C, dense (C_in, C_out)).
+
+    Raises:
+        WeightMismatchError: if the op count, an op's kind, stride or
+            depth multiplier, or a parameter shape differs from our layers,
+            or an op lacks its weight or bias input.
+    """
     ours, template = layer_order(model)
     ops = [op for op in graph.ops if op.opcode in PARAM_OPS]
     head = one_line(graph.path, f"does not match {model.model_name}")
@@ -314,7 +398,21 @@ def map_tflite(graph, model) -> dict:
 def variables_from_tflite(path, name: str) -> dict:
     """Variables of registered model ``name`` from MediaPipe's ``.tflite``
     at ``path`` (``TFLiteFormatError`` for an unreadable file,
-    ``WeightMismatchError`` for a graph that is not this network)."""
+    ``WeightMismatchError`` for a graph that is not this network).
+
+    Args:
+        path: the ``.tflite`` file (str or path-like).
+        name: "selfie_segmentation" or "selfie_segmentation_landscape".
+
+    Returns:
+        ``{"params": ...}`` of jax arrays, ready for ``model.apply``.
+
+    Raises:
+        WeightMismatchError: if the file has several subgraphs or its graph
+            is not this network.
+        TFLiteFormatError: if the file is not a readable TFLite graph.
+        KeyError: if ``name`` is not registered.
+    """
     from zoo.registry import build
     from zoo.weights.tflite import read_tflite
 
@@ -329,7 +427,21 @@ def variables_from_tflite(path, name: str) -> dict:
 @functools.lru_cache(maxsize=None)
 def pretrained_variables(name: str) -> dict:
     """MediaPipe's weights for ``name``, fetched from the pinned wheel (cached,
-    hash-checked; ``ZOO_OFFLINE=1`` never downloads) and mapped."""
+    hash-checked; ``ZOO_OFFLINE=1`` never downloads) and mapped.
+
+    The result is cached per process: callers must not modify it.
+
+    Args:
+        name: "selfie_segmentation" or "selfie_segmentation_landscape".
+
+    Returns:
+        ``{"params": ...}`` of jax arrays.
+
+    Raises:
+        zoo.weights.errors.WeightFetchError: if the file cannot be fetched
+            or fails its hash check.
+        WeightMismatchError: if the fetched graph does not fit the model.
+    """
     from zoo.weights.fetch import fetch
     from zoo.weights.pretrained import weight_source
 

@@ -98,7 +98,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from zoo.layers import ConvSettings, Dense, conv_init, dense_init
+from zoo.layers import ChecksConventions, ConvSettings, Dense, conv_init, dense_init
 
 SCALES = (2, 4, 8, 16, 32, 64, 128, 256)  # anchor lengths in feature steps
 DEFAULT_LENGTH = 512  # the spec's input_size: feature steps per sequence
@@ -134,7 +134,15 @@ def anchors(length: int, scales: Sequence[float] = SCALES) -> np.ndarray:
     """Anchor segments (length, A, 2) as (start, end) in feature steps: at
     every step t one per scale s, centred at t + 0.5 (step t covers
     [t, t + 1)). ``.reshape(-1, 2)`` orders them as the model's
-    ``proposal_logits.reshape(B, -1)``."""
+    ``proposal_logits.reshape(B, -1)``.
+
+    Args:
+        length: the sequence length T in feature steps.
+        scales: anchor lengths in feature steps, A of them.
+
+    Returns:
+        A float32 NumPy array (T, A, 2); segments may reach outside [0, T].
+    """
     centres = np.arange(length, dtype=np.float32)[:, None] + 0.5
     half = np.asarray(scales, np.float32)[None, :] / 2
     return np.stack(np.broadcast_arrays(centres - half, centres + half), axis=-1)
@@ -143,7 +151,16 @@ def anchors(length: int, scales: Sequence[float] = SCALES) -> np.ndarray:
 def encode(segments, anchors):
     """Regression targets of ``segments`` against ``anchors`` (both (..., 2)
     as start, end; broadcast): ((c - c_a) / l_a, log(l / l_a)). Lengths
-    must be positive (a zero length is taken as 1e-6)."""
+    must be positive (a zero length is taken as 1e-6).
+
+    Args:
+        segments: (..., 2) (start, end) in feature steps.
+        anchors: (..., 2) (start, end), broadcastable against ``segments``.
+
+    Returns:
+        (..., 2) float32 deltas (centre offset in anchor lengths, log
+        length ratio).
+    """
     segments = jnp.asarray(segments, jnp.float32)
     anchors = jnp.asarray(anchors, jnp.float32)
     c, l = _centre_length(segments)
@@ -154,7 +171,15 @@ def encode(segments, anchors):
 def decode(deltas, anchors):
     """The segments (..., 2) that ``deltas`` (..., 2) encode against
     ``anchors`` (..., 2); the inverse of ``encode`` (log length ratios
-    above log(1000/16) are capped, as in Faster R-CNN)."""
+    above log(1000/16) are capped, as in Faster R-CNN).
+
+    Args:
+        deltas: (..., 2) (centre offset in anchor lengths, log length ratio).
+        anchors: (..., 2) (start, end) in feature steps, broadcastable.
+
+    Returns:
+        (..., 2) float32 segments (start, end), not clipped.
+    """
     deltas = jnp.asarray(deltas, jnp.float32)
     ca, la = _centre_length(jnp.asarray(anchors, jnp.float32))
     c = ca + deltas[..., 0] * la
@@ -169,7 +194,15 @@ def _centre_length(segments):
 
 def tiou_matrix(a, b):
     """Temporal IoU of every segment of ``a`` (..., N, 2) with every segment
-    of ``b`` (..., M, 2): (..., N, M). Segments with no length have IoU 0."""
+    of ``b`` (..., M, 2): (..., N, M). Segments with no length have IoU 0.
+
+    Args:
+        a: (..., N, 2) segments (start, end).
+        b: (..., M, 2) segments (start, end), leading axes broadcastable.
+
+    Returns:
+        (..., N, M) float32 intersection over union, in [0, 1].
+    """
     a = jnp.asarray(a, jnp.float32)
     b = jnp.asarray(b, jnp.float32)
     start = jnp.maximum(a[..., :, None, 0], b[..., None, :, 0])
@@ -197,7 +230,18 @@ def nms(segments, scores, iou_threshold: float, max_output: int):
     with it exceeds ``iou_threshold``. Returns ``(indices, kept_scores)``,
     both (max_output,): indices into the input and their scores, in the
     order kept, padded with index 0 and score -inf (``jnp.isfinite`` gives
-    the valid mask). Costs max_output passes over N, no N x N matrix."""
+    the valid mask). Costs max_output passes over N, no N x N matrix.
+
+    Args:
+        segments: (N, 2) candidate segments (start, end).
+        scores: (N,) their scores.
+        iou_threshold: tIoU above which a segment is suppressed by a kept one.
+        max_output: how many to keep (static: the output size).
+
+    Returns:
+        ``(indices, kept_scores)``: int32 (max_output,) and float32
+        (max_output,).
+    """
     segments = jnp.asarray(segments, jnp.float32)
     scores = jnp.asarray(scores, jnp.float32)
     live = jnp.where(jnp.isnan(scores), -jnp.inf, scores)
@@ -225,7 +269,19 @@ def soft_nms(segments, scores, max_output: int, sigma: float = 0.5,
     remaining score by exp(-tIoU^2 / sigma); scores that fall below
     ``score_threshold`` drop out. Scores must be non-negative (probabilities).
     Returns ``(indices, kept_scores)`` as ``nms`` does, the scores being
-    the decayed ones at the time each segment was kept."""
+    the decayed ones at the time each segment was kept.
+
+    Args:
+        segments: (N, 2) candidate segments (start, end).
+        scores: (N,) non-negative scores; NaN takes no part.
+        max_output: how many to keep (static: the output size).
+        sigma: the Gaussian decay's width (Bodla et al.'s default 0.5).
+        score_threshold: scores below it are dropped.
+
+    Returns:
+        ``(indices, kept_scores)``: int32 (max_output,) and float32
+        (max_output,), padded with index 0 and score -inf.
+    """
     segments = jnp.asarray(segments, jnp.float32)
     scores = jnp.asarray(scores, jnp.float32)
     live = jnp.where(jnp.isnan(scores) | (scores < score_threshold), -jnp.inf, scores)
@@ -261,7 +317,24 @@ def match(anchors, gt_segments, gt_valid, pos_iou: float = 0.7, neg_iou: float =
     all) is positive too, matched to it. Returns ``(labels, targets,
     matched)`` shaped like the anchors' leading axes: int32 labels,
     ``encode`` targets (zero unless positive), int32 index of the matched
-    ground truth."""
+    ground truth.
+
+    Args:
+        anchors: (..., 2) anchor segments in feature steps.
+        gt_segments: (G, 2) ground-truth segments (start, end).
+        gt_valid: (G,) bool, False for padding rows.
+        pos_iou: tIoU at or above which an anchor is positive.
+        neg_iou: tIoU below which an anchor is negative.
+
+    Returns:
+        ``(labels, targets, matched)``: labels (...) int32 in {1, 0, -1},
+        targets (..., 2) float32, matched (...) int32 indices into
+        ``gt_segments``.
+
+    Raises:
+        ValueError: if ``gt_segments`` is not (G, 2) with G >= 1, or
+            ``gt_valid`` is not (G,).
+    """
     gt_segments = jnp.asarray(gt_segments, jnp.float32)
     gt_valid = jnp.asarray(gt_valid, bool)
     if gt_segments.ndim != 2 or gt_segments.shape[-1] != 2 or gt_segments.shape[0] < 1:
@@ -301,7 +374,16 @@ def soi_pool(features, segments, bins: int):
     over [i, i + 1) and zero outside [0, T) (context windows may reach past
     the ends). Exact for any span, from a prefix sum and one gather per bin
     edge: memory (B, K, bins, H), no (K, T) masks. A segment with no length
-    gives the feature at its start."""
+    gives the feature at its start.
+
+    Args:
+        features: (B, T, H) per-step features.
+        segments: (B, K, 2) (start, end) in feature steps.
+        bins: the number of equal bins P per segment.
+
+    Returns:
+        (B, K, bins, H) float32 bin means.
+    """
     features = jnp.asarray(features, jnp.float32)
     segments = jnp.asarray(segments, jnp.float32)
     b, t, h = features.shape
@@ -335,7 +417,14 @@ def soi_pool(features, segments, bins: int):
 
 def context_window(segments):
     """``segments`` (..., 2) extended by half their length on each side (the
-    classifier's context window)."""
+    classifier's context window).
+
+    Args:
+        segments: (..., 2) (start, end).
+
+    Returns:
+        (..., 2) float32 windows twice as long, same centres.
+    """
     segments = jnp.asarray(segments, jnp.float32)
     half = (segments[..., 1] - segments[..., 0]) / 2
     return jnp.stack([segments[..., 0] - half, segments[..., 1] + half], axis=-1)
@@ -349,7 +438,16 @@ def tower_geometry(scale: float, *, dilation: bool = True,
     """(max-pool kernel, r1, r2) of the proposal tower for anchor ``scale``:
     r1 = round(m * scale / 6) (at least 1), m = 2 with context, r2 = 2 r1,
     the pool kernel r1 made odd; ``dilation=False`` gives (1, 1, 1). The
-    tower's receptive field is pool + 2 r1 + 2 r2 steps."""
+    tower's receptive field is pool + 2 r1 + 2 r2 steps.
+
+    Args:
+        scale: the anchor length in feature steps.
+        dilation: dilate the tower to its scale.
+        context: double the dilations (m = 2).
+
+    Returns:
+        ``(pool, r1, r2)``, e.g. ``tower_geometry(32) == (11, 11, 22)``.
+    """
     if not dilation:
         return 1, 1, 1
     r1 = max(1, int((2 if context else 1) * scale / 6 + 0.5))
@@ -358,7 +456,18 @@ def tower_geometry(scale: float, *, dilation: bool = True,
 
 class TemporalConv(nn.Module):
     """Kernel-k convolution over time with bias, on (B, T, 1, C): the time
-    axis is NHWC's H, so TFLite gets a plain (dilated) CONV_2D."""
+    axis is NHWC's H, so TFLite gets a plain (dilated) CONV_2D.
+
+    ``__call__(x)``: ``x`` (B, T, 1, C) -> (B, T, 1, ``features``), zero
+    padding keeping T (odd kernels).
+
+    Attributes:
+        features: output channels.
+        kernel: taps over time.
+        dilation: spacing of the taps in steps.
+        init: the kernel's initialiser (``conv_init``; ``dense_init`` for
+            the towers' output heads).
+    """
 
     features: int
     kernel: int = 3
@@ -376,7 +485,15 @@ class TemporalConv(nn.Module):
         return y + bias.astype(y.dtype)
 
     def macs(self, x, out) -> int:
-        """Multiply-adds, read by zoo.counting."""
+        """Multiply-adds, read by zoo.counting.
+
+        Args:
+            x: the layer's input (B, T, 1, C).
+            out: the layer's output (B, T, 1, features).
+
+        Returns:
+            T x kernel x C x features (per sequence).
+        """
         return out.shape[1] * out.shape[2] * self.kernel * x.shape[-1] * self.features
 
 
@@ -391,7 +508,18 @@ def _max_pool(x, kernel: int):
 
 
 class Tower(nn.Module):
-    """Max-pool, two kernel-3 convolutions (ReLU), kernel-1 head."""
+    """Max-pool, two kernel-3 convolutions (ReLU), kernel-1 head.
+
+    ``__call__(x)``: ``x`` (B, T, 1, F) -> (B, T, 1, ``outputs``). Layers
+    ``conv1``, ``conv2``, ``head``.
+
+    Attributes:
+        hidden: width of the two convolutions.
+        outputs: head outputs (3 per anchor: score logit, dc, dl).
+        pool: max-pool kernel (odd; 1 for none), stride 1.
+        r1: dilation of the first convolution.
+        r2: dilation of the second.
+    """
 
     hidden: int
     outputs: int
@@ -409,7 +537,15 @@ class Tower(nn.Module):
 
 class ProposalNet(nn.Module):
     """Anchor scores and deltas of one stream: (B, T, 1, F) -> logits
-    (B, T, A) and deltas (B, T, A, 2), float32."""
+    (B, T, A) and deltas (B, T, A, 2), float32.
+
+    Attributes:
+        scales: anchor lengths in feature steps (A of them).
+        towers: "multi" (one ``Tower`` per scale) or "single" (one shared).
+        dilation: dilate the multi towers to their scales.
+        context: double the towers' dilations.
+        hidden: tower width.
+    """
 
     scales: tuple[int, ...]
     towers: str = "multi"
@@ -436,7 +572,19 @@ class ProposalNet(nn.Module):
 class Classifier(nn.Module):
     """SoI pooling and the classifier of one stream: (B, T, 1, F) and
     proposals (B, K, 2) -> class logits (B, K, C + 1), refinement deltas
-    (B, K, 2), float32."""
+    (B, K, 2), float32.
+
+    ``__call__(x, proposals, train=False)``; ``train=True`` applies dropout
+    (pass ``rngs={"dropout": key}``).
+
+    Attributes:
+        num_classes: action classes C (background comes on top).
+        hidden: width of the base conv.
+        fc_width: width of fc1 and fc2.
+        pooled: SoI pooling bins P.
+        context: pool the proposal's context window, not the proposal.
+        dropout: dropout rate after fc1 and fc2, in training.
+    """
 
     num_classes: int
     hidden: int = 256
@@ -460,7 +608,19 @@ class Classifier(nn.Module):
 
 
 class StreamNet(nn.Module):
-    """One whole TAL-Net (proposal network and classifier) on one input."""
+    """One whole TAL-Net (proposal network and classifier) on one input.
+
+    Attributes:
+        num_classes: action classes C.
+        scales: anchor lengths in feature steps.
+        towers: "multi" or "single".
+        dilation: dilate the multi towers to their scales.
+        context: context in the towers and the classifier's pooling.
+        hidden: tower and classifier-base width.
+        fc_width: classifier FC width.
+        pooled: SoI pooling bins.
+        dropout: classifier dropout, in training.
+    """
 
     num_classes: int
     scales: tuple[int, ...]
@@ -473,22 +633,41 @@ class StreamNet(nn.Module):
     dropout: float
 
     def setup(self):
+        """Declare the submodules ``proposal`` and ``classifier`` (Flax calls it)."""
         self.proposal = ProposalNet(self.scales, self.towers, self.dilation, self.context,
                                     self.hidden)
         self.classifier = Classifier(self.num_classes, self.hidden, self.fc_width, self.pooled,
                                      self.context, self.dropout)
 
     def propose(self, x):
+        """Run the proposal network.
+
+        Args:
+            x: (B, T, 1, F) features of this stream.
+
+        Returns:
+            ``(logits (B, T, A), deltas (B, T, A, 2))``, float32.
+        """
         return self.proposal(x)
 
     def classify(self, x, proposals, train: bool = False):
+        """Run the classifier on given proposals.
+
+        Args:
+            x: (B, T, 1, F) features of this stream.
+            proposals: (B, K, 2) segments in feature steps.
+            train: apply dropout.
+
+        Returns:
+            ``(class_logits (B, K, C + 1), refine_deltas (B, K, 2))``, float32.
+        """
         return self.classifier(x, proposals, train)
 
 
 # ---------------------------------------------------------------- model
 
 
-class TALNet(nn.Module):
+class TALNet(ChecksConventions):
     """TAL-Net (see the module docstring for the architecture).
 
     ``__call__(features, proposals=None, train=False)``: ``features`` (B, T,
@@ -507,6 +686,46 @@ class TALNet(nn.Module):
     ``proposal/tower`` for a single tower) and
     ``classifier/{base,fc1,fc2,cls,refine}``. A single-stream model's
     variables are the matching subtree of a late-fusion model's.
+
+    Attributes:
+        feature_dim: channels per stream F.
+        streams: stream names in the order of the feature axis, e.g.
+            ``("rgb", "flow")``; a single string is taken as one stream.
+        fusion: "late" (one network per stream, outputs averaged) or
+            "early" (one network on the concatenated features).
+        towers: "multi" (one proposal tower per scale) or "single".
+        dilation: dilate the multi towers to their scales (else r1 = r2 =
+            1, no pool).
+        context: doubled tower dilations, and the classifier pools the
+            proposal extended by half its length on each side.
+        scales: increasing anchor lengths in feature steps.
+        hidden: tower and classifier-base width H.
+        fc_width: classifier FC width.
+        pooled: SoI pooling bins P.
+        num_proposals: K, proposals classified per sequence.
+        proposal_nms_iou: tIoU threshold of the proposal NMS.
+        dropout: classifier dropout rate, in training.
+        num_classes: action classes C (background excluded).
+        include_top: must be True.
+        features_only: must be False.
+        settings: compute dtype (the other settings do not apply).
+        model_name: the registry name, used in error messages.
+
+    Raises:
+        ValueError: on construction, for an option outside its range
+            (unknown ``fusion``/``towers``, repeated or empty ``streams``,
+            scales not increasing positive, non-positive sizes,
+            ``proposal_nms_iou`` outside [0, 1], ``dropout`` outside [0, 1),
+            ``features_only=True`` or ``include_top=False``); when called,
+            for features that are not (B, T, feature_dim x streams) float
+            with T at least the smallest scale, or proposals not (B, K, 2).
+
+    Example:
+        ::
+
+            model, variables = zoo.create("talnet")
+            outputs = model.apply(variables, features)   # (B, T, 2048): RGB, flow
+            found = detections(outputs, feature_rate=25 / 16)
     """
 
     feature_dim: int = FEATURE_DIM  # channels per stream
@@ -575,6 +794,7 @@ class TALNet(nn.Module):
 
     @property
     def num_anchors(self) -> int:
+        """A, the anchors per time step: one per scale."""
         return len(self.scales)
 
     def _check(self, features, proposals):
@@ -640,7 +860,17 @@ class TALNet(nn.Module):
     def select(self, logits, deltas):
         """Top ``num_proposals`` proposals after NMS, from proposal logits
         (B, T, A) and deltas (B, T, A, 2): (segments (B, K, 2) clipped to
-        [0, T], sigmoid scores (B, K), valid (B, K))."""
+        [0, T], sigmoid scores (B, K), valid (B, K)).
+
+        Args:
+            logits: (B, T, A) proposal logits.
+            deltas: (B, T, A, 2) proposal deltas against ``anchors(T, scales)``.
+
+        Returns:
+            ``(segments, scores, valid)``: float32 (B, K, 2) in order kept,
+            float32 (B, K) (0 where padded), bool (B, K); padded segments
+            are (0, 0).
+        """
         b, t, a = logits.shape
         grid = jnp.asarray(anchors(t, self.scales)).reshape(-1, 2)
         segments = jnp.clip(decode(deltas.reshape(b, -1, 2), grid), 0.0, float(t))
@@ -683,7 +913,33 @@ def detections(outputs: dict, feature_rate: float, class_names: Optional[Sequenc
     steps per second: step i covers [i / rate, (i + 1) / rate) seconds.
     Returns, per batch item, ``(start_s, end_s, class, score)`` tuples by
     descending score; ``class`` is ``class_names[c]`` or the class index c
-    (0-based, background excluded)."""
+    (0-based, background excluded).
+
+    Args:
+        outputs: the dict ``TALNet`` returns (``class_logits``,
+            ``proposal_logits``, ``proposals``, ``refine_deltas`` and, if
+            present, ``proposal_valid``), for a batch.
+        feature_rate: feature steps per second.
+        class_names: one name per action class, or None for indices.
+        score_threshold: the smallest class probability kept.
+        nms_iou: per-class NMS tIoU threshold.
+        max_detections: the most detections per sequence.
+
+    Returns:
+        One list per batch item of ``(start_s, end_s, class, score)``,
+        times in seconds and score a class probability.
+
+    Raises:
+        ValueError: if ``feature_rate`` is not positive, or
+            ``class_names`` does not have one name per action class.
+
+    Example:
+        ::
+
+            outputs = model.apply(variables, features)
+            for start, end, action, score in detections(outputs, 25 / 16, names)[0]:
+                print(f"{start:.1f}-{end:.1f} s {action} {score:.2f}")
+    """
     if not feature_rate > 0:
         raise ValueError(f"detections: feature_rate={feature_rate}; give feature steps per "
                          "second, > 0")
