@@ -59,9 +59,38 @@ def _bench_models(spec: str) -> list[str]:
 
 
 def cmd_bench(args) -> int:
-    """`zoo bench [run]` measures; `zoo bench compare A B` compares. The
+    """``zoo bench [run]`` measures; ``zoo bench compare A B`` compares. The
     action is an optional first positional (default "run") so both forms
-    parse with one subparser and `zoo bench --help` documents both."""
+    parse with one subparser and ``zoo bench --help`` documents both.
+
+    ``run`` measures every (model, batch, dtype) configuration ``--repeat``
+    times (and the ``--peers`` on float32, one-device rows), keeps
+    ``bench-<env>-<time>.partial.json`` in ``--out`` up to date after each
+    configuration, then writes the ``.json``, ``.csv`` and ``.md`` result
+    files there and prints the Markdown table. ``compare`` prints
+    ``benchmarks.report.compare`` of two result files; ``plot`` writes the
+    result file's plot as a PNG beside it.
+
+    Args:
+        args: the ``argparse.Namespace`` of the parser ``register`` builds:
+            ``action``, ``files`` and the ``--models``, ``--batch``,
+            ``--dtype``, ``--runs``, ``--warmup``, ``--repeat``,
+            ``--time-budget``, ``--max-seconds``, ``--implementation``,
+            ``--data-parallel``, ``--peers`` and ``--out`` options.
+
+    Returns:
+        int: the exit status, 0.
+
+    Raises:
+        ValueError: for an unknown action, the wrong number of files for
+            ``compare`` (two) or ``plot`` (one), a file that is not a result
+            file, files given to ``run``, a glob that matches no model, an
+            unknown peer, or a bad ``--dtype`` (float32, bfloat16,
+            float16), ``--batch`` or ``--runs`` (< 1), ``--warmup`` (< 0)
+            or ``--repeat`` (< 1).
+        KeyError: for an unknown model name in ``--models`` (from
+            ``zoo.get_spec``, with close matches).
+    """
     if args.action == "compare":
         if len(args.files) != 2:
             raise ValueError("compare takes two result files: zoo bench compare A.json B.json")
@@ -164,7 +193,18 @@ def _delegate(argv: Sequence[str]) -> Optional[int]:
 
 
 def register(sub) -> None:
-    """Adds ``zoo bench`` to the ``zoo`` command's subparsers."""
+    """Adds ``zoo bench`` to the ``zoo`` command's subparsers.
+
+    The ``zoo.commands`` entry point calls this; the measuring modules are
+    imported only when the command runs. ``--train``, ``--lengths`` and
+    ``--memory-plan`` are handed, before parsing, to
+    ``benchmarks.train_speed.main``, ``benchmarks.sequence.main`` and
+    ``benchmarks.memory_plan.main``.
+
+    Args:
+        sub: the ``argparse`` subparsers action of the ``zoo`` parser (what
+            ``ArgumentParser.add_subparsers`` returns).
+    """
     s = add_command(sub, "bench", "Benchmark models: latency, FLOPs, memory, compile time "
                                   "(or `zoo bench compare A.json B.json`).", EXAMPLES)
     s.add_argument("action", nargs="?", default="run", metavar="run|compare|plot",
@@ -208,4 +248,14 @@ def register(sub) -> None:
                    help="activation memory instead: no-reuse sum, greedy-by-size arena, "
                         "max-live bound, XLA temp and optionally LiteRT's arena, batch 1 "
                         "(`zoo bench --memory-plan --help` lists its options)")
-    s.set_defaults(func=cmd_bench, preparse=_delegate)
+    s.set_defaults(func=cmd_bench, preparse=_delegate, help_pages=_mode_parsers)
+
+
+def _mode_parsers() -> list:
+    """(words after ``zoo bench``, parser) of the modes with options of their
+    own, for the documentation's command-line page."""
+    from benchmarks import memory_plan, sequence, train_speed
+
+    return [("--train", train_speed.parser("zoo bench --train")),
+            ("--lengths L,L,...", sequence.parser("zoo bench --lengths")),
+            ("--memory-plan", memory_plan.parser("zoo bench --memory-plan"))]

@@ -20,7 +20,13 @@ from typing import Optional
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else ``platform``'s guess."""
+    """The CPU's model name from /proc/cpuinfo (Linux), else ``platform``'s guess.
+
+    Returns:
+        str: e.g. ``"Intel(R) Xeon(R) CPU @ 2.20GHz"``; ``platform.processor()``
+        or ``platform.machine()`` where /proc/cpuinfo is unreadable, and
+        ``"unknown"`` when those are empty too.
+    """
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -32,7 +38,17 @@ def cpu_model() -> str:
 
 
 def git_commit(path: Optional[Path] = None) -> Optional[str]:
-    """HEAD of the checkout this package lives in (``-dirty`` if modified), or None."""
+    """HEAD of the checkout this package lives in (``-dirty`` if modified), or None.
+
+    Args:
+        path: a folder inside the git checkout (default: this package's
+            folder).
+
+    Returns:
+        str or None: the 40-hex commit, with ``-dirty`` appended when
+        tracked files differ from it; None when ``path`` is not in a git
+        checkout, git is missing or takes over 10 s.
+    """
     path = path or Path(__file__).resolve().parent
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
@@ -47,7 +63,21 @@ def git_commit(path: Optional[Path] = None) -> Optional[str]:
 
 
 def collect(argv: Optional[list[str]] = None) -> dict:
-    """The environment record (a JSON-ready dict)."""
+    """The environment record (a JSON-ready dict).
+
+    Imports jax, so the backend it reports is the one the benchmark uses.
+
+    Args:
+        argv: the command line to record (default: ``sys.argv``).
+
+    Returns:
+        dict: ``jax``, ``jaxlib``, ``flax`` and ``python`` versions;
+        ``backend`` (``jax.default_backend()``, e.g. ``"cpu"``), ``device_kind`` of
+        the first device and ``device_count``; ``cpu`` (``cpu_model()``),
+        ``cpu_cores``, ``platform``; ``xla_flags`` (``$XLA_FLAGS``, ``""``
+        when unset); ``git_commit`` (``git_commit()``, may be None);
+        ``date_utc`` (ISO 8601, seconds); ``command`` (list of str).
+    """
     import flax
     import jax
     import jaxlib
@@ -73,7 +103,19 @@ def collect(argv: Optional[list[str]] = None) -> dict:
 
 def tag(env: dict) -> str:
     """A short, file-name-safe summary: ``cpu-2cores-jax0.10.2``,
-    ``gpu-nvidia-a100-sxm4-40gbx8-jax0.10.2``."""
+    ``gpu-nvidia-a100-sxm4-40gbx8-jax0.10.2``.
+
+    On CPU, ``-<n>dev`` follows the core count when more than one device is
+    visible.
+
+    Args:
+        env: an environment record from ``collect()`` (uses its
+            ``backend``, ``cpu_cores``, ``device_kind``, ``device_count``
+            and ``jax``).
+
+    Returns:
+        str: lower-case letters, digits, dots and hyphens.
+    """
     if env["backend"] == "cpu":
         where = f"cpu-{env['cpu_cores']}cores"
         if env["device_count"] > 1:

@@ -39,11 +39,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# The fused ops measured, in table order; ``make_case`` builds each.
 OPS = ("depthwise", "pointwise", "squeeze_excite")
 
 
 @dataclasses.dataclass(frozen=True, order=True)
 class DepthwiseShape:
+    """One depthwise conv + BatchNorm + activation site of a model.
+
+    Attributes:
+        h: input height.
+        w: input width.
+        c: channels (input and output).
+        k: square kernel size.
+        stride: stride, 1 or 2.
+        padding: ``"same"`` (TensorFlow) or ``"symmetric"``, the model's.
+        act: activation name applied last (``"relu"``, ``"swish"``, ...),
+            or None.
+    """
+
     h: int
     w: int
     c: int
@@ -55,6 +69,19 @@ class DepthwiseShape:
 
 @dataclasses.dataclass(frozen=True, order=True)
 class PointwiseShape:
+    """One 1x1 conv (+ BatchNorm + activation + residual) site of a model.
+
+    Attributes:
+        h: input height.
+        w: input width.
+        k: input channels (the contraction size).
+        n: output channels.
+        act: activation name applied after the BatchNorm, or None.
+        residual: whether a tensor of the output's shape is added after the
+            activation (the projection of a stride-1 inverted residual with
+            equal input and output channels).
+    """
+
     h: int
     w: int
     k: int
@@ -65,6 +92,17 @@ class PointwiseShape:
 
 @dataclasses.dataclass(frozen=True, order=True)
 class SEShape:
+    """One squeeze-excite site of a model.
+
+    Attributes:
+        h: input height.
+        w: input width.
+        c: channels.
+        r: reduced channels of the bottleneck.
+        act: activation name after the reducing layer.
+        gate: gate activation, ``"sigmoid"`` or ``"hard_sigmoid"``.
+    """
+
     h: int
     w: int
     c: int
@@ -81,7 +119,30 @@ def _act_key(a):
 def model_kernel_shapes(models: tuple = (), resolution: Optional[int] = None) -> dict:
     """{op: sorted distinct shapes} of every fused-kernel site in ``models``
     (default: every registered model) at ``resolution`` (default: each
-    spec's), found by tracing ``init`` with a method interceptor."""
+    spec's), found by tracing ``init`` with a method interceptor.
+
+    Tracing is abstract (``jax.eval_shape``, batch 1), so nothing is
+    computed; models that are not image models (sequence models) are
+    skipped. Results are cached per argument pair.
+
+    Args:
+        models: registered model names, as a tuple (hashable for the
+            cache); empty for every registered model.
+        resolution: square input side in pixels for every model, or None
+            for each spec's ``input_size``.
+
+    Returns:
+        dict: ``"depthwise"`` -> sorted list of ``DepthwiseShape``,
+        ``"pointwise"`` -> of ``PointwiseShape``, ``"squeeze_excite"`` -> of
+        ``SEShape``; each shape appears once however many sites share it.
+
+    Example:
+        ::
+
+            from benchmarks.kernels import model_kernel_shapes
+            shapes = model_kernel_shapes(("mobilenet_v2",))
+            len(shapes["depthwise"])
+    """
     import flax.linen as nn
 
     import zoo
@@ -142,7 +203,39 @@ def make_case(op: str, shape, dtype=jnp.float32, batch: int = 1, seed: int = 0,
               abstract: bool = False):
     """(fn(implementation, *args, **kw) -> output, args) for one op at one
     shape; ``abstract`` gives ShapeDtypeStructs instead of random arrays
-    (for lowering)."""
+    (for lowering).
+
+    ``fn(impl, *args, **kw)`` calls ``kernels.depthwise_conv_bn_act``,
+    ``kernels.pointwise_conv`` or ``kernels.squeeze_excite`` with the
+    shape's static settings and ``implementation=impl``; ``kw`` goes to the
+    kernel (e.g. ``target="tpu"``). The activations (``x``, and a
+    pointwise residual) are ``(batch, h, w, channels)`` in ``dtype``; the
+    weights, scales and biases are float32, scaled so outputs stay of
+    order one (BatchNorm scales near 1).
+
+    Args:
+        op: one of ``OPS``.
+        shape: the ``DepthwiseShape``, ``PointwiseShape`` or ``SEShape``
+            matching ``op``.
+        dtype: dtype of the activations.
+        batch: leading dimension of the activations.
+        seed: seed of the normal random arrays (numpy ``default_rng``).
+        abstract: give ``jax.ShapeDtypeStruct`` stand-ins instead of
+            arrays, for ``jax.jit(...).lower`` or ``jax.export``.
+
+    Returns:
+        tuple: ``(fn, args)``; ``fn("reference", *args)`` runs the op.
+
+    Raises:
+        ValueError: if ``op`` is not one of ``OPS``.
+
+    Example:
+        ::
+
+            from benchmarks.kernels import DepthwiseShape, make_case
+            fn, args = make_case("depthwise", DepthwiseShape(56, 56, 144, 3, 2, "same", "relu6"))
+            y = fn("xla_fast", *args)   # (1, 28, 28, 144)
+    """
     import kernels
 
     rng = np.random.default_rng(seed)
@@ -241,6 +334,34 @@ def _time(fns: dict, args, runs: int) -> dict:
 
 def measure(op: str, shape, runs: int = 20, dtype=jnp.float32, batch: int = 1,
             time_it: bool = True) -> dict:
+    """Memory traffic and latency of one op at one shape, per implementation.
+
+    Bytes and FLOPs come from XLA's ``cost_analysis()`` of the reference,
+    compiled with and without XLA's fusion pass, and from the Pallas
+    kernel's ``cost_estimate`` (its TPU plan, read from the traced jaxpr, so
+    this works on CPU too). Timing covers ``reference`` and ``xla_fast``,
+    and ``pallas`` off CPU (on CPU it would only run interpreted).
+
+    Args:
+        op: one of ``OPS``.
+        shape: the op's ``DepthwiseShape``, ``PointwiseShape`` or ``SEShape``.
+        runs: timed calls per implementation, interleaved, after one untimed
+            call each.
+        dtype: dtype of the activations (float32 or bfloat16).
+        batch: leading dimension of the activations.
+        time_it: False for the cost numbers only (no timing).
+
+    Returns:
+        dict: the row: ``op``, the shape's fields, ``dtype`` (name),
+        ``batch``, ``backend``; ``xla_bytes_reference`` and
+        ``xla_flops_reference`` (fused), ``unfused_bytes``,
+        ``pallas_bytes``, ``pallas_flops``; ``bytes_saved_x`` and
+        ``bytes_saved_vs_xla_fused_x`` (those over the Pallas bytes); with
+        ``time_it``, ``<implementation>_ms``, the median milliseconds.
+
+    Raises:
+        ValueError: if ``op`` is not one of ``OPS`` (from ``make_case``).
+    """
     fn, args = make_case(op, shape, dtype, batch)
     backend = jax.default_backend()
     impls = ["reference", "xla_fast"] + ([] if backend == "cpu" else ["pallas"])
@@ -267,6 +388,23 @@ def measure(op: str, shape, runs: int = 20, dtype=jnp.float32, batch: int = 1,
 
 def run(ops=OPS, models: tuple = (), limit: Optional[int] = None, runs: int = 20,
         dtype=jnp.float32, time_it: bool = True, out=sys.stdout) -> list[dict]:
+    """``measure`` every shape of ``ops`` found in ``models``, printing each row.
+
+    Args:
+        ops: op names from ``OPS``, in the order to run.
+        models: registered model names whose shapes to run (empty: every
+            model); see ``model_kernel_shapes``.
+        limit: at most this many shapes per op (the first in sorted order),
+            or None for all.
+        runs: timed calls per implementation.
+        dtype: dtype of the activations.
+        time_it: False for the cost numbers only.
+        out: text stream that gets ``format_row`` of each row as it is
+            measured.
+
+    Returns:
+        list[dict]: the rows of ``measure``, op by op.
+    """
     shapes = model_kernel_shapes(tuple(models))
     rows = []
     for op in ops:
@@ -279,6 +417,14 @@ def run(ops=OPS, models: tuple = (), limit: Optional[int] = None, runs: int = 20
 
 
 def format_row(r: dict) -> str:
+    """One line for a ``measure`` row: op, shape, times, and bytes in MB.
+
+    Args:
+        r: a row of ``measure`` (with or without the ``_ms`` timings).
+
+    Returns:
+        str: a fixed-width line without a newline.
+    """
     keys = [k for k in ("h", "w", "c", "k", "n", "r", "stride", "padding", "act", "gate",
                         "residual") if k in r]
     shape = " ".join(f"{k}={r[k]}" for k in keys)
@@ -290,7 +436,18 @@ def format_row(r: dict) -> str:
 
 
 def summary(rows: list[dict]) -> str:
-    """Per op: shapes, total time per implementation, total bytes."""
+    """Per op: shapes, total time per implementation, total bytes.
+
+    Args:
+        rows: rows of ``measure``; ops without rows are left out and an
+            implementation never timed shows ``-``.
+
+    Returns:
+        str: a Markdown table, one row per op: shape count, summed
+        milliseconds of ``reference``, ``xla_fast`` and ``pallas``, summed
+        MB (10^6 bytes) unfused, XLA-fused and Pallas, and the two saving
+        ratios.
+    """
     lines = ["| op | shapes | reference ms | xla_fast ms | pallas ms | XLA unfused MB | "
              "XLA fused MB | Pallas MB | saved vs unfused | saved vs XLA fused |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -314,7 +471,20 @@ def summary(rows: list[dict]) -> str:
 
 def mbconv_budget(models: tuple = ()) -> str:
     """Per (kernel, stride): the power-of-two expanded halo tile a fused
-    MBConv Triton program would hold, over the models' depthwise shapes."""
+    MBConv Triton program would hold, over the models' depthwise shapes.
+
+    Uses ``kernels.mbconv.halo_tile_bytes`` (8x8 output tile, float32) and
+    compares it with ``kernels.mbconv.PROGRAM_REGISTER_BYTES``.
+
+    Args:
+        models: registered model names (empty: every model).
+
+    Returns:
+        str: a heading line and a Markdown table: kernel, stride, shape
+        count, expanded-channel range, full-tile KiB range, how many fit
+        the budget, the KiB of a 32-channel chunk, and the expand-conv
+        recompute factor.
+    """
     from kernels.mbconv import (PROGRAM_REGISTER_BYTES, expand_recompute_factor,
                                 halo_tile_bytes)
 
@@ -335,6 +505,19 @@ def mbconv_budget(models: tuple = ()) -> str:
 
 
 def main(argv=None) -> int:
+    """``python -m benchmarks.kernels``: measure and print the rows and the summary.
+
+    Args:
+        argv: the command-line arguments (default: ``sys.argv[1:]``):
+            ``--ops``, ``--models`` (``all`` for every model), ``--limit``,
+            ``--runs``, ``--dtype``, ``--no-time``, ``--json FILE`` (write
+            the rows) and ``--mbconv-budget`` (print ``mbconv_budget`` and
+            stop).
+
+    Returns:
+        int: the exit status, 0; argparse exits with status 2 on an
+        unknown op.
+    """
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.kernels", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -64,13 +64,20 @@ _INLINED = {"pjit", "jit", "closed_call", "core_call", "custom_jvp_call", "custo
 
 
 class PlanError(ValueError):
-    """A bad lifetime list given to the planner."""
+    """A bad lifetime list or alignment given to the planner."""
 
 
 @dataclass(frozen=True)
 class Tensor:
     """One buffer to place: ``size`` bytes live from step ``start`` to step
-    ``end`` inclusive."""
+    ``end`` inclusive.
+
+    Attributes:
+        size: bytes, >= 0.
+        start: the step (equation index) that defines it.
+        end: the last step that reads it, >= ``start``.
+        name: a label for error messages and debugging (the jaxpr variable).
+    """
     size: int
     start: int
     end: int
@@ -86,12 +93,30 @@ def _check(tensors: Sequence[Tensor]) -> None:
 
 
 def no_reuse_bytes(tensors: Sequence[Tensor]) -> int:
-    """Bytes when every tensor has a buffer of its own."""
+    """Bytes when every tensor has a buffer of its own.
+
+    Args:
+        tensors: the buffers (lifetimes do not matter here).
+
+    Returns:
+        int: the sum of their sizes (0 for none).
+    """
     return int(sum(t.size for t in tensors))
 
 
 def max_live_bytes(tensors: Sequence[Tensor]) -> int:
-    """The lower bound of any plan: the most bytes live at one step."""
+    """The lower bound of any plan: the most bytes live at one step.
+
+    Args:
+        tensors: the buffers with their inclusive lifetimes.
+
+    Returns:
+        int: the largest sum of sizes of the tensors live at one step (0
+        for none).
+
+    Raises:
+        PlanError: if a tensor has a negative size or ``start > end``.
+    """
     _check(tensors)
     if not tensors:
         return 0
@@ -107,7 +132,27 @@ def greedy_by_size(tensors: Sequence[Tensor], alignment: int = 1) -> list[int]:
     """Offsets for ``tensors`` (same order), planned greedy by size
     (Pisarchyk & Lee 2020): largest first, each at the lowest ``alignment``-
     aligned offset whose bytes overlap no placed tensor that is live at the
-    same time. Ties in size go to the earlier start, so plans are repeatable."""
+    same time. Ties in size go to the earlier start, so plans are repeatable.
+
+    Args:
+        tensors: the buffers with their inclusive lifetimes.
+        alignment: every offset of a tensor placed above another is rounded
+            up to a multiple of this many bytes (1: no rounding).
+
+    Returns:
+        list[int]: the byte offset of each tensor in the arena; zero-size
+        tensors get 0.
+
+    Raises:
+        PlanError: if ``alignment`` < 1, or a tensor has a negative size or
+            ``start > end``.
+
+    Example:
+        ::
+
+            from benchmarks.memory_plan import Tensor, greedy_by_size
+            greedy_by_size([Tensor(4, 0, 1), Tensor(8, 1, 2), Tensor(4, 2, 3)])   # [8, 0, 8]
+    """
     _check(tensors)
     if alignment < 1:
         raise PlanError(f"alignment={alignment}: give a positive number of bytes")
@@ -140,7 +185,16 @@ def _align(x: int, alignment: int) -> int:
 
 
 def arena_bytes(tensors: Sequence[Tensor], offsets: Sequence[int]) -> int:
-    """The arena a plan needs: the end of its highest tensor."""
+    """The arena a plan needs: the end of its highest tensor.
+
+    Args:
+        tensors: the buffers.
+        offsets: their byte offsets, same order (e.g. from
+            ``greedy_by_size``).
+
+    Returns:
+        int: the largest ``offset + size`` (0 for no tensors).
+    """
     return int(max((o + t.size for t, o in zip(tensors, offsets)), default=0))
 
 
@@ -170,7 +224,22 @@ def lifetimes(closed_jaxpr, n_weights: int = 0) -> dict:
     The first ``n_weights`` inputs are weights; the jaxpr's constants (and
     those of inlined jaxprs) are counted with them. Returns ``tensors`` (a
     list of ``Tensor``), ``equations`` (the flat equation count),
-    ``weights_bytes``, ``input_bytes`` and ``output_bytes``."""
+    ``weights_bytes``, ``input_bytes`` and ``output_bytes``.
+
+    A step is one equation of the flattened program. The non-weight inputs
+    and the outputs live from the first step to the last.
+
+    Args:
+        closed_jaxpr: a ``jax.make_jaxpr(f)(*args)`` result.
+        n_weights: how many of the jaxpr's leading inputs (flattened
+            leaves) are weights rather than activations.
+
+    Returns:
+        dict: ``tensors`` (the inputs and activations, one ``Tensor`` per
+        value, named after its jaxpr variable), ``equations`` (int),
+        ``weights_bytes`` (weights and constants), ``input_bytes`` and
+        ``output_bytes`` (ints).
+    """
     from jax.extend.core import Literal
 
     ids: dict = {}  # jaxpr Var -> value id (an alias of an outer value when inlined)
@@ -238,7 +307,16 @@ def lifetimes(closed_jaxpr, n_weights: int = 0) -> dict:
 
 
 def plan(tensors: Sequence[Tensor], alignment: int = 1) -> dict:
-    """No-reuse sum, greedy-by-size arena and max-live bound of ``tensors``."""
+    """No-reuse sum, greedy-by-size arena and max-live bound of ``tensors``.
+
+    Args:
+        tensors: the buffers with their inclusive lifetimes.
+        alignment: byte alignment of the greedy plan's offsets.
+
+    Returns:
+        dict: ``no_reuse_bytes``, ``arena_bytes``, ``max_live_bytes`` (ints)
+        and ``offsets`` (the plan of ``greedy_by_size``).
+    """
     offsets = greedy_by_size(tensors, alignment)
     return {"no_reuse_bytes": no_reuse_bytes(tensors),
             "arena_bytes": arena_bytes(tensors, offsets),
@@ -251,7 +329,20 @@ def plan(tensors: Sequence[Tensor], alignment: int = 1) -> dict:
 def trace(name: str, *, input_size: Optional[int] = None) -> dict:
     """Registered model ``name`` at batch 1, float32, random weights, traced:
     ``f(variables, x)``, ``variables``, ``x`` (the spec's input size, or
-    ``input_size`` for an image model) and ``lifetimes`` of its jaxpr."""
+    ``input_size`` for an image model) and ``lifetimes`` of its jaxpr.
+
+    Args:
+        name: a registered model name.
+        input_size: square side in pixels to trace an image model at
+            (zeros instead of the random batch); ignored for sequence
+            models. None: the spec's input size.
+
+    Returns:
+        dict: ``f`` (``f(variables, x) -> model.apply(variables, x)``),
+        ``variables``, ``x`` (the (1, H, W, 3) float32 batch, or a sequence
+        model's input) and ``lifetimes`` (see ``lifetimes``; the variables'
+        leaves are the weights).
+    """
     import jax
 
     from benchmarks.runner import prepare
@@ -273,7 +364,33 @@ def model_memory_plan(name: str, *, input_size: Optional[int] = None,
     """The memory plan of registered model ``name`` at batch 1, float32, at
     the spec's input size (or ``input_size``): activation counts, the three
     plan numbers, weight bytes, XLA's ``memory_analysis`` and, with
-    ``litert``, the LiteRT arena of the zoo's TFLite export (else None)."""
+    ``litert``, the LiteRT arena of the zoo's TFLite export (else None).
+
+    Args:
+        name: a registered model name.
+        input_size: square input side for an image model; None for the
+            spec's.
+        litert: also export to TFLite and read LiteRT's arena (in a child
+            process; slow, needs the TFLite extra). A failure there becomes
+            ``litert_note``, not an error.
+        alignment: byte alignment of the greedy plan.
+
+    Returns:
+        dict: ``model``, ``input_shape`` (list), ``activations`` (count),
+        ``equations``, ``weights_bytes``, ``input_bytes``,
+        ``output_bytes``, ``no_reuse_bytes``, ``arena_bytes``,
+        ``max_live_bytes``, ``arena_over_bound`` (arena over max-live),
+        ``xla_temp_bytes``, ``xla_argument_bytes``, ``xla_output_bytes``,
+        ``litert_arena_bytes`` (None without ``litert`` or on failure) and
+        ``litert_note``; with a LiteRT number also ``litert_tensors``.
+
+    Example:
+        ::
+
+            from benchmarks.memory_plan import model_memory_plan
+            row = model_memory_plan("mobilenet_v2")
+            row["arena_bytes"] / 2**20   # MiB
+    """
     import jax
 
     t = trace(name, input_size=input_size)
@@ -309,7 +426,18 @@ def litert_arena(path) -> dict:
     graph's tensors occupy. Kernel scratch tensors (e.g. im2col buffers)
     are not listed in the tensor details, and reading them through
     ``tensor()`` crashes the interpreter, so the span is a lower bound of
-    the arena without them."""
+    the arena without them.
+
+    Imports ``ai_edge_litert`` (installed with the TFLite extra).
+
+    Args:
+        path: the ``.tflite`` file (str or ``Path``).
+
+    Returns:
+        dict: ``litert_arena_bytes`` (the span in bytes), ``litert_tensors``
+        (how many tensors it covers) and ``litert_note`` (what was
+        measured).
+    """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     it = Interpreter(model_path=str(path), experimental_op_resolver_type=
@@ -332,7 +460,21 @@ def litert_arena(path) -> dict:
 
 def litert_arena_child(name: str, shape: tuple, timeout: float = 900) -> dict:
     """Export ``name`` to TFLite at ``shape`` and measure ``litert_arena`` in a
-    fresh process (TensorFlow stays out of this one)."""
+    fresh process (TensorFlow stays out of this one).
+
+    Args:
+        name: a registered model name.
+        shape: the input shape to export at, e.g. ``(1, 224, 224, 3)``.
+        timeout: seconds before the child is killed.
+
+    Returns:
+        dict: the child's ``litert_arena`` result.
+
+    Raises:
+        RuntimeError: if the child exits with an error or prints nothing
+            (the message is the last line of its stderr).
+        subprocess.TimeoutExpired: if the child runs past ``timeout``.
+    """
     cmd = [sys.executable, "-m", "benchmarks.memory_plan", "--litert-child", name,
            ",".join(map(str, shape))]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -362,7 +504,17 @@ def _mib(x) -> str:
 
 
 def markdown(rows: Sequence[dict], header: str = "") -> str:
-    """All models' plans as one Markdown table (MiB; batch 1, float32)."""
+    """All models' plans as one Markdown table (MiB; batch 1, float32).
+
+    Args:
+        rows: the rows of ``run``: ``model_memory_plan`` results, or
+            failed rows with ``status`` and ``message``.
+        header: Markdown put above the table ("": none).
+
+    Returns:
+        str: the table, one line per row, ending in a newline; sizes in MiB
+        (2^20 bytes), ``-`` for a missing number.
+    """
     lines = [header] if header else []
     lines += ["| model | input | eqns | activations | weights MiB | no reuse MiB "
               "| greedy arena MiB | max live MiB | arena / bound | XLA temp MiB "
@@ -389,7 +541,21 @@ def run(names: Sequence[str], *, litert: bool = False, out: Optional[str] = None
         progress=None, command: Optional[str] = None) -> tuple[list[dict], Optional[Path]]:
     """Plans for ``names``; a model that fails is a row with its status.
     With ``out`` writes ``memory-plan-<env tag>-<date>.{json,md}`` there, its
-    header naming ``command`` (default: this process's command line)."""
+    header naming ``command`` (default: this process's command line).
+
+    Args:
+        names: registered model names, in table order.
+        litert: also measure LiteRT's arena (see ``model_memory_plan``).
+        out: folder for the result files (created if missing); None writes
+            nothing.
+        progress: called with each row as it is done, or None.
+        command: the command line to name in the Markdown header.
+
+    Returns:
+        tuple: ``(rows, path)``: the rows (failures have ``status``
+        ``"error"`` and a one-line ``message``) and the Markdown file
+        written, or None without ``out``.
+    """
     from benchmarks import env as bench_env
 
     rows = []
@@ -423,11 +589,15 @@ def run(names: Sequence[str], *, litert: bool = False, out: Optional[str] = None
     return rows, write_atomic(f"{base}.md", markdown(rows, header))
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
-    """The command line (also ``zoo bench --memory-plan``)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--litert-child"]:
-        return _litert_child(*argv[1:3])
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The command-line parser of the memory-plan table.
+
+    Args:
+        prog: the program name shown in usage lines.
+
+    Returns:
+        argparse.ArgumentParser: ``--models``, ``--litert`` and ``--out``.
+    """
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
                                 epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -435,7 +605,25 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
     p.add_argument("--litert", action="store_true",
                    help="also export each model to TFLite and read LiteRT's arena (slow)")
     p.add_argument("--out", default=None, help="folder for memory-plan-*.{json,md}")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
+    """The command line (also ``zoo bench --memory-plan``).
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``): ``--models``
+            (comma-separated names or globs), ``--litert``, ``--out``.
+        prog: the program name shown in usage and error lines.
+
+    Returns:
+        int: the exit status: 0, or 2 after a one-line error on bad input
+        (e.g. a model name that does not exist).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--litert-child"]:
+        return _litert_child(*argv[1:3])
+    args = parser(prog).parse_args(argv)
     from zoo.cli import run_reporting_errors
 
     return run_reporting_errors(prog, _run_command, args, shlex.join([*prog.split(), *argv]))
@@ -452,6 +640,7 @@ def _run_command(args, command: str) -> int:
     if path:
         print(f"wrote {path}", file=sys.stderr)
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

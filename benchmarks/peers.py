@@ -32,6 +32,7 @@ from typing import Callable
 
 import numpy as np
 
+# The peer names ``build_peer`` and ``zoo bench --peers`` accept.
 PEERS = ("keras", "keras_tf", "torch", "litert", "onnxruntime")
 # Peers that must run in their own process (Keras's backend is per process).
 CHILD_PEERS = ("keras_tf",)
@@ -42,6 +43,35 @@ class PeerUnavailable(RuntimeError):
 
 
 def build_peer(peer: str, name: str, batch: int, resolution: int) -> Callable[[], object]:
+    """A no-argument function that runs one synchronous inference of ``name`` on ``peer``.
+
+    The model has random weights; the input is a fixed batch of float32
+    normal noise (NHWC, or NCHW for torch), built once. Building may take
+    long: ``litert`` and ``onnxruntime`` export the model first.
+
+    Args:
+        peer: one of ``PEERS``. ``keras_tf`` needs Keras on the TensorFlow
+            backend in this process; use ``run_child`` for it.
+        name: a registered model name.
+        batch: images per call.
+        resolution: square image side in pixels.
+
+    Returns:
+        Callable[[], object]: each call runs the model once and returns its
+        output on the host (numpy array or torch tensor).
+
+    Raises:
+        ValueError: if ``peer`` is not one of ``PEERS``.
+        PeerUnavailable: if the peer cannot run ``name`` here (package
+            missing, no definition of the model, Keras on another backend).
+
+    Example:
+        ::
+
+            from benchmarks.peers import build_peer
+            from zoo.timing import time_calls
+            time_calls(build_peer("torch", "mobilenet_v2", 1, 224), runs=10, warmup=2)
+    """
     if peer == "keras":
         return _keras(name, batch, resolution)
     if peer == "torch":
@@ -75,7 +105,26 @@ def keras_model(name: str, resolution: int, backend: str = "jax"):
     weights and logits out (no softmax), and the factor its inputs take
     (255 for EfficientNet, whose first layers rescale 0-255 pixels itself).
     Raises PeerUnavailable when Keras has no such model, is not installed, or
-    already runs on another backend."""
+    already runs on another backend.
+
+    Sets ``KERAS_BACKEND`` to ``backend`` unless it is already set, so call
+    it before anything else imports keras.
+
+    Args:
+        name: a registered model name that Keras Applications also has
+            (``zoo.weights.keras.KERAS_APPLICATIONS``).
+        resolution: square input side in pixels.
+        backend: ``"jax"`` or ``"tensorflow"``.
+
+    Returns:
+        tuple: ``(model, scale)``: an uncompiled ``keras.Model`` taking
+        (N, resolution, resolution, 3) float images, and a float (1 or 255).
+
+    Raises:
+        PeerUnavailable: if Keras Applications has no ``name``, keras (or
+            tensorflow for that backend) is not installed, or keras already
+            runs on another backend.
+    """
     from zoo.weights.keras import KERAS_APPLICATIONS
 
     if name not in KERAS_APPLICATIONS:
@@ -116,7 +165,21 @@ def _torch(name: str, batch: int, resolution: int):
 def torch_model(name: str):
     """The PyTorch module of ``name`` with random weights (see the module
     docstring for which definition), with torch set to as many threads as
-    cores. Raises PeerUnavailable when there is none here."""
+    cores. Raises PeerUnavailable when there is none here.
+
+    Args:
+        name: ``"efficientnet_b0"`` ... ``"efficientnet_b7"``,
+            ``"efficientnet_lite0"`` ... ``"efficientnet_lite4"`` or
+            ``"mobilenet_v2"``.
+
+    Returns:
+        torch.nn.Module: in training mode as constructed; takes (N, 3, H, W)
+        float tensors and returns (N, 1000) logits.
+
+    Raises:
+        PeerUnavailable: if torch or the model's package is not installed,
+            or no PyTorch definition of ``name`` is available here.
+    """
     try:
         import torch
     except ImportError:
@@ -166,7 +229,34 @@ def _export(peer: str, name: str, batch: int, resolution: int):
 def run_child(peer: str, name: str, batch: int, resolution: int, runs: int,
               warmup: int, max_seconds=None, timeout: float = 3600) -> dict:
     """Time ``peer`` in a fresh Python process; returns ``zoo.timing.time_calls``'s dict
-    or raises PeerUnavailable / RuntimeError with the child's reason."""
+    or raises PeerUnavailable / RuntimeError with the child's reason.
+
+    The child (``python -m benchmarks.peers``) runs with
+    ``KERAS_BACKEND=tensorflow``, builds the peer with ``build_peer`` and
+    prints its timings as one JSON line.
+
+    Args:
+        peer: one of ``PEERS`` (meant for ``CHILD_PEERS``).
+        name: a registered model name.
+        batch: images per call.
+        resolution: square image side in pixels.
+        runs: most timed calls.
+        warmup: untimed calls first.
+        max_seconds: stop timing once the timed calls took this many
+            seconds (after at least ``zoo.timing.MIN_TIMED_RUNS``); None
+            times all ``runs``.
+        timeout: seconds before the child is killed.
+
+    Returns:
+        dict: ``p50_ms``, ``p90_ms``, ``min_ms``, ``mean_ms``, ``std_ms``
+        (milliseconds) and ``timed_runs``.
+
+    Raises:
+        PeerUnavailable: if the child found the peer unavailable.
+        RuntimeError: if the child failed (the message is its error, or
+            the last line of its stderr when it printed nothing).
+        subprocess.TimeoutExpired: if the child runs past ``timeout``.
+    """
     import json
     import subprocess
     import sys

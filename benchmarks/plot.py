@@ -8,7 +8,36 @@ from pathlib import Path
 
 
 def plot(summary: list[dict], path) -> Path:
-    """Write a PNG to ``path``; needs matplotlib (the ``bench`` extra)."""
+    """Write a PNG to ``path``; needs matplotlib (the ``bench`` extra).
+
+    Two panels, log scales, one line per model family: p50 latency per
+    image against multiply-adds per image, and published ImageNet top-1
+    against that latency. Only ``"ok"`` float32 rows count, each model at
+    its smallest batch. The file is written under a temporary name and
+    renamed, so ``path`` never holds a half-written PNG.
+
+    Args:
+        summary: the rows of ``benchmarks.report.summarize`` (the
+            ``"summary"`` list of a result file); uses ``model``,
+            ``status``, ``dtype``, ``batch``, ``macs``, ``p50_ms`` and
+            ``device``.
+        path: the PNG file to write (str or ``Path``); its folder must
+            exist.
+
+    Returns:
+        Path: ``path``.
+
+    Raises:
+        RuntimeError: if matplotlib is not installed.
+        ValueError: if ``summary`` has no ``"ok"`` float32 row.
+
+    Example:
+        ::
+
+            import json
+            from benchmarks.plot import plot
+            plot(json.load(open("results/bench-A.json"))["summary"], "results/bench-A.png")
+    """
     try:
         # A bare Figure draws with Agg by itself: no pyplot, so the global
         # backend (a notebook's inline plots) is left alone.

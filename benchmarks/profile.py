@@ -73,7 +73,27 @@ def _macs(module, x_shape, y_shape) -> int:
 
 def capture(model, variables, x, train: bool = False) -> list[dict]:
     """The leaf layers in call order: path, kind, module, its variables and
-    input."""
+    input.
+
+    Runs the model once with a Flax method interceptor; the leaves are
+    ``ConvBN``, ``SqueezeExcite`` and ``Dense`` modules (a ``Dense`` inside a
+    squeeze-excite belongs to it).
+
+    Args:
+        model: a zoo Flax model (from ``zoo.create`` or ``zoo.build``).
+        variables: its variables (``{"params": ..., "batch_stats": ...}``).
+        x: an (N, H, W, 3) float32 input batch.
+        train: run in training mode (batch statistics, dropout) instead of
+            inference.
+
+    Returns:
+        list[dict]: one per leaf call: ``path`` (tuple of module names),
+        ``kind`` (e.g. ``"depthwise 3x3"``, ``"1x1 expand"``,
+        ``"squeeze-excite"``, ``"classifier"``), ``module`` (an unbound
+        clone), ``variables`` (its own, as numpy arrays), ``x`` (its input,
+        numpy), ``y_shape``, ``train_arg`` (whether it was called with a
+        train flag) and ``macs`` (multiply-adds of the call).
+    """
     import flax.linen as nn
 
     found, inside = [], []
@@ -136,6 +156,37 @@ def _whole(name: str, batch: int, train: bool, implementation: str):
 
 def profile(name: str, batch: int = 1, runs: int = 30, warmup: int = 3,
             implementation: str = "auto", train: bool = False) -> dict:
+    """Each leaf layer of ``name`` jitted and timed alone, grouped by kind.
+
+    The model has random weights and a random float32 input at the spec's
+    resolution. Every time is the median (``p50_ms`` of
+    ``zoo.timing.time_calls``) of ``runs`` calls after ``warmup``.
+
+    Args:
+        name: a registered image model name.
+        batch: images per call.
+        runs: timed calls per layer and for the whole model.
+        warmup: untimed calls first.
+        implementation: the kernels' implementation (``"auto"``,
+            ``"reference"``, ``"xla_fast"``, ``"pallas"``).
+        train: time forward in training mode plus backward (gradients of
+            the summed output for the parameters and the input); MACs stay
+            the forward count.
+
+    Returns:
+        dict: ``model``, ``batch``, ``train``; ``whole_ms`` (the whole model)
+        and ``sum_ms`` (the layers'); ``kinds``: kind -> ``ms``, ``macs``,
+        ``layers`` (count), ``share`` (of ``sum_ms``) and ``gflops``
+        (2 x MACs per second, in 10^9); ``layers``: one dict per layer with
+        ``path`` (``/``-joined), ``kind``, ``ms``, ``macs``, ``in`` (input
+        shape) and ``out`` (output shape).
+
+    Example:
+        ::
+
+            from benchmarks.profile import markdown, profile
+            print(markdown([profile("mobilenet_v2", runs=5)]))
+    """
     model, variables, x, whole = _whole(name, batch, train, implementation)
     whole_ms = time_calls(lambda: jax.block_until_ready(whole(variables, x)), runs,
                         warmup)["p50_ms"]
@@ -165,7 +216,29 @@ def op_breakdown(name: str, batch: int = 1, train: bool = False, top: int = 15,
                  implementation: str = "auto") -> dict:
     """One traced execution of the jitted model (inference, or forward and
     backward with ``train``), its HLO ops' time grouped by (fusion kind,
-    forward/backward, layer kind, primitive)."""
+    forward/backward, layer kind, primitive).
+
+    The trace is ``jax.profiler``'s (Perfetto JSON), written to a temporary
+    folder after one compiling and one untraced call; each executed op is
+    traced back to its layer through the compiled HLO's ``op_name``
+    metadata. Block and stage indices are folded (``blocks_3`` becomes
+    ``*``) so repeated layers share a row.
+
+    Args:
+        name: a registered image model name (random weights).
+        batch: images per call.
+        train: trace forward in training mode plus backward instead of
+            inference.
+        top: rows kept, the longest first; the rest is summed.
+        implementation: the kernels' implementation.
+
+    Returns:
+        dict: ``model``, ``batch``, ``train``, ``total_ms`` (all traced ops),
+        ``rows`` (up to ``top`` dicts: ``fusion`` (the HLO op name without
+        its number), ``pass`` (``"forward"`` or ``"backward"``), ``layer``,
+        ``primitive``, ``ms``, ``share`` of ``total_ms``) and ``other_ms``
+        (the rows left out).
+    """
     import gzip
     import json
     import re
@@ -204,6 +277,15 @@ def op_breakdown(name: str, batch: int = 1, train: bool = False, top: int = 15,
 
 
 def ops_markdown(result: dict) -> str:
+    """``op_breakdown``'s result as a bold title line and a Markdown table.
+
+    Args:
+        result: a dict from ``op_breakdown``.
+
+    Returns:
+        str: the title, the table (one row per op group and a last row for
+        the rest) and a final newline.
+    """
     what = "forward + backward (train mode)" if result["train"] else "inference"
     lines = [f"**{result['model']}**, batch {result['batch']}, {what}: "
              f"{result['total_ms']:.0f} ms in XLA's ops (one traced run)", "",
@@ -217,6 +299,16 @@ def ops_markdown(result: dict) -> str:
 
 
 def markdown(results: list[dict], top: int = 5) -> str:
+    """``profile`` results as Markdown: per model, the whole-vs-sum line,
+    a table by layer kind (slowest first) and the slowest layers.
+
+    Args:
+        results: dicts from ``profile``.
+        top: how many of the slowest layers to name per model.
+
+    Returns:
+        str: the Markdown text, models one after another.
+    """
     lines = []
     for r in results:
         what = "forward + backward (train mode)" if r.get("train") else "inference"
@@ -237,6 +329,17 @@ def markdown(results: list[dict], top: int = 5) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m benchmarks.profile``: print the per-kind tables (or, with
+    ``--ops``, the XLA op breakdown) of each model.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``): model names, then
+            ``--batch``, ``--runs``, ``--implementation``, ``--train``,
+            ``--ops`` and ``--top``.
+
+    Returns:
+        int: the exit status, 0.
+    """
     p = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="+", help="registry names")

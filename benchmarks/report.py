@@ -33,6 +33,8 @@ from typing import Optional
 from benchmarks.runner import FIELDS
 from zoo.atomic import write_atomic  # noqa: F401  (also used by callers as report.write_atomic)
 
+# The fields that name a configuration: its repeats are summarised, and
+# ``compare`` matches rows, on these.
 KEY = ("model", "batch", "dtype", "devices", "implementation")
 
 
@@ -41,7 +43,22 @@ def _key(r: dict) -> tuple:
 
 
 def summarize(results: list[dict]) -> list[dict]:
-    """One row per configuration (first-seen order) over its repeats."""
+    """One row per configuration (first-seen order) over its repeats.
+
+    A configuration is the values of ``KEY``. Its row is a copy of the
+    successful repeat with the median p50 (the lower median for an even
+    count), or of the first repeat when none succeeded.
+
+    Args:
+        results: results of ``benchmarks.runner.measure``, each with
+            ``status`` and ``p50_ms`` and, from ``zoo bench``, ``repeat``.
+
+    Returns:
+        list[dict]: the rows, without ``repeat`` and with ``p50_min``,
+        ``p50_max``, ``p50_spread`` (``(max - min) / min``; None when no
+        repeat succeeded or the minimum is 0), ``repeats`` and
+        ``repeats_ok``.
+    """
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault(_key(r), []).append(r)
@@ -69,7 +86,19 @@ def _f(v, fmt: str, scale: float = 1.0) -> str:
 
 
 def markdown(summary: list[dict], env: Optional[dict] = None) -> str:
-    """The summary as a Markdown table (``!`` marks a flagged FLOP ratio)."""
+    """The summary as a Markdown table (``!`` marks a flagged FLOP ratio).
+
+    One row per configuration, with one more column per peer found in any
+    row; notes on the columns follow the table.
+
+    Args:
+        summary: rows of ``summarize``.
+        env: an environment record (``benchmarks.env.collect``) to add as a
+            footer (``env_lines``), or None for none.
+
+    Returns:
+        str: the Markdown text, ending in a newline.
+    """
     lines = ["| model | batch | dtype | p50 ms | p90 ms | p50 spread | images/s | MACs (M) "
              "| XLA/analytic | compile s | temp MiB | roofline | status |",
              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -114,7 +143,15 @@ def markdown(summary: list[dict], env: Optional[dict] = None) -> str:
 
 def env_lines(env: dict) -> list[str]:
     """The environment footer of a Markdown table: versions, device, CPU,
-    XLA flags, commit, date, and the exact command."""
+    XLA flags, commit, date, and the exact command.
+
+    Args:
+        env: an environment record (``benchmarks.env.collect``); missing
+            keys print as None.
+
+    Returns:
+        list[str]: Markdown lines, a blank line before each paragraph.
+    """
     return ["", f"jax {env.get('jax')}, jaxlib {env.get('jaxlib')}, flax {env.get('flax')}; "
                 f"{env.get('backend')} ({env.get('device_kind')} x{env.get('device_count')}); "
                 f"CPU {env.get('cpu')}, {env.get('cpu_cores')} cores; "
@@ -125,7 +162,16 @@ def env_lines(env: dict) -> list[str]:
 
 def to_csv(results: list[dict]) -> str:
     """One row per result; each peer adds ``<peer>_p50_ms``, ``<peer>_ratio``
-    and ``<peer>_status`` columns."""
+    and ``<peer>_status`` columns.
+
+    Args:
+        results: results of ``benchmarks.runner.measure``; keys outside
+            ``repeat``, ``benchmarks.runner.FIELDS`` and the peer columns
+            are left out.
+
+    Returns:
+        str: CSV text with a header line; None values are empty cells.
+    """
     peers = sorted({q for r in results for q in (r.get("peers") or {})})
     peer_cols = tuple(f"{q}_{k}" for q in peers for k in ("p50_ms", "ratio", "status"))
     buf = io.StringIO()
@@ -143,7 +189,31 @@ def to_csv(results: list[dict]) -> str:
 def write(results: list[dict], env: dict, out_dir, *, roof: Optional[dict] = None,
           stamp: Optional[str] = None) -> dict[str, Path]:
     """Write JSON, CSV and Markdown to ``out_dir``, and the latency plot (PNG)
-    when matplotlib is installed; returns {"json"|"csv"|"md"|"png": path}."""
+    when matplotlib is installed; returns {"json"|"csv"|"md"|"png": path}.
+
+    The files are ``bench-<env tag>-<stamp>.{json,csv,md,png}``; the
+    folder is created if missing. Why there is no plot is printed to
+    stderr.
+
+    Args:
+        results: every result of the run (all repeats).
+        env: the environment record (``benchmarks.env.collect``).
+        out_dir: the output folder (str or ``Path``).
+        roof: the run's ``benchmarks.runner.roofline`` result, stored in the
+            JSON, or None.
+        stamp: the UTC time part of the names (default: now,
+            ``YYYYMMDDTHHMMSSZ``).
+
+    Returns:
+        dict[str, Path]: the written files by kind.
+
+    Example:
+        ::
+
+            from benchmarks import env, report
+            from benchmarks.runner import measure
+            report.write([measure("mobilenet_v2", batch=1, runs=5)], env.collect(), "results")
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stamp = stamp or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -175,18 +245,51 @@ def _base_name(env: dict, stamp: str, prefix: str = "bench") -> str:
 def partial_path(out_dir, env: dict, stamp: str, prefix: str = "bench") -> Path:
     """Where a run keeps its results so far (rewritten after each
     configuration, removed once the full files are written), so a run cut
-    short by a crash or Ctrl-C loses at most the configuration under way."""
+    short by a crash or Ctrl-C loses at most the configuration under way.
+
+    Args:
+        out_dir: the output folder (str or ``Path``).
+        env: the environment record (for its ``benchmarks.env.tag``).
+        stamp: the UTC time part of the name, the same as the final files'.
+        prefix: ``"bench"`` for the latency suite, ``"train"`` for the
+            training-speed table.
+
+    Returns:
+        Path: ``<out_dir>/<prefix>-<env tag>-<stamp>.partial.json``.
+    """
     return Path(out_dir) / f"{_base_name(env, stamp, prefix)}.partial.json"
 
 
 def write_partial(results: list[dict], env: dict, path: Path) -> Path:
+    """Write the results so far to ``path`` atomically (its folder is created).
+
+    Args:
+        results: the results measured so far.
+        env: the environment record.
+        path: the file, from ``partial_path``.
+
+    Returns:
+        Path: ``path``; the JSON holds ``env``, ``command``,
+        ``"partial": true`` and ``results``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"env": env, "command": env.get("command"), "partial": True, "results": results}
     return write_atomic(path, json.dumps(doc, indent=1) + "\n")
 
 
 def progress_line(done: int, total: int, r: dict) -> str:
-    """One line per finished configuration, for logs (no TTY, no bar)."""
+    """One line per finished configuration, for logs (no TTY, no bar).
+
+    Args:
+        done: configurations finished, this one included.
+        total: configurations in the run.
+        r: the result of this configuration (``benchmarks.runner.measure``,
+            with ``peers`` when peers ran).
+
+    Returns:
+        str: e.g. ``[3/8] mobilenet_v2 b1 float32: p50 4.21 ms; peer/zoo:
+        torch 2.10x``, or the status for a failed configuration.
+    """
     head = f"[{done}/{total}] {r['model']} b{r['batch']} {r['dtype']}: "
     if r.get("status") != "ok":
         return head + f"{r.get('status')} {r.get('error', '')}".strip()
@@ -204,7 +307,24 @@ def _load_summary(path) -> dict[tuple, dict]:
 def compare(a_json, b_json) -> str:
     """Markdown: p50 of each configuration in A and B and the ratio B/A
     (below 1: B is faster). Configurations in only one file, or failed in
-    either, are listed with their status."""
+    either, are listed with their status.
+
+    Rows are matched on ``KEY``; a file without a ``summary`` (a partial
+    one) is summarised from its ``results``.
+
+    Args:
+        a_json: the first result file (str or ``Path``), A.
+        b_json: the second, B.
+
+    Returns:
+        str: the file names and a Markdown table, ending in a newline.
+
+    Example:
+        ::
+
+            from benchmarks.report import compare
+            print(compare("results/bench-A.json", "results/bench-B.json"))
+    """
     a, b = _load_summary(a_json), _load_summary(b_json)
     lines = [f"A: {a_json}", f"B: {b_json}", "",
              "| model | batch | dtype | A p50 ms | B p50 ms | B/A |",

@@ -83,6 +83,23 @@ def roofline(*, matmul_n: int = 2048, copy_mib: int = 64, runs: int = 5,
     ``copy_mib`` MiB of float32 (read once, written once: ``2 * size`` bytes;
     a multiply so XLA cannot elide it). Medians of ``runs`` calls after one
     compile-and-warm-up call. The defaults take about a second on 2 CPU cores.
+
+    Args:
+        matmul_n: side of the square float32 matrices.
+        copy_mib: size of the copied float32 array in MiB.
+        runs: timed calls of each.
+        device: the ``jax.Device`` to measure (default: the first of
+            ``jax.devices()``).
+
+    Returns:
+        dict: ``matmul_n``, ``matmul_flops_per_s``, ``copy_mib``,
+        ``copy_bytes_per_s`` and ``runs``.
+
+    Example:
+        ::
+
+            from benchmarks.runner import roofline
+            roofline(matmul_n=512, copy_mib=8, runs=3)["matmul_flops_per_s"] / 1e9   # GFLOP/s
     """
     device = device or jax.devices()[0]
     key = jax.random.PRNGKey(0)
@@ -130,7 +147,28 @@ def measure_peer(peer: str, name: str, *, batch: int, runs: int = 20, warmup: in
     """Latency of ``peer`` (see ``benchmarks.peers``) on the same model and
     batch at the spec's resolution, timed like the zoo's path. ``ratio`` is
     peer p50 / zoo p50: above 1, the zoo is faster. A peer that cannot run
-    here gives ``status`` "skipped" and the reason."""
+    here gives ``status`` "skipped" and the reason.
+
+    Peers in ``benchmarks.peers.CHILD_PEERS`` are timed in a child
+    process. Any failure is a result, never an exception.
+
+    Args:
+        peer: one of ``benchmarks.peers.PEERS``.
+        name: a registered model name.
+        batch: images per call.
+        runs: most timed calls.
+        warmup: untimed calls first.
+        zoo_p50_ms: the zoo's p50 for the same configuration, for
+            ``ratio``; None (or 0) leaves ``ratio`` None.
+        max_seconds: stop timing once the timed calls took this many
+            seconds (after at least ``zoo.timing.MIN_TIMED_RUNS``).
+
+    Returns:
+        dict: ``peer``, ``status`` (``"ok"``, ``"skipped"``, ``"oom"`` or
+        ``"error"``), ``message`` (``""`` when ok), ``p50_ms`` and
+        ``ratio`` (None unless measured); when ok also ``p90_ms``,
+        ``min_ms``, ``mean_ms``, ``std_ms`` and ``timed_runs``.
+    """
     from benchmarks.peers import CHILD_PEERS, PeerUnavailable, build_peer, run_child
     import zoo
 
@@ -161,7 +199,33 @@ def prepare(name: str, *, batch: int, dtype: str = "float32", implementation: st
     ``jax.sharding``, variables replicated). A sequence model (one that
     declares ``trace_input``) gets sequences of ``length`` steps (default:
     the spec's ``input_size``); ``options`` are builder options passed to
-    ``zoo.create`` (e.g. a smaller ``hidden``)."""
+    ``zoo.create`` (e.g. a smaller ``hidden``).
+
+    Args:
+        name: a registered model name.
+        batch: the global batch size.
+        dtype: compute dtype, ``"float32"``, ``"bfloat16"`` or
+            ``"float16"`` (parameters stay float32).
+        implementation: the kernels' implementation (``"auto"``,
+            ``"reference"``, ``"xla_fast"``, ``"pallas"``).
+        seed: seed of the random variables and of the input.
+        devices: ``jax.Device`` objects to place on (default: the first of
+            ``jax.devices()``).
+        length: sequence length for a sequence model; None for the
+            spec's ``input_size``. Not allowed for image models.
+        options: builder options for ``zoo.create``, or None.
+
+    Returns:
+        tuple: ``(spec, model, variables, x)``: the ``ModelSpec``, the Flax
+        model, its variables and the float32 standard-normal input, (batch,
+        H, W, 3) for an image model or (batch, length, ...) for a sequence
+        model.
+
+    Raises:
+        ValueError: if ``length`` is given for an image model, or ``batch``
+            does not divide evenly over several ``devices``.
+        KeyError: for an unknown model name (from ``zoo.get_spec``).
+    """
     import zoo
 
     devices = devices or jax.devices()[:1]
@@ -209,6 +273,44 @@ def measure(name: str, *, batch: int, dtype: str = "float32", runs: int = 20,
     are ``prepare``'s: a sequence model measured at ``length`` steps
     (``input_size`` and ``macs`` are then at that length), built with
     ``options``.
+
+    Every failure, unknown model names included, is returned as a row, not
+    raised.
+
+    Args:
+        name: a registered model name.
+        batch: images (or sequences) per call; the global batch with
+            ``data_parallel``.
+        dtype: compute dtype, ``"float32"``, ``"bfloat16"`` or
+            ``"float16"``.
+        runs: most timed calls.
+        warmup: untimed calls before timing.
+        implementation: the kernels' implementation (``"auto"``,
+            ``"reference"``, ``"xla_fast"``, ``"pallas"``).
+        time_budget: seconds for the whole configuration, checked between
+            stages and after each call; past it ``status`` is "timeout".
+            None: no budget.
+        roof: a ``roofline()`` result, or None.
+        data_parallel: split the batch over all of ``jax.devices()``.
+        seed: seed of the random variables and input.
+        max_seconds: stop timing once the timed calls took this many
+            seconds (after at least ``zoo.timing.MIN_TIMED_RUNS``);
+            ``timed_runs`` says how many ran. None times all ``runs``.
+        length: sequence length for a sequence model (see ``prepare``).
+        options: builder options for ``zoo.create``, or None.
+
+    Returns:
+        dict: one value per key of ``FIELDS`` (times in ``_s`` seconds and
+        ``_ms`` milliseconds, sizes in bytes, ``throughput_ips`` in images
+        per second, ``status`` ``"ok"``, ``"oom"``, ``"error"`` or
+        ``"timeout"``).
+
+    Example:
+        ::
+
+            from benchmarks.runner import measure, roofline
+            r = measure("mobilenet_v2", batch=1, runs=10, roof=roofline())
+            r["p50_ms"], r["flops_ratio"], r["roofline_fraction"]
     """
     devices = jax.devices() if data_parallel else jax.devices()[:1]
     device = devices[0]

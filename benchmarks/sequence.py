@@ -51,6 +51,7 @@ import numpy as np
 
 from benchmarks.runner import FIELDS
 
+# The program name of usage lines, and the default of ``--lengths``.
 PROG = "python -m benchmarks.sequence"
 DEFAULT_LENGTHS = "128,256,512,1024,2048"
 LINEAR_R2 = 0.99  # at least this R^2 ...
@@ -86,7 +87,19 @@ class LengthError(ValueError):
 
 def parse_lengths(text: str) -> list[int]:
     """``"128,256,512"`` -> ``[128, 256, 512]``: positive whole numbers,
-    sorted, duplicates dropped; ``LengthError`` (one line) names a bad item."""
+    sorted, duplicates dropped; ``LengthError`` (one line) names a bad item.
+
+    Args:
+        text: comma-separated lengths in steps; blanks around items and
+            empty items are ignored.
+
+    Returns:
+        list[int]: the distinct lengths, ascending.
+
+    Raises:
+        LengthError: if an item is not a whole number or is below 1, or
+            ``text`` holds no length.
+    """
     lengths = []
     for item in (i.strip() for i in str(text).split(",")):
         if not item:
@@ -108,7 +121,21 @@ def parse_lengths(text: str) -> list[int]:
 
 def sequence_model(name: str, options: Optional[dict] = None):
     """The flax module of ``name`` built with ``options``; ``ValueError``
-    (one line) when it is unknown or does not take sequences."""
+    (one line) when it is unknown or does not take sequences.
+
+    Args:
+        name: a registered model name.
+        options: builder options for ``zoo.build`` (e.g. ``{"hidden": 64}``),
+            or None for the spec's.
+
+    Returns:
+        flax.linen.Module: the unbound model; its ``trace_input`` is a
+        ``jax.ShapeDtypeStruct`` of shape (batch, steps, ...).
+
+    Raises:
+        ValueError: if ``name`` is not registered, the builder rejects
+            ``options``, or the model is not a sequence model.
+    """
     import zoo
 
     try:
@@ -128,7 +155,13 @@ def sequence_model(name: str, options: Optional[dict] = None):
 
 
 def sequence_models() -> list[str]:
-    """Registered models that declare a sequence ``trace_input``."""
+    """Registered models that declare a sequence ``trace_input``.
+
+    Builds every registered model (without variables) to ask.
+
+    Returns:
+        list[str]: their names, in ``zoo.list_models`` order (sorted).
+    """
     import zoo
 
     return [n for n in zoo.list_models()
@@ -139,7 +172,16 @@ def check_lengths(model, lengths: Sequence[int]) -> None:
     """Trace ``model``'s forward at every length (shapes only, nothing runs)
     so a length it rejects (TALNet: shorter than its smallest anchor; or one
     that breaks a shape rule) fails now, in one line naming the length,
-    instead of after the lengths before it were measured."""
+    instead of after the lengths before it were measured.
+
+    Args:
+        model: a sequence model (see ``sequence_model``).
+        lengths: the lengths in steps to try, at batch 1.
+
+    Raises:
+        LengthError: for the first length whose trace raises ``ValueError``
+            or ``TypeError``, with that error's first line.
+    """
     import jax
 
     from zoo.registry import variables_template
@@ -162,7 +204,33 @@ def fit_line(x: Sequence[float], y: Sequence[float]) -> dict:
     """Least-squares ``y = intercept + slope * x``, with R^2, the curvature
     (last over first marginal slope, see the module docstring) and a
     ``growth`` verdict. R^2, curvature and growth are None below
-    ``MIN_LENGTHS`` points (a line through two points always fits)."""
+    ``MIN_LENGTHS`` points (a line through two points always fits).
+
+    ``growth`` is ``"constant"`` (with R^2 = 1) when all y are equal,
+    ``"unclear"`` when the fit or an end segment does not rise, else
+    ``"super-linear"`` / ``"sub-linear"`` for a curvature above / below
+    ``CURVATURE_BAND``, else ``"linear"`` when R^2 >= ``LINEAR_R2`` and
+    ``"unclear"`` below. The curvature needs x in ascending order.
+
+    Args:
+        x: the lengths (or any abscissae), at least two distinct values.
+        y: the measured quantity at each x, same count.
+
+    Returns:
+        dict: ``slope``, ``intercept``, ``points`` (count), ``r2``,
+        ``curvature`` (None when the first segment does not rise) and
+        ``growth``.
+
+    Raises:
+        ValueError: if ``x`` and ``y`` differ in length, have fewer than
+            two points, or all x are equal.
+
+    Example:
+        ::
+
+            from benchmarks.sequence import fit_line
+            fit_line([1, 2, 3, 4], [3, 5, 7, 9])   # slope 2.0, intercept 1.0, r2 1.0, "linear"
+    """
     n = len(x)
     if n != len(y) or n < 2:
         raise ValueError(f"fit_line: need two or more (x, y) pairs of equal count, got "
@@ -200,7 +268,16 @@ def fit_line(x: Sequence[float], y: Sequence[float]) -> dict:
 def fits(rows: list[dict]) -> dict[str, dict]:
     """``fit_line`` of each quantity of ``FITTED`` against the length, over
     the rows that ran and have it; quantities with fewer than two points
-    are left out."""
+    are left out.
+
+    Args:
+        rows: rows of ``measure_lengths`` (each with ``length`` and
+            ``status``).
+
+    Returns:
+        dict[str, dict]: row key of ``FITTED`` (``"p50_ms"``, ...) ->
+        ``fit_line`` result.
+    """
     out = {}
     for key, _, _ in FITTED:
         pts = [(r["length"], r[key]) for r in rows if r["status"] == "ok" and r.get(key) is not None]
@@ -235,7 +312,37 @@ def measure_lengths(name: str, lengths: Sequence[int], *, runs: int = 20, warmup
     """One ``benchmarks.runner.measure`` row per length (batch 1, ascending),
     with ``DERIVED``'s columns; a length that fails is a row with its status,
     and the others go on. ``after_each(rows)`` runs after every length
-    (progress, partial files). Lengths are checked first (``check_lengths``)."""
+    (progress, partial files). Lengths are checked first (``check_lengths``).
+
+    Args:
+        name: a registered sequence model (e.g. ``"talnet"``).
+        lengths: sequence lengths in steps; sorted and de-duplicated here.
+        runs: timed calls per length.
+        warmup: untimed calls before timing.
+        dtype: compute dtype, ``"float32"`` or ``"bfloat16"``.
+        options: builder options for the model, or None.
+        time_budget: seconds per length; past it the row's ``status`` is
+            "timeout". None: no budget.
+        after_each: called with the list of rows so far after each length.
+
+    Returns:
+        list[dict]: one row per length, ascending: the keys of
+        ``benchmarks.runner.FIELDS`` plus ``DERIVED``'s (marginal costs are
+        from the previous successful length, None for the first).
+
+    Raises:
+        ValueError: if ``name`` is not a sequence model or ``options`` are
+            rejected (from ``sequence_model``).
+        LengthError: if the model rejects a length (from
+            ``check_lengths``).
+
+    Example:
+        ::
+
+            from benchmarks.sequence import fits, measure_lengths
+            rows = measure_lengths("talnet", [64, 128, 256], runs=3, warmup=1)
+            fits(rows)["p50_ms"]["growth"]
+    """
     from benchmarks.runner import measure
 
     lengths = sorted(set(int(v) for v in lengths))
@@ -260,7 +367,19 @@ def _g(v, fmt: str = ".4g", scale: float = 1.0) -> str:
 
 def markdown(rows: list[dict], fitted: dict, env: Optional[dict] = None,
              options: Optional[dict] = None) -> str:
-    """The rows and the fits as Markdown, the environment on top."""
+    """The rows and the fits as Markdown, the environment on top.
+
+    Args:
+        rows: rows of ``measure_lengths``.
+        fitted: the result of ``fits(rows)``.
+        env: an environment record (``benchmarks.env.collect``) for the
+            header, or None.
+        options: the builder options, named in the header when given.
+
+    Returns:
+        str: a heading, the table of lengths, the table of fits and notes,
+        ending in a newline.
+    """
     from benchmarks.report import env_lines
 
     name = rows[0]["model"] if rows else "?"
@@ -307,7 +426,14 @@ def markdown(rows: list[dict], fitted: dict, env: Optional[dict] = None,
 
 
 def to_csv(rows: list[dict]) -> str:
-    """One line per length: ``DERIVED``'s columns, then ``benchmarks.runner.FIELDS``."""
+    """One line per length: ``DERIVED``'s columns, then ``benchmarks.runner.FIELDS``.
+
+    Args:
+        rows: rows of ``measure_lengths``.
+
+    Returns:
+        str: CSV text with a header line; None values are empty cells.
+    """
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=DERIVED + FIELDS, extrasaction="ignore",
                        lineterminator="\n")
@@ -320,7 +446,22 @@ def to_csv(rows: list[dict]) -> str:
 def write(rows: list[dict], env: dict, out_dir, *, stamp: Optional[str] = None,
           options: Optional[dict] = None) -> dict[str, Path]:
     """JSON (env, options, rows, fits), CSV and Markdown in ``out_dir``,
-    each written atomically; returns {"json"|"csv"|"md": path}."""
+    each written atomically; returns {"json"|"csv"|"md": path}.
+
+    The files are ``seq-<env tag>-<stamp>.{json,csv,md}``; the folder is
+    created if missing.
+
+    Args:
+        rows: rows of ``measure_lengths``.
+        env: the environment record (``benchmarks.env.collect``).
+        out_dir: the output folder (str or ``Path``).
+        stamp: the UTC time part of the names (default: now,
+            ``YYYYMMDDTHHMMSSZ``).
+        options: the builder options, recorded in the JSON and Markdown.
+
+    Returns:
+        dict[str, Path]: the written files by kind.
+    """
     from benchmarks.report import _base_name
     from zoo.atomic import write_atomic
 
@@ -339,6 +480,16 @@ def write(rows: list[dict], env: dict, out_dir, *, stamp: Optional[str] = None,
 
 
 def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The command-line parser of the sequence-length table.
+
+    Args:
+        prog: the program name shown in usage lines.
+
+    Returns:
+        argparse.ArgumentParser: options ``--model`` (alias ``--models``),
+        ``--lengths``, ``--runs``, ``--warmup``, ``--dtype``,
+        ``--model-options``, ``--time-budget`` and ``--out``.
+    """
     p = argparse.ArgumentParser(
         prog=prog, description="Latency, FLOPs and memory of a sequence model at several "
                                "sequence lengths, with a linear fit of each against the length.",
@@ -365,7 +516,22 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
 def check(args) -> tuple[list[int], dict]:
     """(lengths, builder options) from the options, or ``ValueError`` with
     one line naming what is wrong (``measure_lengths`` then checks the
-    lengths against the model)."""
+    lengths against the model).
+
+    Args:
+        args: the ``argparse.Namespace`` of ``parser()``.
+
+    Returns:
+        tuple: ``(lengths, options)``: the sorted distinct lengths and the
+        builder options (a dict, empty for none).
+
+    Raises:
+        ValueError: if ``--runs`` < 1 or ``--warmup`` < 0, the model options
+            are not a JSON object or are rejected, or the model is not a
+            sequence model.
+        LengthError: if a length is bad, or fewer than ``MIN_LENGTHS``
+            distinct lengths are given.
+    """
     from zoo.train.config import model_options
 
     if args.runs < 1 or args.warmup < 0:
@@ -382,7 +548,19 @@ def check(args) -> tuple[list[int], dict]:
 
 def run(args, command: Optional[list[str]] = None) -> int:
     """Measure every length, write the files, print the table. ``command``
-    is recorded as the command line (default: ``sys.argv``)."""
+    is recorded as the command line (default: ``sys.argv``).
+
+    Progress goes to stderr, one line per length; the rows so far are kept
+    in ``seq-...partial.json`` in ``--out`` until the final files are
+    written.
+
+    Args:
+        args: the ``argparse.Namespace`` of ``parser()``.
+        command: the command line to record, as a list of str.
+
+    Returns:
+        int: the exit status, 0.
+    """
     from benchmarks import env as bench_env
     from benchmarks import report
 
@@ -412,7 +590,22 @@ def run(args, command: Optional[list[str]] = None) -> int:
 
 def main(argv=None, prog: str = PROG) -> int:
     """``python -m benchmarks.sequence [options]``. Bad input: one line on
-    stderr, exit status 2."""
+    stderr, exit status 2.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``); see ``parser``.
+        prog: the program name shown in usage and error lines.
+
+    Returns:
+        int: the exit status: 0, or 2 after a one-line error.
+
+    Example:
+        ::
+
+            from benchmarks.sequence import main
+            main(["--model", "talnet", "--lengths", "64,128,256", "--runs", "2",
+                  "--out", "/tmp/seq"])
+    """
     from zoo.cli import run_reporting_errors
 
     args = parser(prog).parse_args(argv)

@@ -13,11 +13,34 @@ SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 
 
 
 def conv_bn_relu6(cin, cout, kernel=3, stride=1, groups=1):
+    """Conv2d (no bias, symmetric padding ``(kernel - 1) // 2``), BatchNorm2d, ReLU6.
+
+    Args:
+        cin: input channels.
+        cout: output channels.
+        kernel: square kernel size.
+        stride: stride of the convolution.
+        groups: convolution groups (``cin`` for a depthwise conv).
+
+    Returns:
+        torch.nn.Sequential: keys ``0`` (conv), ``1`` (batch norm), ``2``.
+    """
     return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups,
                                    bias=False), nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
 
 
 class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expansion (skipped when ``expand`` is 1),
+    3x3 depthwise, linear 1x1 projection; a residual add when the stride is
+    1 and the channels match.
+
+    Args:
+        cin: input channels.
+        cout: output channels.
+        stride: stride of the depthwise conv (1 or 2).
+        expand: expansion factor of the hidden channels, ``cin * expand``.
+    """
+
     def __init__(self, cin, cout, stride, expand):
         super().__init__()
         hidden = cin * expand
@@ -28,10 +51,24 @@ class InvertedResidual(nn.Module):
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x):
+        """The block on an NCHW float tensor.
+
+        Args:
+            x: (N, cin, H, W) tensor.
+
+        Returns:
+            torch.Tensor: (N, cout, H / stride, W / stride), rounded up.
+        """
         return x + self.conv(x) if self.use_res else self.conv(x)
 
 
 class MobileNetV2(nn.Module):
+    """MobileNetV2 (width 1.0) with torchvision's module names and state-dict keys.
+
+    Args:
+        num_classes: outputs of the final linear layer.
+    """
+
     def __init__(self, num_classes=1000):
         super().__init__()
         layers, cin = [conv_bn_relu6(3, 32, 3, 2)], 32
@@ -44,5 +81,15 @@ class MobileNetV2(nn.Module):
         self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
 
     def forward(self, x):
+        """Logits of a batch of NCHW images.
+
+        Args:
+            x: (N, 3, H, W) float tensor, already normalised (224 x 224 for
+                the ImageNet weights).
+
+        Returns:
+            torch.Tensor: (N, num_classes) logits; the dropout (p = 0.2)
+            before the linear layer acts only in train mode.
+        """
         x = nn.functional.adaptive_avg_pool2d(self.features(x), 1)
         return self.classifier(torch.flatten(x, 1))

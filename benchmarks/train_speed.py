@@ -87,6 +87,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+# The frameworks timed beside the zoo, and the models of the default table.
 PEERS = ("keras", "torch")
 DEFAULT_MODELS = "mobilenet_v2,efficientnet_b0"
 # The peers' learning rate: any fixed value times the same; this one makes
@@ -127,7 +128,23 @@ class _Losses:
 
 def zoo_step(name: str, batch: int, image_size: int):
     """``(call, images, labels)``: one synchronous zoo training step per
-    call, and the host copy of its batch (for the peers)."""
+    call, and the host copy of its batch (for the peers).
+
+    The step is ``zoo.train.step.benchmark_step`` (float32, SGD): each call
+    feeds the state the previous call returned and waits for the new state
+    and metrics.
+
+    Args:
+        name: a registered classifier name.
+        batch: images per step.
+        image_size: square input side in pixels.
+
+    Returns:
+        tuple: ``(call, images, labels)``: ``call()`` runs one step and
+        returns its loss (float); ``images`` a float32 (batch, image_size,
+        image_size, 3) standard-normal numpy array and ``labels`` an int32
+        (batch,) numpy array.
+    """
     import jax
 
     from zoo.train.step import benchmark_step
@@ -146,7 +163,28 @@ def zoo_step(name: str, batch: int, image_size: int):
 
 
 def keras_step(name: str, images: np.ndarray, labels: np.ndarray):
-    """One ``train_on_batch`` of the Keras 3 Application on the JAX backend."""
+    """One ``train_on_batch`` of the Keras 3 Application on the JAX backend.
+
+    The model has random weights and is compiled with SGD (learning rate
+    ``PEER_LR``, momentum 0.9, Nesterov) and sparse categorical
+    cross-entropy on logits. Sets ``KERAS_BACKEND=jax`` if keras is not
+    imported yet.
+
+    Args:
+        name: a registered model name that Keras Applications also has.
+        images: (N, S, S, 3) float32 images (multiplied by the model's input
+            scale, 255 for EfficientNet, here).
+        labels: (N,) integer class labels.
+
+    Returns:
+        Callable[[], float]: one synchronous training step per call; returns
+        the loss.
+
+    Raises:
+        benchmarks.peers.PeerUnavailable: if Keras has no such model, is not
+            installed, or runs on another backend (from
+            ``benchmarks.peers.keras_model``).
+    """
     if "keras" not in sys.modules:
         # Keras fixes its backend when first imported; this table is of its JAX backend.
         os.environ["KERAS_BACKEND"] = "jax"
@@ -165,7 +203,24 @@ def keras_step(name: str, images: np.ndarray, labels: np.ndarray):
 
 
 def torch_step(name: str, images: np.ndarray, labels: np.ndarray):
-    """Zero grads, forward, cross-entropy, backward, SGD step, in PyTorch eager."""
+    """Zero grads, forward, cross-entropy, backward, SGD step, in PyTorch eager.
+
+    The model (``benchmarks.peers.torch_model``, random weights) is in
+    training mode; SGD has learning rate ``PEER_LR``, momentum 0.9 and
+    Nesterov.
+
+    Args:
+        name: a registered model name with a PyTorch definition here.
+        images: (N, S, S, 3) float32 images (NHWC; transposed to NCHW once).
+        labels: (N,) integer class labels.
+
+    Returns:
+        Callable[[], float]: one training step per call; returns the loss.
+
+    Raises:
+        benchmarks.peers.PeerUnavailable: if torch or the model's definition
+            is not available (from ``benchmarks.peers.torch_model``).
+    """
     from benchmarks.peers import torch_model
 
     import torch
@@ -188,7 +243,22 @@ def torch_step(name: str, images: np.ndarray, labels: np.ndarray):
 def pipeline_batches(name: str, batch: int, image_size: int, workers: int, data: str,
                      data_dir: Optional[str]):
     """An iterator over the zoo's training batches for ``name``'s
-    normalisation, as ``zoo train`` builds it (augmented, no flips)."""
+    normalisation, as ``zoo train`` builds it (augmented, no flips).
+
+    Args:
+        name: a registered model name (its spec gives the mean and std).
+        batch: images per batch.
+        image_size: square output side in pixels.
+        workers: loader processes (0: in this process).
+        data: a dataset name for ``zoo.datasets.prepare``, e.g. ``"digits"``
+            or ``"folder:PATH"``.
+        data_dir: where datasets are built, or None for the default.
+
+    Returns:
+        Iterator[dict]: endless batches ``{"image": float32 (batch,
+        image_size, image_size, 3), "label": int32 (batch,)}``; close it to
+        stop the workers.
+    """
     import zoo
     from zoo.datasets import prepare, train_batches
 
@@ -226,7 +296,45 @@ def measure_model(name: str, *, batch: int = 32, image_size: int = 224,
                   say: Callable[[str], None] = lambda line: None) -> dict:
     """One row: the zoo's, the peers' and the pipeline's speed on ``name``.
     Every failure is a result (``status`` "skipped", "error" or "oom" with
-    ``message`` in that framework's entry); the others are still measured."""
+    ``message`` in that framework's entry); the others are still measured.
+
+    The zoo and the peers get one first call each (timed apart), then
+    ``warmup`` untimed and ``runs`` timed interleaved rounds
+    (``zoo.timing.time_interleaved``); the pipeline is timed alone
+    afterwards, over at least ``PIPELINE_MIN_BATCHES`` batches.
+
+    Args:
+        name: a registered classifier name.
+        batch: images per step.
+        image_size: square input side in pixels.
+        peers: names from ``PEERS`` to time beside the zoo.
+        runs: timed rounds.
+        warmup: untimed rounds after the first calls.
+        pipeline: also time the data pipeline.
+        workers: the pipeline's loader processes.
+        data: the pipeline's dataset name.
+        data_dir: where datasets are built, or None.
+        say: called with a progress line after each stage.
+
+    Returns:
+        dict: ``model``, ``batch``, ``image_size``, ``dtype``, ``runs``,
+        ``warmup``, ``status`` and ``message`` (the zoo's); the zoo's
+        ``zoo_first_call_s``, ``zoo_p50_ms``, ``zoo_p90_ms``, ...,
+        ``zoo_images_per_s`` and ``zoo_losses``; ``peers``: peer -> an
+        entry with the same keys unprefixed plus ``ratio`` (zoo images/s
+        over the peer's); ``pipeline`` (when asked): ``data``, ``workers``,
+        ``first_batch_s``, timing keys, ``images_per_s`` (from the mean
+        interval) and ``ratio`` (over the zoo's step); and
+        ``device_peak_bytes``, ``host_peak_rss_bytes``.
+
+    Example:
+        ::
+
+            from benchmarks.train_speed import measure_model
+            row = measure_model("mobilenet_v2", batch=4, image_size=96, peers=(), runs=3,
+                                pipeline=False)
+            row["zoo_images_per_s"]
+    """
     from zoo.timing import time_interleaved, time_calls
 
     row: dict = {"model": name, "batch": int(batch), "image_size": int(image_size),
@@ -339,7 +447,16 @@ def _cell(m: Optional[dict], value: str, ratio: str) -> str:
 
 def markdown(rows: list[dict], env: Optional[dict] = None) -> str:
     """The table: one row per model; peers as images/s (zoo x peer), the
-    pipeline as images/s (x the zoo's step)."""
+    pipeline as images/s (x the zoo's step).
+
+    Args:
+        rows: rows of ``measure_model``.
+        env: the environment record (``environment()``) for the notes and
+            footer, or None.
+
+    Returns:
+        str: the table and its notes, ending in a newline.
+    """
     from benchmarks.report import env_lines
 
     peers = [q for q in PEERS if any(q in (r.get("peers") or {}) for r in rows)]
@@ -395,7 +512,14 @@ _CSV_STATS = ("status", "message", "first_call_s", "p50_ms", "p90_ms", "min_ms",
 
 
 def to_csv(rows: list[dict]) -> str:
-    """One line per model: the zoo's columns, then ``<peer>_*`` and ``pipeline_*``."""
+    """One line per model: the zoo's columns, then ``<peer>_*`` and ``pipeline_*``.
+
+    Args:
+        rows: rows of ``measure_model``; the loss lists are left out.
+
+    Returns:
+        str: CSV text with a header line; None values are empty cells.
+    """
     cols = ["model", "batch", "image_size", "dtype", "runs", "warmup", "status", "message",
             "device_peak_bytes", "host_peak_rss_bytes"]
     cols += [f"zoo_{k}" for k in _CSV_STATS[2:-1]]
@@ -417,7 +541,20 @@ def to_csv(rows: list[dict]) -> str:
 
 
 def write(rows: list[dict], env: dict, out_dir, stamp: str) -> dict[str, Path]:
-    """JSON (env and every row, losses included), CSV and Markdown in ``out_dir``."""
+    """JSON (env and every row, losses included), CSV and Markdown in ``out_dir``.
+
+    The files are ``train-<env tag>-<stamp>.{json,csv,md}``, each written
+    atomically; the folder is created if missing.
+
+    Args:
+        rows: rows of ``measure_model``.
+        env: the environment record (``environment()``).
+        out_dir: the output folder (str or ``Path``).
+        stamp: the UTC time part of the names, e.g. ``20250101T120000Z``.
+
+    Returns:
+        dict[str, Path]: ``"json"``, ``"csv"`` and ``"md"`` -> the files.
+    """
     from benchmarks.report import _base_name, write_atomic
 
     out = Path(out_dir)
@@ -431,7 +568,17 @@ def write(rows: list[dict], env: dict, out_dir, stamp: str) -> dict[str, Path]:
 
 def environment(host_memory: str = "release") -> dict:
     """``benchmarks.env.collect()`` plus the peers' versions, torch's threads and
-    the host-memory mode (``keep`` when ``zoo.host_memory`` applied)."""
+    the host-memory mode (``keep`` when ``zoo.host_memory`` applied).
+
+    Args:
+        host_memory: ``"keep"`` or ``"release"``, recorded as is.
+
+    Returns:
+        dict: the ``collect()`` record (its command made runnable with
+        ``-m``) plus ``optax``, ``keras``, ``torch``,
+        ``efficientnet_pytorch`` and ``grain`` versions (None when not
+        installed), ``torch_threads`` and ``host_memory``.
+    """
     from importlib import metadata
 
     from benchmarks import env as bench_env
@@ -454,7 +601,17 @@ def environment(host_memory: str = "release") -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The options (shared by ``python -m benchmarks.train_speed`` and ``zoo bench --train``)."""
+    """The options (shared by ``python -m benchmarks.train_speed`` and ``zoo bench --train``).
+
+    Args:
+        parser: the parser to add ``--models``, ``--batch``,
+            ``--image-size``, ``--peers``, ``--runs``, ``--warmup``,
+            ``--workers``, ``--data``, ``--data-dir``, ``--no-pipeline``,
+            ``--host-memory`` and ``--out`` to.
+
+    Returns:
+        argparse.ArgumentParser: ``parser``.
+    """
     a = parser.add_argument
     a("--models", default=DEFAULT_MODELS,
       help=f"comma-separated classifier names or globs (default {DEFAULT_MODELS})")
@@ -485,6 +642,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The command-line parser of the training-speed table.
+
+    Args:
+        prog: the program name shown in usage lines.
+
+    Returns:
+        argparse.ArgumentParser: with the options of ``add_arguments``.
+    """
     p = argparse.ArgumentParser(
         prog=prog, description="Training speed (images/s of forward + backward + update) of "
                                 "zoo models beside Keras and PyTorch, and of the data pipeline.",
@@ -493,7 +658,21 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 
 def check(args) -> tuple[list[str], list[str]]:
-    """(models, peers) from the options, or ValueError with one line saying what is wrong."""
+    """(models, peers) from the options, or ValueError with one line saying what is wrong.
+
+    Args:
+        args: the ``argparse.Namespace`` of ``parser()``.
+
+    Returns:
+        tuple: ``(models, peers)``: registered names (globs expanded, in
+        order, unique) and peer names (unique; empty for ``none``).
+
+    Raises:
+        ValueError: for an unknown model name, a glob that matches nothing,
+            no model, a model that is not a classifier, an unknown peer, or
+            ``--batch`` < 1, ``--image-size`` < 32, ``--runs`` < 1,
+            ``--warmup`` < 0 or ``--workers`` < 0.
+    """
     import zoo
 
     names: list[str] = []
@@ -530,7 +709,20 @@ def check(args) -> tuple[list[str], list[str]]:
 
 
 def run(args) -> int:
-    """Measure every model, write the files, print the table."""
+    """Measure every model, write the files, print the table.
+
+    Progress goes to stderr (a status line on a terminal, else one line per
+    measurement); ``train-...partial.json`` in ``--out`` keeps the rows so
+    far until the final files are written.
+
+    Args:
+        args: the ``argparse.Namespace`` of ``parser()``, with
+            ``host_memory_applied`` set by ``main`` (default
+            ``"release"``).
+
+    Returns:
+        int: the exit status, 0.
+    """
     names, peers = check(args)
     from benchmarks import report
 
@@ -569,7 +761,23 @@ def run(args) -> int:
 
 def main(argv=None, prog: str = PROG) -> int:
     """``python -m benchmarks.train_speed [options]``; also what ``zoo bench
-    --train [options]`` runs. Bad input: one line on stderr, exit status 2."""
+    --train [options]`` runs. Bad input: one line on stderr, exit status 2.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``); see
+            ``add_arguments``.
+        prog: the program name shown in usage and error lines.
+
+    Returns:
+        int: the exit status: 0, or 2 after a one-line error.
+
+    Example:
+        ::
+
+            from benchmarks.train_speed import main
+            main(["--models", "mobilenet_v2", "--batch", "4", "--image-size", "96",
+                  "--runs", "3", "--peers", "torch", "--out", "/tmp/train"])
+    """
     from zoo.cli import run_reporting_errors
     from zoo.host_memory import keep_freed_host_memory
 

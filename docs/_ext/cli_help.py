@@ -2,7 +2,9 @@
 
 Walks the parser and every subparser (nested ones too) and writes each one's
 ``--help`` text, as argparse prints it at a fixed width, to
-``docs/_generated/cli.md``, which ``cli.md`` includes.
+``docs/_generated/cli.md``, which ``cli.md`` includes. A command whose modes
+have parsers of their own (``zoo bench --train``) lists them as its
+``help_pages`` default: a callable returning ``(words, parser)`` pairs.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ def subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Arg
 def walk(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
     """(command words, parser) for ``parser`` and every parser below it, depth first."""
     yield path, parser
+    pages = parser.get_default("help_pages")
+    for words, mode in (pages() if pages else ()):
+        yield path + (words,), mode
     for name, sub in subcommands(parser):
         yield from walk(sub, path + (name,))
 

@@ -25,7 +25,33 @@ THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 def run(out: Path, steps: Optional[int] = None, data: Optional[str] = None,
         data_dir: Optional[str] = None, variants: Optional[Sequence[str]] = None) -> list[dict]:
-    """Train (or resume) each variant and evaluate it; one row per variant."""
+    """Train (or resume) each variant and evaluate it; one row per variant.
+
+    Each variant is the recipe ``action_features_talnet<suffix>`` of
+    ``zoo.train.recipes.TALNET_ABLATIONS``, trained in ``out / <recipe>``
+    and scored by ``zoo.actions.evaluate_split`` on the test split under the
+    THUMOS'14 protocol at ``THRESHOLDS``.
+
+    Args:
+        out: directory holding one work directory per variant; a finished
+            run is reused, an interrupted one resumed.
+        steps: training steps of every variant, also its evaluation and
+            checkpoint interval (default: each recipe's own).
+        data: dataset to train on instead of the recipe's, e.g.
+            ``"action_features/64"``.
+        data_dir: where datasets are built (default: ``$ZOO_DATA``).
+        variants: recipe names to run (default: all five).
+
+    Returns:
+        list[dict]: one row per variant run, in ``TALNET_ABLATIONS`` order,
+        with keys ``recipe``, ``variant`` (what it takes away), ``steps``,
+        ``data``, ``minutes`` (wall-clock training time), ``map``
+        (``{str(threshold): mAP in [0, 1]}``) and ``average_map``.
+
+    Raises:
+        ValueError: from training or evaluation, e.g. when the dataset
+            cannot be built or a run is not an action model.
+    """
     from zoo.actions.localise import evaluate_split
     from zoo.train import TrainConfig, fit
     from zoo.train.recipes import RECIPES, TALNET_ABLATIONS
@@ -52,6 +78,16 @@ def run(out: Path, steps: Optional[int] = None, data: Optional[str] = None,
 
 
 def markdown(rows: list[dict]) -> str:
+    """The ablation table in Markdown, mAP in percent with one decimal.
+
+    Args:
+        rows: the rows ``run`` returns.
+
+    Returns:
+        str: a header, a separator and one line per row (no trailing
+        newline): variant, mAP at each of ``THRESHOLDS``, their average and
+        the training minutes.
+    """
     head = ("| variant | " + " | ".join(f"mAP@{t}" for t in THRESHOLDS)
             + " | avg | train min |")
     lines = [head, "|---|" + "---:|" * (len(THRESHOLDS) + 2)]
@@ -63,6 +99,27 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m zoo.actions.ablation``: run the ablation, write and print its table.
+
+    Writes ``OUT/ablation.json`` (the rows of ``run``) and
+    ``OUT/ablation.md`` (``markdown`` of them), each atomically.
+
+    Args:
+        argv: the command-line arguments (default: ``sys.argv[1:]``):
+            ``--out`` (required), ``--steps``, ``--data``, ``--data-dir``,
+            ``--variants`` (comma-separated recipe names).
+
+    Returns:
+        int: the exit status: 0, or 2 after printing a one-line error when
+        training or evaluation raised ``ValueError`` or
+        ``FileNotFoundError``.
+
+    Example:
+        ::
+
+            from zoo.actions.ablation import main
+            main(["--out", "/tmp/a", "--steps", "20", "--data", "action_features/64"])
+    """
     p = argparse.ArgumentParser(prog="python -m zoo.actions.ablation",
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -18,7 +18,24 @@ EXAMPLES = ("examples:\n"
 
 
 def cmd_actions(args) -> int:
-    """``zoo actions``: the parsed arguments in, the exit status out."""
+    """Runs ``zoo actions``: detects actions in each video, writes its timeline, prints them.
+
+    Every timeline path is checked before any video is read.
+
+    Args:
+        args: the ``argparse.Namespace`` of ``zoo actions`` (``videos``,
+            ``checkpoint``, ``out``, ``threshold``, ``backbone``, ``fps``,
+            ``stride``, ``json``, ``overwrite``).
+
+    Returns:
+        int: the exit status, 0.
+
+    Raises:
+        ValueError: when a ``<video>_actions.png`` already exists in
+            ``--out`` and ``--overwrite`` is not given (and, from
+            ``detect_video``, when the run is not a TALNet on features of
+            this backbone).
+    """
     from zoo.actions.video import detect_video, plot_timeline
 
     out = Path(args.out)
@@ -50,7 +67,12 @@ def cmd_actions(args) -> int:
 
 def register(sub) -> None:
     """Adds ``zoo actions`` to the ``zoo`` command's subparsers (the
-    ``zoo.commands`` entry point)."""
+    ``zoo.commands`` entry point).
+
+    Args:
+        sub: the subparsers object of the ``zoo`` parser
+            (``argparse.ArgumentParser.add_subparsers()``).
+    """
     s = add_command(sub, "actions", "Find actions in video files with a trained TALNet; print "
                                     "them and draw their timeline.", EXAMPLES)
     s.add_argument("videos", nargs="+", help="video files (anything FFmpeg reads)")

@@ -76,10 +76,28 @@ _TRUTH_KEYS = ("video", "start", "end", "label")
 
 
 def tiou(a, b) -> np.ndarray:
-    """Temporal IoU of segments ``a`` and ``b``: arrays of shape (..., 2)
-    holding (start, end), broadcast against each other (``a[:, None]``
-    against ``b[None]`` gives the pairwise matrix). The intersection over
-    (length a + length b - intersection); 0 where both have zero length."""
+    """Temporal IoU of segments ``a`` and ``b``.
+
+    The intersection over (length a + length b - intersection), as
+    ActivityNet's ``segment_iou``; 0 where both have zero length.
+
+    Args:
+        a: array-like of shape (..., 2) holding (start, end).
+        b: array-like of shape (..., 2), broadcast against ``a``
+            (``a[:, None]`` against ``b[None]`` gives the pairwise matrix).
+
+    Returns:
+        np.ndarray: float64 IoUs in [0, 1] (for start <= end), of the
+        broadcast shape without the last axis.
+
+    Raises:
+        ValueError: when the last axis of ``a`` or ``b`` is not of length 2.
+
+    Example:
+        ::
+
+            zoo.actions.tiou([0, 10], [[0, 5], [5, 20]])    # array([0.5, 0.25])
+    """
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
     if a.shape[-1:] != (2,) or b.shape[-1:] != (2,):
@@ -333,28 +351,51 @@ def _activitynet_class(det, gt, thr):
 def evaluate(detections, ground_truth, protocol: str = "thumos14", thresholds=None) -> dict:
     """Mean average precision of temporal action detections.
 
-    ``detections``: a list of dicts ``{"video", "start", "end", "label",
-    "score"}``; ``ground_truth``: dicts ``{"video", "start", "end",
-    "label"}``; times in seconds, videos and labels any hashable (strings as
-    a rule). Ground truth labelled ``"Ambiguous"`` marks THUMOS'14's
-    ambiguous segments: no class's ground truth; under ``"thumos14"``
-    unmatched detections overlapping one are ignored, under
-    ``"activitynet"`` they are dropped altogether.
-
-    ``protocol``: ``"thumos14"`` (the THUMOS'14 kit: matching by ground
-    truth, IoU strictly above the threshold, non-interpolated AP) or
-    ``"activitynet"`` (ActivityNet's ``ANETdetection``: matching by
-    detection, IoU at least the threshold, all-point interpolated AP); see
-    the module docstring for the exact rules, ties included.
-    ``thresholds``: tIoU thresholds (default 0.1, 0.2, ..., 0.7 for
-    thumos14; 0.5, 0.55, ..., 0.95 for activitynet).
-
     Classes are the ground-truth labels except ``"Ambiguous"``; a class
     without detections has AP 0 and counts in the mean; detections whose
-    label has no ground truth are ignored (with a warning).
+    label has no ground truth are ignored (with a warning). Ground truth
+    labelled ``"Ambiguous"`` marks THUMOS'14's ambiguous segments, no
+    class's ground truth: under ``"thumos14"`` unmatched detections
+    overlapping one are ignored; under ``"activitynet"`` the segments are
+    dropped and such detections count like any other.
 
-    Returns ``{"ap": {threshold: {label: AP}}, "map": {threshold: mAP},
-    "average_map": mean of the mAPs over the thresholds}``.
+    Args:
+        detections: a list of dicts ``{"video", "start", "end", "label",
+            "score"}``; times in seconds (start <= end, finite), videos and
+            labels any hashable value (strings as a rule).
+        ground_truth: a list of dicts ``{"video", "start", "end", "label"}``
+            in the same units, with at least one segment not labelled
+            ``"Ambiguous"``.
+        protocol: ``"thumos14"`` (the THUMOS'14 kit: matching by ground
+            truth, IoU strictly above the threshold, non-interpolated AP) or
+            ``"activitynet"`` (ActivityNet's ``ANETdetection``: matching by
+            detection, IoU at least the threshold, all-point interpolated
+            AP); see the module docstring for the exact rules, ties
+            included.
+        thresholds: a tIoU threshold or a sequence of distinct ones in
+            [0, 1] (default 0.1, 0.2, ..., 0.7 for thumos14; 0.5, 0.55, ...,
+            0.95 for activitynet).
+
+    Returns:
+        dict: ``{"ap": {threshold: {label: AP}}, "map": {threshold: mAP},
+        "average_map": mean of the mAPs over the thresholds}``, every value
+        a float in [0, 1]; thresholds are float keys, classes in order of
+        first appearance in ``ground_truth``.
+
+    Raises:
+        ValueError: for an unknown ``protocol``; empty, repeated or
+            out-of-range ``thresholds``; an entry of either list that is not
+            a dict with the required keys, has an unhashable video or label,
+            a non-numeric or non-finite time or score, or ends before it
+            starts; or ground truth without any labelled segment.
+
+    Example:
+        ::
+
+            truth = [{"video": "v1", "start": 0.0, "end": 10.0, "label": "Diving"},
+                     {"video": "v1", "start": 20.0, "end": 30.0, "label": "Diving"}]
+            found = [{"video": "v1", "start": 0.5, "end": 9.5, "label": "Diving", "score": 0.9}]
+            zoo.actions.evaluate(found, truth, protocol="thumos14")["map"][0.5]   # 0.5
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; use 'thumos14' or 'activitynet'")

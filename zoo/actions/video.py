@@ -12,15 +12,50 @@ def detect_video(path: Union[str, os.PathLike], run: Union[str, os.PathLike], *,
                  backbone: Optional[str] = None, fps: Optional[float] = None,
                  stride: Optional[int] = None, resolution: Optional[int] = None,
                  score_threshold: float = 0.1, progress: bool = True):
-    """``(features, detections)`` for the video at ``path`` with the best
-    checkpoint of the TALNet training ``run``: ``zoo.video.VideoFeatures``
-    and a list of ``(start_s, end_s, class, score)`` by descending score.
+    """Actions in the video at ``path``, found by the best checkpoint of a TALNet run.
 
     The features must be the ones the run was trained on: a run records them
     in its ``run.json`` (``video``: backbone, fps, stride, resolution) when
     its data came from videos; the arguments override that. A run trained on
     other features (e.g. ``action_features``) is refused by the feature
-    width, in one line."""
+    width, in one line. The flow stream is computed only when the model
+    uses it.
+
+    Args:
+        path: a video file (anything FFmpeg reads).
+        run: the ``zoo train`` work directory of a TALNet trained on video
+            features.
+        backbone: registered feature backbone (default: the run's, else
+            ``"efficientnet_lite0"``).
+        fps: frames sampled per second (default: the run's, else
+            ``zoo.video.DEFAULT_FPS``).
+        stride: sampled frames per feature step (default: the run's, else
+            ``zoo.video.DEFAULT_STRIDE``).
+        resolution: backbone input size in pixels (default: the run's, else
+            the backbone spec's).
+        score_threshold: lowest class probability kept, in [0, 1].
+        progress: show a progress bar over the sampled frames.
+
+    Returns:
+        tuple: ``(features, detections)``: the ``zoo.video.VideoFeatures``
+        of the video and a list of ``(start_s, end_s, class, score)``
+        tuples by descending score (``class`` a name when the run recorded
+        class names).
+
+    Raises:
+        ValueError: when ``run`` is not a training run with a checkpoint,
+            trained a model of another task, or was trained on features of
+            another width than ``backbone`` gives; ``zoo.video.VideoError``
+            (a ValueError) for a video or sampling arguments that cannot be
+            used.
+
+    Example:
+        ::
+
+            from zoo.actions.video import detect_video
+            feats, found = detect_video("match.mp4", "runs/talnet_video")
+            for start, end, label, score in found: print(start, end, label, score)
+    """
     import numpy as np
 
     from zoo.actions.localise import detect
@@ -50,9 +85,21 @@ def detect_video(path: Union[str, os.PathLike], run: Union[str, os.PathLike], *,
 
 def plot_timeline(detections: Sequence[tuple], duration: float, out: Union[str, os.PathLike],
                   title: str = "") -> str:
-    """A PNG of ``detections`` ((start_s, end_s, class, score) tuples) on a
-    time axis of ``duration`` seconds: one row per class, each segment's
-    opacity its score. Written atomically; returns the path."""
+    """Draws ``detections`` on a time axis as a PNG: one row per class.
+
+    Each segment's opacity is its score (at least 0.15). The file is
+    written atomically.
+
+    Args:
+        detections: ``(start_s, end_s, class, score)`` tuples, as
+            ``detect_video`` returns.
+        duration: length of the time axis in seconds.
+        out: path of the PNG to write.
+        title: the picture's title (default: the number of detections).
+
+    Returns:
+        str: the path written.
+    """
     import io
 
     import matplotlib

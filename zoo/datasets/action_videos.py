@@ -130,11 +130,26 @@ def _photo(name: str, height: int, width: int) -> np.ndarray:
 
 
 def class_photo(name: str, height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:
-    """What an instance of class ``name`` shows, at the frame size: the
-    rocket photo ((height, width, 3) uint8) for ``cut_rocket``; for
-    ``cut_coffee`` and ``pan_coffee`` the coffee photo ``PAN_CANVAS`` frame
-    widths wide, of which a frame shows a window (held for a cut, moving for
-    a pan: one picture, so only motion tells the two apart)."""
+    """What an instance of class ``name`` shows, at the frame size.
+
+    For ``cut_coffee`` and ``pan_coffee`` a frame shows a window of one wide
+    coffee photo (held for a cut, moving for a pan: one picture, so only
+    motion tells the two apart).
+
+    Args:
+        name: ``"cut_rocket"``, ``"cut_coffee"`` or ``"pan_coffee"``.
+        height: frame height in pixels.
+        width: frame width in pixels.
+
+    Returns:
+        np.ndarray: uint8 RGB, a fresh copy: the rocket photo (height,
+        width, 3) for ``cut_rocket``; the coffee photo (height,
+        ``round(PAN_CANVAS * width)``, 3) for the two coffee classes.
+
+    Raises:
+        ActionVideosError: for ``"shake"`` or any other name (no photo of
+            its own).
+    """
     if name == "cut_rocket":
         return _photo("rocket", height, width).copy()
     if name in ("cut_coffee", "pan_coffee"):
@@ -159,10 +174,25 @@ def _frames_of(seconds: float) -> int:
 
 
 def plan(seed: int, index: int, length: float = LENGTH) -> dict:
-    """The draws of video ``(seed, index)``: ``{"background", "drift":
-    (period, phase, direction), "instances": [(start_frame, end_frame,
-    label, rng_seed)]}``; instance frames are ``[start_frame, end_frame)``
-    of the written video."""
+    """The draws of video ``(seed, index)``, from
+    ``np.random.default_rng([seed, index])``.
+
+    Args:
+        seed: the stream (``TRAIN_SEED``, ``TEST_SEED``), a whole number >= 0.
+        index: the video's number within the stream, >= 0.
+        length: the video's length in seconds, in [2, 3600].
+
+    Returns:
+        dict: ``{"background": a name of BACKGROUNDS, "drift": (period_s,
+        phase_rad, direction +1 or -1), "instances": [(start_frame,
+        end_frame, label, rng_seed)]}``; instance frames are
+        ``[start_frame, end_frame)`` of the written video, ``label`` an
+        index into ``CLASS_NAMES``.
+
+    Raises:
+        ActionVideosError: when ``seed`` or ``index`` is not a whole number
+            >= 0 or ``length`` is out of range.
+    """
     _check_video(seed, index, length)
     rng = np.random.default_rng([int(seed), int(index)])
     background = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
@@ -182,9 +212,22 @@ def plan(seed: int, index: int, length: float = LENGTH) -> dict:
 
 
 def ground_truth(seed: int, index: int, length: float = LENGTH) -> list[tuple[float, float, str]]:
-    """``(start_s, end_s, class_name)`` of the planted instances of video
-    ``(seed, index)``, by start time: frame ``i`` is shown over ``[i /
-    SOURCE_FPS, (i + 1) / SOURCE_FPS)`` seconds."""
+    """The planted instances of video ``(seed, index)``, by start time.
+
+    Frame ``i`` is shown over ``[i / SOURCE_FPS, (i + 1) / SOURCE_FPS)``
+    seconds.
+
+    Args:
+        seed: the stream, a whole number >= 0.
+        index: the video's number within the stream, >= 0.
+        length: the video's length in seconds, in [2, 3600].
+
+    Returns:
+        list[tuple[float, float, str]]: ``(start_s, end_s, class_name)``.
+
+    Raises:
+        ActionVideosError: as ``plan``.
+    """
     return [(s / SOURCE_FPS, e / SOURCE_FPS, CLASS_NAMES[c])
             for s, e, c, _ in plan(seed, index, length)["instances"]]
 
@@ -201,10 +244,24 @@ def _check_size(height: int, width: int) -> None:
 
 def render(seed: int, index: int, height: int = HEIGHT, width: int = WIDTH,
            length: float = LENGTH) -> np.ndarray:
-    """The frames of video ``(seed, index)``: (length x ``SOURCE_FPS``,
-    height, width, 3) uint8 RGB, the same on every call and machine (the
-    module docstring describes what they show; ``ground_truth`` gives the
-    instances)."""
+    """The frames of video ``(seed, index)``, the same on every call and
+    machine (the module docstring describes what they show;
+    ``ground_truth`` gives the instances).
+
+    Args:
+        seed: the stream, a whole number >= 0.
+        index: the video's number within the stream, >= 0.
+        height: frame height, an even number of pixels in [32, 1024].
+        width: frame width, an even number of pixels in [32, 1024].
+        length: the video's length in seconds, in [2, 3600].
+
+    Returns:
+        np.ndarray: uint8 RGB (``round(length * SOURCE_FPS)``, height,
+        width, 3).
+
+    Raises:
+        ActionVideosError: for a size, seed, index or length out of range.
+    """
     _check_size(height, width)
     p = plan(seed, index, length)
     mx, my = round(MARGIN * width), round(MARGIN * height)
@@ -251,7 +308,22 @@ def write_example(path: Union[str, os.PathLike], seed: int, index: int, height: 
     """Write video ``(seed, index)`` to ``path`` (an .mp4) as the dataset
     does: ``render`` encoded by ``zoo.video.write_video`` at ``SOURCE_FPS``.
     The test split's videos are ``(TEST_SEED, i)``; re-rendering one gives
-    a file whose features are those of its record. Returns the path."""
+    a file whose features are those of its record.
+
+    Args:
+        path: the file to write; its extension picks the container.
+        seed: the stream, a whole number >= 0.
+        index: the video's number within the stream, >= 0.
+        height: frame height, an even number of pixels in [32, 1024].
+        width: frame width, an even number of pixels in [32, 1024].
+        length: the video's length in seconds, in [2, 3600].
+
+    Returns:
+        str: the path written.
+
+    Raises:
+        ActionVideosError: for a size, seed, index or length out of range.
+    """
     from zoo.video import write_video
 
     return write_video(path, render(seed, index, height, width, length), SOURCE_FPS)
@@ -263,8 +335,28 @@ def generate_record(seed: int, index: int, height: int = HEIGHT, width: int = WI
     layout): rendered, written to a temporary MP4 and featurised from that
     file by ``zoo.video.features`` with ``FEATURES`` (the pretrained
     backbone), exactly as a new video file is at inference.
-    ``features_kw`` adds arguments of ``zoo.video.features`` (e.g.
-    ``implementation``; none may change the features)."""
+    The first call of a process compiles the backbone and may fetch its
+    weights.
+
+    Args:
+        seed: the stream, a whole number >= 0.
+        index: the video's number within the stream, >= 0.
+        height: frame height, an even number of pixels in [32, 1024].
+        width: frame width, an even number of pixels in [32, 1024].
+        length: the video's length in seconds, in [2, 3600].
+        features_kw: more arguments of ``zoo.video.features`` (e.g.
+            ``implementation``; none may change the features).
+
+    Returns:
+        dict: ``rgb`` and ``flow`` float16 (``steps(length)``,
+        ``FEATURE_DIM``), ``segments`` float32 (``MAX_INSTANCES``, 2)
+        seconds and ``labels`` int32 (``MAX_INSTANCES``,) (padding -1),
+        ``ambiguous`` all padding, and ``video`` (``video_id(seed,
+        index)``).
+
+    Raises:
+        ActionVideosError: for a size, seed, index or length out of range.
+    """
     from zoo.video import features
 
     with tempfile.TemporaryDirectory(prefix="action_videos-") as tmp:
@@ -283,7 +375,14 @@ def generate_record(seed: int, index: int, height: int = HEIGHT, width: int = WI
 
 def steps(length: float = LENGTH) -> int:
     """Feature steps of a video of ``length`` seconds under ``FEATURES``: the
-    sampled frames (one per 1 / fps seconds) in whole strides."""
+    sampled frames (one per 1 / fps seconds) in whole strides.
+
+    Args:
+        length: the video's length in seconds.
+
+    Returns:
+        int: ``round(length * fps) // stride`` (64 for 32 s).
+    """
     return int(round(length * FEATURES["fps"])) // FEATURES["stride"]
 
 
@@ -295,8 +394,21 @@ _FORMS = ("'action_videos', 'action_videos/N' (N train videos) or 'action_videos
 
 
 def sizes(name: str) -> dict:
-    """``{"train", "test", "height", "width"}`` of an ``action_videos`` name:
-    ``action_videos/N`` has N train and max(4, N // 10) test videos."""
+    """The sizes an ``action_videos`` name asks for.
+
+    Args:
+        name: ``"action_videos"``, ``"action_videos/N"`` or
+            ``"action_videos/N/HxW"``.
+
+    Returns:
+        dict: ``{"train", "test", "height", "width"}``: ``SIZES`` with N
+        train and max(4, N // 10) test videos when N is given, and H x W
+        frames when given.
+
+    Raises:
+        DatasetError: when ``name`` has none of these forms, N is 0, or H
+            or W is not an even number in [32, 1024].
+    """
     import re
 
     from zoo.datasets.registry import _sized
@@ -314,8 +426,21 @@ def sizes(name: str) -> dict:
 
 def prepare_videos(name: str, root: Union[str, os.PathLike]) -> Data:
     """Build (once) and open the ``action_videos`` dataset ``name`` under
-    ``root``: a ``zoo.datasets.Data`` whose ``meta`` holds the
-    ``feature_rate`` and the ``video`` feature settings (``FEATURES``)."""
+    ``root``; ``zoo.datasets.prepare`` calls it for these names.
+
+    Args:
+        name: ``"action_videos[/N[/HxW]]"`` (see ``sizes``).
+        root: the data directory.
+
+    Returns:
+        Data: records of ``generate_record``'s layout, the 4
+        ``CLASS_NAMES``, ``task="action_localisation"``, ``flip=False``,
+        and ``meta`` holding ``feature_rate`` and ``video`` (the feature
+        settings, ``FEATURES``).
+
+    Raises:
+        DatasetError: for a bad ``name`` (see ``sizes``).
+    """
     import dataclasses
 
     from zoo.datasets.registry import _open

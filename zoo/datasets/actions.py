@@ -148,9 +148,17 @@ def _prototypes(dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prototypes(dim: int = DIM) -> dict[str, np.ndarray]:
-    """The planted prototype directions: ``{"rgb": (20, 3, dim), "flow":
-    (20, 3, dim)}`` float32 unit vectors, indexed (class, phase) with phases
-    ordered as ``PHASES``. Classes 2k and 2k + 1 share their onset."""
+    """The planted prototype directions, the same in every process (drawn from
+    ``WORLD_SEED`` and ``dim``). Classes 2k and 2k + 1 share their onset.
+
+    Args:
+        dim: values per stream.
+
+    Returns:
+        dict[str, np.ndarray]: ``{"rgb": (20, 3, dim), "flow": (20, 3,
+        dim)}`` float32 unit vectors (fresh copies), indexed (class, phase)
+        with phases ordered as ``PHASES``.
+    """
     rgb, flow = _prototypes(int(dim))
     return {"rgb": rgb.copy(), "flow": flow.copy()}
 
@@ -227,9 +235,23 @@ def _ornstein_uhlenbeck(rng: np.random.Generator, steps: int, dim: int, tau: flo
 
 
 def generate_video(seed: int, index: int, steps: int = STEPS, dim: int = DIM) -> dict:
-    """Video ``index`` of stream ``seed`` (``TRAIN_SEED``, ``TEST_SEED``) as a
-    record (layout in the module docstring); the same arguments give the same
-    arrays on every call and in every process."""
+    """Video ``index`` of stream ``seed`` as a record; the same arguments give
+    the same arrays on every call and in every process.
+
+    Args:
+        seed: the stream, ``TRAIN_SEED`` or ``TEST_SEED`` for the splits of
+            the dataset (any integer works).
+        index: the video's number within the stream.
+        steps: feature steps, at ``FEATURE_RATE`` per second.
+        dim: values per stream per step.
+
+    Returns:
+        dict: the record of the module docstring: ``rgb`` and ``flow``
+        float16 (steps, dim), ``segments`` float32 (``MAX_INSTANCES``, 2)
+        seconds, ``labels`` int32 (``MAX_INSTANCES``,), ``ambiguous``
+        float32 (``MAX_AMBIGUOUS``, 2) seconds (padding rows -1), and
+        ``video`` (``video_id(seed, index)``).
+    """
     rng = np.random.default_rng([int(seed), int(index)])
     length = steps / FEATURE_RATE
     main, instances, gaps = _timeline(rng, length)
@@ -306,9 +328,17 @@ def generate_video(seed: int, index: int, steps: int = STEPS, dim: int = DIM) ->
 
 
 def video_id(seed: int, index: int) -> str:
-    """The ``video`` string of (seed, index): ``video_train_00012`` for the
-    train seed, ``video_test_00003`` for the test seed (THUMOS'14 style),
-    ``video_s<seed>_<index>`` otherwise."""
+    """The ``video`` name of a generated video, THUMOS'14 style.
+
+    Args:
+        seed: the stream (``TRAIN_SEED``, ``TEST_SEED`` or another).
+        index: the video's number within the stream.
+
+    Returns:
+        str: ``video_train_00012`` for the train seed, ``video_test_00003``
+        for the test seed, ``video_s7_00003`` for another seed 7 (the index
+        zero-padded to 5 digits).
+    """
     split = {TRAIN_SEED: "train", TEST_SEED: "test"}.get(int(seed), f"s{int(seed)}")
     return f"video_{split}_{int(index):05d}"
 
@@ -316,23 +346,48 @@ def video_id(seed: int, index: int) -> str:
 # ------------------------------------------------------------- reading records
 
 def valid_instances(record: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(segments float32 (K, 2) seconds, labels int32 (K,)) of a record
-    without the padding rows."""
+    """The instances of a record without the padding rows.
+
+    Args:
+        record: a record with ``segments`` (rows, 2) and ``labels`` (rows,),
+            padding labelled -1.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``(segments, labels)``: float32
+        (K, 2) start and end in seconds, int32 (K,) class indices.
+    """
     labels = np.asarray(record["labels"])
     keep = labels >= 0
     return np.asarray(record["segments"], np.float32)[keep], labels[keep].astype(np.int32)
 
 
 def valid_ambiguous(record: dict) -> np.ndarray:
-    """float32 (A, 2) ambiguous segments of a record without padding rows."""
+    """The ambiguous segments of a record without the padding rows.
+
+    Args:
+        record: a record with ``ambiguous`` (rows, 2) seconds, padding rows
+            ending below 0.
+
+    Returns:
+        np.ndarray: float32 (A, 2) start and end in seconds.
+    """
     amb = np.asarray(record["ambiguous"], np.float32)
     return amb[amb[:, 1] >= 0]
 
 
 def step_mask(intervals: np.ndarray, steps: int) -> np.ndarray:
-    """bool (steps,): True where a step's centre ``(t + 0.5) / FEATURE_RATE``
-    lies in one of ``intervals`` ((K, 2) seconds, padding rows with end < 0
-    are ignored)."""
+    """Which steps have their centre inside one of ``intervals``.
+
+    Args:
+        intervals: (K, 2) start and end in seconds; rows ending below 0 are
+            padding and ignored.
+        steps: number of steps; step t's centre is ``(t + 0.5) /
+            FEATURE_RATE`` seconds.
+
+    Returns:
+        np.ndarray: bool (steps,), True where the centre lies in some
+        ``[start, end)``.
+    """
     centre = (np.arange(steps) + 0.5) / FEATURE_RATE
     intervals = np.asarray(intervals, np.float64).reshape(-1, 2)
     intervals = intervals[intervals[:, 1] >= 0]
@@ -341,9 +396,20 @@ def step_mask(intervals: np.ndarray, steps: int) -> np.ndarray:
 
 
 def step_targets(segments: np.ndarray, labels: np.ndarray, steps: int) -> np.ndarray:
-    """int32 (steps,): the class of the instance holding each step's centre,
-    ``BACKGROUND`` (= ``NUM_CLASSES``) outside every instance; padding rows
-    (label -1) are ignored."""
+    """Per-step class targets of a record's instances.
+
+    Args:
+        segments: (K, 2) start and end in seconds.
+        labels: (K,) class indices; rows labelled -1 are padding and
+            ignored.
+        steps: number of steps; step t's centre is ``(t + 0.5) /
+            FEATURE_RATE`` seconds.
+
+    Returns:
+        np.ndarray: int32 (steps,): the class of the instance whose
+        ``[start, end)`` holds each step's centre (the later row where two
+        do), ``BACKGROUND`` (= ``NUM_CLASSES``) outside every instance.
+    """
     centre = (np.arange(steps) + 0.5) / FEATURE_RATE
     out = np.full(steps, BACKGROUND, np.int32)
     for (start, end), label in zip(np.asarray(segments), np.asarray(labels)):
@@ -358,9 +424,20 @@ def probe_accuracy(train: Sequence[dict], test: Sequence[dict],
                    streams: Sequence[str] = ("rgb", "flow")) -> dict:
     """Fit a least-squares linear per-step classifier (one-hot targets over
     20 classes + background, with a bias) on the steps of ``train`` records
-    and score it on ``test`` (steps inside ambiguous segments left out):
-    ``{"accuracy", "background_share", "action_accuracy"}``, the last over
-    the steps of instances only."""
+    and score it on ``test`` (steps inside ambiguous segments left out).
+
+    Args:
+        train: records to fit on (the layout of ``generate_video``).
+        test: records to score on.
+        streams: which streams' features to concatenate, e.g. ``("rgb",)``.
+
+    Returns:
+        dict: ``accuracy`` (over all scored test steps),
+        ``background_share`` (the share of those steps that are
+        background: what always answering background scores) and
+        ``action_accuracy`` (over the steps of instances only), each a
+        float in [0, 1].
+    """
     def design(records):
         xs, ys = [], []
         for r in records:
@@ -390,7 +467,18 @@ def probe_accuracy(train: Sequence[dict], test: Sequence[dict],
 def record_features(tfds, steps: int, dim: int):
     """The TFDS features of one video's record (shared by every builder of
     feature sequences): both streams (steps, dim) float16, the padded
-    instances, labels and Ambiguous segments, and the video's id."""
+    instances, labels and Ambiguous segments, and the video's id.
+
+    Args:
+        tfds: the ``tensorflow_datasets`` module (``errors.import_tfds()``).
+        steps: feature steps per video.
+        dim: values per stream per step.
+
+    Returns:
+        tfds.features.FeaturesDict: ``rgb``, ``flow``, ``segments``,
+        ``labels``, ``ambiguous`` (the shapes of ``generate_video``'s
+        record) and ``video`` (text).
+    """
     tensor = tfds.features.Tensor
     return tfds.features.FeaturesDict({
         "rgb": tensor(shape=(steps, dim), dtype=np.float16),

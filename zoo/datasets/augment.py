@@ -52,9 +52,24 @@ ASPECT = (3 / 4, 4 / 3)
 
 def crop_box(height: int, width: int, rng: np.random.Generator, min_scale: float,
              aspect: tuple[float, float] = ASPECT) -> tuple[float, float, float, float]:
-    """A random (left, top, right, bottom) box covering ``[min_scale, 1]`` of
-    the image area with aspect ratio in ``aspect``; after 10 misses, the
-    largest centred box of the nearest allowed aspect."""
+    """A random crop box for a random resized crop (Inception style, sub-pixel).
+
+    The area is drawn uniformly in ``[min_scale, 1]`` of the image's and the
+    aspect ratio log-uniformly in ``aspect``; a draw that does not fit is
+    retried, and after 10 misses the box is the largest centred one of the
+    allowed aspect nearest the image's.
+
+    Args:
+        height: image height in pixels.
+        width: image width in pixels.
+        rng: the random generator to draw from.
+        min_scale: smallest area fraction, in (0, 1].
+        aspect: (lowest, highest) width / height ratio.
+
+    Returns:
+        tuple[float, float, float, float]: ``(left, top, right, bottom)`` in
+        pixels (not rounded), inside the image.
+    """
     area = height * width
     log_lo, log_hi = math.log(aspect[0]), math.log(aspect[1])
     for _ in range(10):
@@ -72,23 +87,55 @@ def crop_box(height: int, width: int, rng: np.random.Generator, min_scale: float
 
 def square_box(height: int, width: int, rng: np.random.Generator,
                min_scale: float) -> tuple[float, float, float, float]:
-    """A random square (left, top, right, bottom) box with area in
-    ``[min_scale, 1]`` of the largest square that fits, anywhere in the
-    image."""
+    """A random square crop box, anywhere in the image.
+
+    Args:
+        height: image height in pixels.
+        width: image width in pixels.
+        rng: the random generator to draw from.
+        min_scale: smallest area as a fraction of the largest square that
+            fits, in (0, 1]; the area is drawn uniformly in ``[min_scale, 1]``.
+
+    Returns:
+        tuple[float, float, float, float]: ``(left, top, right, bottom)`` in
+        pixels (not rounded), inside the image.
+    """
     side = min(height, width) * math.sqrt(rng.uniform(min_scale, 1.0))
     left, top = rng.uniform(0, width - side), rng.uniform(0, height - side)
     return left, top, left + side, top + side
 
 
 def centre_square(height: int, width: int) -> tuple[float, float, float, float]:
+    """The largest square box centred in the image.
+
+    Args:
+        height: image height in pixels.
+        width: image width in pixels.
+
+    Returns:
+        tuple[float, float, float, float]: ``(left, top, right, bottom)`` in
+        pixels, of side ``min(height, width)``.
+    """
     side = min(height, width)
     left, top = (width - side) / 2, (height - side) / 2
     return left, top, left + side, top + side
 
 
 def resize(image: np.ndarray, size: int, box=None, interpolation: str = "bilinear") -> list:
-    """uint8 (H, W, C) -> C float32 (size, size) planes of ``box`` (the whole
-    image by default), antialiased; not yet clipped (bicubic overshoots)."""
+    """Resize a region of an image to a square, channel by channel, antialiased.
+
+    Args:
+        image: (H, W, C) image, uint8 in 0-255 (converted to float32 per
+            channel).
+        size: side of the output in pixels.
+        box: ``(left, top, right, bottom)`` region in pixels, fractional
+            allowed (default: the whole image).
+        interpolation: ``"bilinear"`` or ``"bicubic"``.
+
+    Returns:
+        list: C float32 (size, size) planes in 0-255 units, not yet clipped
+        (bicubic overshoots).
+    """
     filt = _FILTERS[interpolation]
     return [np.asarray(Image.fromarray(image[..., c].astype(np.float32))
                        .resize((size, size), filt, box=box))
@@ -97,7 +144,22 @@ def resize(image: np.ndarray, size: int, box=None, interpolation: str = "bilinea
 
 @dataclasses.dataclass(frozen=True)
 class TrainTransform:
-    """The grain ``random_map`` callable of ``train_batches`` (picklable)."""
+    """The grain ``random_map`` callable of ``train_batches`` (picklable).
+
+    Called with a record ``{"image": uint8 (H, W) or (H, W, C), "label"}``
+    and an ``np.random.Generator``, it returns ``{"image": float32 (S, S, 3)
+    normalised, "label": int32}`` (see the module docstring).
+
+    Attributes:
+        image_size: output side S in pixels.
+        mean: per-channel mean subtracted, in 0-255 units.
+        std: per-channel standard deviation divided by, in 0-255 units.
+        augment: draw a random resized crop (and flip); False resizes the
+            whole image and draws nothing.
+        flip: with ``augment``, mirror left-right with probability 1/2.
+        min_scale: smallest crop area fraction, in (0, 1].
+        interpolation: ``"bilinear"`` or ``"bicubic"``.
+    """
     image_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -120,9 +182,18 @@ class TrainTransform:
 
 
 def normalise(planes: list, mean, std, mirror: bool = False) -> np.ndarray:
-    """C float32 (S, S) planes (C = 1 or 3) -> (S, S, 3) ``(clip(x, 0, 255) -
-    mean) / std``, mirrored left-right if ``mirror``; grey becomes RGB as
-    ``zoo.preprocess`` does."""
+    """Clip, normalise and stack image planes into one RGB image.
+
+    Args:
+        planes: C float32 (S, S) planes in 0-255 units, C = 1 (grey,
+            repeated to RGB as ``zoo.preprocess`` does) or 3.
+        mean: three per-channel means, in 0-255 units.
+        std: three per-channel standard deviations, in 0-255 units.
+        mirror: flip left-right.
+
+    Returns:
+        np.ndarray: (S, S, 3) float32 ``(clip(x, 0, 255) - mean) / std``.
+    """
     if len(planes) == 1:
         planes = planes * 3
     x = np.empty(planes[0].shape + (3,), np.float32)
@@ -141,7 +212,17 @@ def photometric_jitter(planes: list, rng: np.random.Generator, strength: float) 
     U(0.7, 1.4), a Gaussian blur of sigma U(0.3, 1.2) pixels for one
     example in three, and Gaussian noise of sigma U(0, 8) for one in two;
     ``strength`` scales every range around "no change". Grey planes (one)
-    skip the saturation step."""
+    skip the saturation step.
+
+    Args:
+        planes: three float32 (S, S) RGB planes, or one grey plane, in
+            0-255 units.
+        rng: the random generator to draw from.
+        strength: in [0, 1]; 0 changes nothing but the clipping.
+
+    Returns:
+        list: as many float32 (S, S) planes, clipped to [0, 255].
+    """
     from scipy.ndimage import gaussian_filter
 
     s = float(strength)
@@ -166,7 +247,14 @@ def photometric_jitter(planes: list, rng: np.random.Generator, strength: float) 
 
 def valid_depth(depth: np.ndarray) -> np.ndarray:
     """Pixels with ground truth: finite and positive (datasets mark missing
-    depth with 0, NaN or inf)."""
+    depth with 0, NaN or inf).
+
+    Args:
+        depth: depth map of any shape.
+
+    Returns:
+        np.ndarray: bool array of ``depth``'s shape.
+    """
     return np.isfinite(depth) & (depth > 0)
 
 
@@ -176,8 +264,23 @@ class DepthTransform(TrainTransform):
     settings as ``TrainTransform``): record ``{"image": uint8 (H, W, C),
     "depth": float (H, W)}`` -> ``{"image": float32 (S, S, 3) normalised,
     "depth": float32 (S, S) (0 where invalid), "valid": bool (S, S)}``.
-    Without ``augment``: the centre square, resized. ``photometric``: the
-    strength of ``photometric_jitter`` (0: off), with ``augment`` only."""
+    Without ``augment``: the centre square, resized. The depth map is
+    resized with nearest neighbour (see the module docstring).
+
+    Attributes:
+        image_size: output side S in pixels.
+        mean: per-channel mean subtracted, in 0-255 units.
+        std: per-channel standard deviation divided by, in 0-255 units.
+        augment: draw a random square crop (and flip); False takes the
+            centre square and draws nothing.
+        flip: with ``augment``, mirror image and depth together with
+            probability 1/2.
+        min_scale: smallest crop area, as a fraction of the largest square,
+            in (0, 1].
+        interpolation: ``"bilinear"`` or ``"bicubic"``, for the image.
+        photometric: the strength of ``photometric_jitter`` in [0, 1]
+            (0: off), with ``augment`` only.
+    """
     photometric: float = 0.0
 
     def __call__(self, record: dict, rng: np.random.Generator) -> dict:

@@ -37,7 +37,14 @@ tfds = import_tfds()
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-    """uint8 (H, W), (H, W, 1) or (H, W, 3) -> PNG bytes (lossless)."""
+    """Encode an image as PNG with Pillow (lossless).
+
+    Args:
+        image: (H, W), (H, W, 1) or (H, W, 3) image, cast to uint8.
+
+    Returns:
+        bytes: the PNG file, grey for one channel, RGB for three.
+    """
     image = np.asarray(image, np.uint8)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
@@ -48,9 +55,23 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 def stratified_split(labels: Sequence[int], n_test: int,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted (train, test) indices with ``n_test`` test examples drawn per
-    class in proportion to its size (largest remainders get the rounding),
-    always leaving each class at least one training example."""
+    """A reproducible split with each class's share of the test set in proportion to its size.
+
+    Each class gets ``n_test`` times its share of the examples, rounded
+    down, and the largest remainders get the rounding; a class is always
+    left at least one training example (so the test set may then be
+    smaller than ``n_test``). Which examples of a class go to test is drawn
+    with ``numpy.random.default_rng(seed)``.
+
+    Args:
+        labels: (N,) class label of each example.
+        n_test: number of test examples, at most N.
+        seed: seed of the draw.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``(train, test)``, sorted int64
+        indices into ``labels`` that together cover each index once.
+    """
     labels = np.asarray(labels)
     classes, counts = np.unique(labels, return_counts=True)
     exact = counts * n_test / len(labels)
@@ -65,7 +86,17 @@ def stratified_split(labels: Sequence[int], n_test: int,
 
 
 def features(class_names: Sequence[str], shape=(None, None, 3)):
-    """The record layout shared by our builders."""
+    """The record layout shared by the image classification builders.
+
+    Args:
+        class_names: names of the classes, label i naming ``class_names[i]``.
+        shape: image shape ``(H, W, C)``; ``None`` for a side that varies.
+
+    Returns:
+        tfds.features.FeaturesDict: ``image`` (an ``Image`` feature of
+        ``shape``), ``label`` (a ``ClassLabel`` of ``class_names``) and
+        ``id`` (int64).
+    """
     return tfds.features.FeaturesDict({
         "image": tfds.features.Image(shape=shape),
         "label": tfds.features.ClassLabel(names=list(class_names)),
@@ -104,6 +135,12 @@ class _ArrayBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 
 class Digits(_ArrayBuilder, skip_registration=True):
+    """TFDS builder of ``digits``: scikit-learn's ``load_digits`` as uint8 (8, 8, 1)
+    images, classes "0".."9", split 1,437 train / 360 test (see the module
+    docstring). Construct it with the usual TFDS builder arguments
+    (``data_dir``, ``file_format``); ``zoo.datasets.prepare("digits")``
+    does this for you."""
+
     name = "digits"
     CLASS_NAMES = tuple(str(d) for d in range(10))
     SHAPE = (8, 8, 1)
@@ -117,6 +154,12 @@ class Digits(_ArrayBuilder, skip_registration=True):
 
 
 class LfwSubset(_ArrayBuilder, skip_registration=True):
+    """TFDS builder of ``lfw_subset``: scikit-image's 200 uint8 (25, 25, 1) crops,
+    classes ``("non_face", "face")``, split 160 train / 40 test (see the
+    module docstring). Construct it with the usual TFDS builder arguments
+    (``data_dir``, ``file_format``); ``zoo.datasets.prepare("lfw_subset")``
+    does this for you."""
+
     name = "lfw_subset"
     CLASS_NAMES = ("non_face", "face")
     SHAPE = (25, 25, 1)
@@ -137,7 +180,19 @@ class DepthScenes(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     of a split is scene i (``id``): ``render_example(TRAIN_SEED, i)`` in
     train, ``render_example(TEST_SEED, i)`` in test. A smaller build holds the first
     scenes of a larger one of the same aspect ratio. One TFDS config per
-    (train, test, height, width)."""
+    (train, test, height, width), named ``"{train}_{test}_{height}x{width}"``.
+
+    Args:
+        train: number of training scenes.
+        test: number of test scenes.
+        height: image height in pixels.
+        width: image width in pixels.
+        workers: processes rendering the scenes; 0 renders in this process
+            (default: every available CPU from ``PARALLEL_FROM`` scenes per
+            split, else 0).
+        **kwargs: the TFDS builder's own arguments (``data_dir``,
+            ``file_format``, ...).
+    """
 
     name = "depth_scenes"
     VERSION = tfds.core.Version("1.1.0")

@@ -23,7 +23,18 @@ _PIP_NAMES = {"tensorflow_datasets": "tensorflow-datasets", "grain": "grain",
 
 
 def require(module: str) -> ModuleType:
-    """Import ``module`` or fail naming the package and the extra to install."""
+    """Import ``module`` or fail naming the package and the extra to install.
+
+    Args:
+        module: dotted module name, e.g. ``"sklearn.datasets"``.
+
+    Returns:
+        ModuleType: the imported module.
+
+    Raises:
+        ImportError: when it cannot be imported; the message names the pip
+            package of its top-level module and ``pip install 'zoo[train]'``.
+    """
     try:
         return importlib.import_module(module)
     except ImportError as e:
@@ -38,7 +49,15 @@ def import_tfds() -> ModuleType:
     backport: TFDS 4.9.10 imports it (lazily, when building any dataset that
     lives in a package) but declares it only for Python < 3.9. The standard
     library's ``importlib.resources`` has the one name TFDS uses from it,
-    ``abc.Traversable``; this binds it in TFDS's own module only."""
+    ``abc.Traversable``; this binds it in TFDS's own module only.
+
+    Returns:
+        ModuleType: the ``tensorflow_datasets`` module.
+
+    Raises:
+        ImportError: when tensorflow-datasets is not installed (naming the
+            ``zoo[train]`` extra).
+    """
     tfds = require("tensorflow_datasets")
     try:
         importlib.import_module("importlib_resources")

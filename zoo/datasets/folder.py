@@ -42,7 +42,17 @@ TEST_DIRS = ("test", "val", "validation")
 
 @dataclasses.dataclass(frozen=True)
 class Listing:
-    """What a folder holds: class names and, per split, (file, label) pairs."""
+    """What a folder holds: class names and, per split, (file, label) pairs.
+
+    Attributes:
+        root: the folder, absolute and resolved.
+        class_names: sorted class sub-folder names; label i is
+            ``class_names[i]``.
+        splits: ``{"train": ..., "test": ...}``, each a tuple of
+            ``(absolute Path, label)`` pairs.
+        key: 12 hex digits of the SHA-256 of the root, the split settings
+            and the file listing (names, sizes, modification times).
+    """
     root: Path
     class_names: tuple[str, ...]
     splits: dict  # split name -> tuple of (absolute path, label)
@@ -50,6 +60,8 @@ class Listing:
 
     @property
     def config_name(self) -> str:
+        """The TFDS config name: the root's name, lower-cased with runs of other
+        characters than ``a-z0-9`` as ``_``, then ``_`` and ``key``."""
         stem = re.sub(r"[^a-z0-9]+", "_", self.root.name.lower()).strip("_") or "root"
         return f"{stem}_{self.key}"
 
@@ -83,7 +95,31 @@ def _classes(root: Path, spec: str) -> dict[str, list[Path]]:
 
 
 def scan(path: str, test_fraction: float = 0.2, seed: int = 0) -> Listing:
-    """Read a folder's layout (not its pixels) into a ``Listing``."""
+    """Read a folder's layout (not its pixels) into a ``Listing``.
+
+    With ``train/`` and ``test/`` (or ``val/``, ``validation/``) sub-folders
+    the splits are as given; otherwise ``stratified_split`` holds out
+    ``round(test_fraction * N)`` of the N images (at least 1), each class
+    keeping at least one for training. Hidden files and folders are skipped;
+    images are found recursively by suffix (``IMAGE_SUFFIXES``).
+
+    Args:
+        path: the folder (``~`` expanded).
+        test_fraction: share of the images held out for testing, in (0, 1);
+            unused when the folder gives its splits.
+        seed: seed of the held-out draw.
+
+    Returns:
+        Listing: class names, the (file, label) pairs of each split and the
+        hash identifying this state of the folder.
+
+    Raises:
+        DatasetError: when ``path`` does not exist or is a file; a
+            directory holds fewer than 2 class folders or a class folder no
+            images; the test split has classes the train split lacks;
+            ``test_fraction`` is outside (0, 1); or there are too few images
+            to hold out any.
+    """
     spec = f"folder:{path}"
     root = Path(path).expanduser().resolve()
     if not root.exists():
@@ -127,7 +163,21 @@ def scan(path: str, test_fraction: float = 0.2, seed: int = 0) -> Listing:
 
 
 def encoded_image(path: Path, spec: str) -> bytes:
-    """The bytes to store for one image file, after a full decode check."""
+    """The bytes to store for one image file, after a full decode check.
+
+    Args:
+        path: the image file.
+        spec: the dataset name to put in an error message
+            (``"folder:PATH"``).
+
+    Returns:
+        bytes: the file itself when it is an upright RGB JPEG or PNG, else
+        a PNG of its pixels converted to RGB and rotated upright by its
+        EXIF orientation.
+
+    Raises:
+        DatasetError: when Pillow cannot read or fully decode the file.
+    """
     try:
         raw = path.read_bytes()
         with Image.open(io.BytesIO(raw)) as image:
@@ -145,7 +195,15 @@ def encoded_image(path: Path, spec: str) -> bytes:
 
 
 class ImageFolder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """One TFDS config per folder state (``Listing.config_name``)."""
+    """TFDS builder of a ``folder:PATH`` dataset: one config per folder state
+    (``Listing.config_name``), records ``{"image": (H, W, 3) JPEG or PNG,
+    "label": int, "id": int}`` with ``id`` the index within its split.
+
+    Args:
+        listing: the folder's layout, from ``scan``.
+        **kwargs: the TFDS builder's own arguments (``data_dir``,
+            ``file_format``, ...).
+    """
 
     name = "folder"
     VERSION = tfds.core.Version("1.0.0")
@@ -170,5 +228,12 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 
 def name_of(listing: Listing) -> str:
-    """The ``Data.name`` of a folder dataset."""
+    """The ``Data.name`` of a folder dataset.
+
+    Args:
+        listing: the folder's layout, from ``scan``.
+
+    Returns:
+        str: ``"folder_"`` followed by ``listing.config_name``.
+    """
     return f"folder_{listing.config_name}"

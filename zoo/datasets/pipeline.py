@@ -59,8 +59,20 @@ def _check_batch_size(data: Data, batch_size: int) -> None:
 
 
 def steps_per_epoch(data: Data, batch_size: int) -> int:
-    """Batches per pass over the train split: ``len(train) // batch_size``
-    (at least 1; the remainder carries into the next epoch's first batch)."""
+    """Batches per pass over the train split.
+
+    Args:
+        data: a prepared dataset.
+        batch_size: the global batch size, 1 to ``len(data.train)``.
+
+    Returns:
+        int: ``len(data.train) // batch_size``, at least 1 (the remainder
+        carries into the next epoch's first batch).
+
+    Raises:
+        DatasetError: when ``batch_size`` is not a positive integer or is
+            larger than the train split.
+    """
     _check_batch_size(data, batch_size)
     return max(1, len(data.train) // batch_size)
 
@@ -69,17 +81,55 @@ def train_batches(data: Data, batch_size: int, image_size: int, mean: Sequence[f
                   std: Sequence[float], seed: int = 0, *, augment: bool = True,
                   flip: bool = True, min_scale: float = 0.25, num_workers: int = 0,
                   shard_index: int = 0, shard_count: int = 1, interpolation: str = "bilinear"):
-    """Endless training batches ``{"image": float32 (B, S, S, 3), "label":
-    int32 (B,)}`` as a grain ``IterDataset`` (``iter()`` it for a
-    checkpointable ``DatasetIterator``). ``image`` is ``(x - mean) / std``
-    in 0-255 units, grey repeated to RGB. ``batch_size`` is the global
-    batch; this host gets ``batch_size // shard_count`` of each.
-    ``augment``: random resized crop (area in ``[min_scale, 1]``) and, if
-    ``flip``, random mirroring; without it the whole image is resized and
-    nothing is random. ``interpolation``: pass ``spec.interpolation`` so the
-    resize matches ``zoo.preprocess``. ``num_workers`` loader processes
-    (0: in this process); with workers, run from under ``if __name__ ==
-    "__main__":`` (they are spawned)."""
+    """Endless shuffled, augmented training batches of an image classification dataset.
+
+    The stream and its state are described in the module docstring: each
+    epoch holds every example once, and the same ``seed`` gives the same
+    batches whatever ``num_workers`` is.
+
+    Args:
+        data: a prepared classification dataset.
+        batch_size: the global batch; this host gets ``batch_size //
+            shard_count`` of each. At most ``len(data.train)``.
+        image_size: output side S in pixels, at least ``MIN_IMAGE_SIZE``.
+        mean: three per-channel means in 0-255 units (``spec.mean``).
+        std: three per-channel standard deviations in 0-255 units
+            (``spec.std``).
+        seed: non-negative seed of the shuffle and of every augmentation.
+        augment: random resized crop (area in ``[min_scale, 1]``) and, if
+            ``flip``, random mirroring; without it the whole image is
+            resized and nothing is random.
+        flip: mirror left-right with probability 1/2 (with ``augment``).
+        min_scale: smallest crop area fraction, in (0, 1].
+        num_workers: loader processes (0: in this process); with workers,
+            run from under ``if __name__ == "__main__":`` (they are
+            spawned).
+        shard_index: this host's index, 0 to ``shard_count - 1``.
+        shard_count: number of hosts sharing each global batch; must
+            divide ``batch_size``.
+        interpolation: ``"bilinear"`` or ``"bicubic"``; pass
+            ``spec.interpolation`` so the resize matches ``zoo.preprocess``.
+
+    Returns:
+        grain.IterDataset: ``iter()`` it for a checkpointable
+        ``DatasetIterator`` of batches ``{"image": float32 (B, S, S, 3),
+        "label": int32 (B,)}``, B = ``batch_size // shard_count``;
+        ``image`` is ``(x - mean) / std`` in 0-255 units, grey repeated to
+        RGB.
+
+    Raises:
+        DatasetError: when an argument is out of the ranges above.
+        ImportError: when grain is not installed (the ``zoo[train]`` extra).
+
+    Example:
+        ::
+
+            spec = zoo.get_spec("mobilenet_v2")
+            data = zoo.datasets.prepare("digits")
+            it = iter(zoo.datasets.train_batches(data, 32, 96, spec.mean, spec.std, seed=0))
+            batch = next(it)                  # batch["image"]: (32, 96, 96, 3)
+            state = it.get_state()            # JSON-serialisable; it.set_state(state) resumes
+    """
     _check_train_args(data, batch_size, image_size, min_scale, interpolation, seed, num_workers,
                       shard_index, shard_count)
     transform = TrainTransform(int(image_size), tuple(map(float, mean)), tuple(map(float, std)),
@@ -100,7 +150,38 @@ def depth_train_batches(data: Data, batch_size: int, image_size: int, mean: Sequ
     the same for image and depth, and with ``photometric`` > 0 random
     lighting, colour, blur and noise of that strength (``zoo.datasets.augment``);
     without it the centre square. The other
-    arguments, the stream and its state are those of ``train_batches``."""
+    arguments, the stream and its state are those of ``train_batches``.
+
+    Args:
+        data: a prepared depth dataset (``data.task == "depth"``).
+        batch_size: the global batch, at most ``len(data.train)``.
+        image_size: output side S in pixels, at least ``MIN_IMAGE_SIZE``.
+        mean: three per-channel means in 0-255 units.
+        std: three per-channel standard deviations in 0-255 units.
+        seed: non-negative seed of the shuffle and of every augmentation.
+        augment: random square crop, flip and photometric jitter; False
+            takes the centre square and draws nothing.
+        flip: mirror image and depth together with probability 1/2.
+        min_scale: smallest crop area, as a fraction of the largest square,
+            in (0, 1].
+        num_workers: loader processes (0: in this process).
+        shard_index: this host's index, 0 to ``shard_count - 1``.
+        shard_count: number of hosts sharing each global batch.
+        interpolation: ``"bilinear"`` or ``"bicubic"`` (the image only;
+            depth is resized with nearest neighbour).
+        photometric: strength of ``augment.photometric_jitter`` in [0, 1]
+            (0: off).
+
+    Returns:
+        grain.IterDataset: batches ``{"image": float32 (B, S, S, 3),
+        "depth": float32 (B, S, S), "valid": bool (B, S, S)}``, B =
+        ``batch_size // shard_count``.
+
+    Raises:
+        DatasetError: when ``data`` is not a depth dataset, or an argument
+            is out of the ranges above.
+        ImportError: when grain is not installed (the ``zoo[train]`` extra).
+    """
     if getattr(data, "task", "classification") != "depth":
         raise DatasetError(f"{data.name} has no depth maps; depth_train_batches needs a depth "
                            f"dataset such as 'depth_scenes'")
@@ -181,7 +262,35 @@ def eval_batches(data: Data, split: str = "test", batch_size: int = 64, spec=Non
     ``{"image": float32 (B, S, S, 3), "label": int32 (B,), "mask": bool (B,)}``
     made by ``zoo.preprocess(images, spec)``; the last batch is padded with
     zeros and ``mask`` False. ``spec``: a ``zoo.ModelSpec`` (``zoo.get_spec(
-    name, resolution=S)`` for size S) or a model name."""
+    name, resolution=S)`` for size S) or a model name.
+
+    Preprocessing runs in the main process, one batch ahead of the caller.
+
+    Args:
+        data: a prepared classification dataset.
+        split: ``"train"`` or ``"test"``.
+        batch_size: records per batch, > 0.
+        spec: the model's ``zoo.ModelSpec`` or name; required.
+
+    Returns:
+        grain.IterDataset: one pass of batches ``{"image": float32 (B, S, S,
+        3), "label": int32 (B,), "mask": bool (B,)}`` in record order, B =
+        ``batch_size``.
+
+    Raises:
+        DatasetError: for another ``split``, a ``batch_size`` that is not a
+            positive integer, or no ``spec``.
+        ImportError: when grain is not installed (the ``zoo[train]`` extra).
+
+    Example:
+        ::
+
+            data = zoo.datasets.prepare("digits")
+            spec = zoo.get_spec("mobilenet_v2", resolution=96)
+            model, variables = zoo.create("mobilenet_v2", num_classes=10)
+            for batch in zoo.datasets.eval_batches(data, "test", 64, spec=spec):
+                logits = model.apply(variables, batch["image"])[batch["mask"]]
+    """
     source = _eval_source(data, split, batch_size)
     if spec is None:
         raise DatasetError("eval_batches needs spec= (a zoo.ModelSpec or model name) to "
@@ -244,7 +353,25 @@ def depth_eval_batches(data: Data, split: str = "test", batch_size: int = 16, *,
     size, "depth": float32 (B, H, W) metres (0 where unknown), "valid": bool
     (B, H, W), "mask": bool (B,)}``; the last batch is padded with zeros and
     ``mask`` False. Every image must have the same size (a depth model takes
-    it whole, so H and W should suit the model, e.g. multiples of 32)."""
+    it whole, so H and W should suit the model, e.g. multiples of 32).
+
+    Args:
+        data: a prepared depth dataset (``data.task == "depth"``).
+        split: ``"train"`` or ``"test"``.
+        batch_size: records per batch, > 0.
+        mean: three per-channel means in 0-255 units.
+        std: three per-channel standard deviations in 0-255 units.
+
+    Returns:
+        grain.IterDataset: one pass of the batches above, in record order.
+        A batch whose images differ in size raises ``DatasetError`` when it
+        is read.
+
+    Raises:
+        DatasetError: for another ``split``, a ``batch_size`` that is not a
+            positive integer, or a dataset without depth maps.
+        ImportError: when grain is not installed (the ``zoo[train]`` extra).
+    """
     source = _eval_source(data, split, batch_size)
     if getattr(data, "task", "classification") != "depth":
         raise DatasetError(f"{data.name} has no depth maps; depth_eval_batches needs a depth "

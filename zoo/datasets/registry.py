@@ -78,7 +78,25 @@ class Data:
     ``task == "depth"``, ``{"image": uint8 (H, W, 3), "depth": float32 (H, W)
     metres, ...}`` (no label, no classes); for ``task ==
     "action_localisation"``, the records of ``zoo.datasets.actions`` (feature
-    sequences, no image) and its 20 class names."""
+    sequences, no image) and its class names (20 for ``action_features``, 4
+    for ``action_videos``).
+
+    Attributes:
+        name: the dataset's name (for ``folder:`` datasets,
+            ``folder.name_of`` of its listing).
+        train: the training records.
+        test: the test records (a TFDS dataset's ``validation`` split when
+            it has no ``test``).
+        class_names: label i is ``class_names[i]``; empty for depth.
+        path: the directory of the built files.
+        image_size: a training resolution that suits the images (e.g. 96
+            for 8x8 digits), or None for the model's own.
+        flip: whether a mirrored image is still an example of its class.
+        task: ``"classification"``, ``"depth"`` or ``"action_localisation"``.
+        meta: what a training run records beside its own settings (for
+            feature sequences ``feature_rate``, and for ``action_videos``
+            ``video``: how the features were made).
+    """
     name: str
     train: Sequence[dict]
     test: Sequence[dict]
@@ -100,11 +118,21 @@ class Data:
 
     @property
     def num_classes(self) -> int:
+        """The number of classes, ``len(class_names)``."""
         return len(self.class_names)
 
 
 def resolve_data_dir(given: Union[str, os.PathLike, None] = None) -> Path:
-    """Where datasets are built and cached (see the module docstring)."""
+    """Where datasets are built and cached.
+
+    Args:
+        given: an explicit directory; None looks at the environment.
+
+    Returns:
+        Path: ``given`` if not None, else ``$ZOO_DATA``, else
+        ``$ZOO_CACHE/datasets``, else ``~/.cache/zoo/datasets`` (``~``
+        expanded; the directory is not created).
+    """
     if given is not None:
         return Path(given).expanduser()
     if os.environ.get("ZOO_DATA"):
@@ -114,9 +142,40 @@ def resolve_data_dir(given: Union[str, os.PathLike, None] = None) -> Path:
 
 def prepare(name: str, data_dir: Union[str, os.PathLike, None] = None, *,
             test_fraction: float = 0.2) -> Data:
-    """Build ``name`` if needed and open it. ``test_fraction`` is the share
-    of each class held out for ``folder:`` datasets without train/test
-    sub-folders."""
+    """Build ``name`` if needed and open it.
+
+    The first call builds the dataset's array_record files under the data
+    directory (under a file lock, so concurrent calls build once); later
+    calls only open them.
+
+    Args:
+        name: ``"digits"``, ``"lfw_subset"``, ``"depth_scenes[/N[/HxW]]"``,
+            ``"action_features[/N[/TxD]]"``, ``"action_videos[/N[/HxW]]"``,
+            ``"folder:PATH"`` or ``"tfds:NAME"`` (see the module docstring).
+        data_dir: the data directory (default: ``resolve_data_dir()``).
+        test_fraction: share of the images held out for testing in
+            ``folder:`` datasets without train/test sub-folders, in (0, 1).
+
+    Returns:
+        Data: the train and test records with their class names, task and
+        training hints.
+
+    Raises:
+        DatasetError: for a name that is not a string or not one of these
+            forms (with a suggestion when one is close), sizes out of range,
+            an unusable folder, a TFDS dataset that is unknown, lacks an
+            image and a class label feature, has images of other than 1 or
+            3 channels or lacks a train and a test (or validation) split,
+            or a call from a build worker process that is starting up.
+        ImportError: when the ``zoo[train]`` extra is not installed.
+
+    Example:
+        ::
+
+            from zoo.datasets import prepare
+            data = prepare("digits")                 # built once, then opened
+            print(data.num_classes, len(data.train), len(data.test))   # 10 1437 360
+    """
     root = resolve_data_dir(data_dir)
     if not isinstance(name, str):
         raise DatasetError(f"dataset name {name!r}: expected a string, one of {_FORMS}")
@@ -147,7 +206,17 @@ def dataset_task(name: str) -> str:
     """The task a dataset name's records serve ("classification", "depth"
     or "action_localisation", as in ``ModelSpec.task``), known from the name
     alone: nothing is built or read, so a model/data mismatch can be refused
-    first."""
+    first.
+
+    Args:
+        name: a dataset name as ``prepare`` takes it; anything that is not
+            a depth or action dataset's name counts as classification.
+
+    Returns:
+        str: ``"depth"`` for ``depth_scenes[/...]``,
+        ``"action_localisation"`` for ``action_features[/...]`` and
+        ``action_videos[/...]``, else ``"classification"``.
+    """
     if isinstance(name, str) and (name == "depth_scenes" or name.startswith("depth_scenes/")):
         return "depth"
     if isinstance(name, str) and any(name == n or name.startswith(n + "/")
@@ -176,7 +245,21 @@ def _sized(name: str, pattern, defaults: dict, dims: tuple[str, str], forms: str
 
 
 def scenes_size(name: str) -> dict:
-    """``{"train", "test", "height", "width"}`` of a ``depth_scenes`` name."""
+    """The sizes a ``depth_scenes`` name asks for.
+
+    Args:
+        name: ``"depth_scenes"``, ``"depth_scenes/N"`` or
+            ``"depth_scenes/N/HxW"``.
+
+    Returns:
+        dict: ``{"train", "test", "height", "width"}``: ``SCENES`` with N
+        train and max(4, N // 10) test scenes when N is given, and H x W
+        when given.
+
+    Raises:
+        DatasetError: when ``name`` has none of these forms, N is 0, or H
+            or W is not a multiple of 32 in [32, 2048].
+    """
     size, given = _sized(name, _SCENES_NAME, SCENES, ("height", "width"),
                          "'depth_scenes', 'depth_scenes/N' (N train scenes) or "
                          "'depth_scenes/N/HxW' (e.g. 'depth_scenes/16/64x96')", "scene")
@@ -198,7 +281,21 @@ def _prepare_scenes(name: str, root: Path) -> Data:
 
 
 def actions_size(name: str) -> dict:
-    """``{"train", "test", "steps", "dim"}`` of an ``action_features`` name."""
+    """The sizes an ``action_features`` name asks for.
+
+    Args:
+        name: ``"action_features"``, ``"action_features/N"`` or
+            ``"action_features/N/TxD"``.
+
+    Returns:
+        dict: ``{"train", "test", "steps", "dim"}``: ``ACTIONS`` with N
+        train and max(4, N // 10) test videos when N is given, and T steps
+        of D values per stream when given.
+
+    Raises:
+        DatasetError: when ``name`` has none of these forms, N is 0, T is
+            not a multiple of 32 in [64, 8192], or D is not in [4, 2048].
+    """
     size, given = _sized(name, _ACTIONS_NAME, ACTIONS, ("steps", "dim"),
                          "'action_features', 'action_features/N' (N train videos) or "
                          "'action_features/N/TxD' (e.g. 'action_features/16/128x16')", "video")

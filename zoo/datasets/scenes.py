@@ -69,7 +69,17 @@ def texture(name: str) -> tuple[tuple[np.ndarray, ...], bool]:
     """(mip pyramid, is_grey) of a scikit-image sample image: float32
     (h >> L, w >> L, 3) levels in [0.05, 0.95] (a 1-99 % percentile
     stretch, so dark images such as ``moon`` are usable), each level the
-    2x2 mean of the one before."""
+    2x2 mean of the one before. Cached: the arrays are shared, do not
+    modify them.
+
+    Args:
+        name: a function name of ``skimage.data``, e.g. one of ``TEXTURES``.
+
+    Returns:
+        tuple: ``(levels, grey)``: the pyramid, finest level first, down
+        to a level under 8 texels on its short side; and whether the image
+        was grey (its three channels equal).
+    """
     from skimage import data
 
     a = np.asarray(getattr(data, name)())
@@ -91,9 +101,14 @@ def texture(name: str) -> tuple[tuple[np.ndarray, ...], bool]:
 class Material:
     """A square crop of a texture laid on a surface, repeated mirrored.
 
-    ``crop`` is (top, left, size) in full-resolution texels; ``metres`` is the
-    side of one crop on the surface; ``tint`` multiplies the colour; ``swap``
-    turns the texture 90 degrees."""
+    Attributes:
+        texture: the ``texture`` name (a ``skimage.data`` image).
+        crop: ``(top, left, size)`` of the square crop, in full-resolution
+            texels.
+        metres: the side of one crop on the surface, in metres.
+        tint: RGB factors multiplying the colour.
+        swap: turn the texture 90 degrees (swap u and v).
+    """
     texture: str
     crop: tuple[int, int, int]
     metres: float
@@ -101,8 +116,19 @@ class Material:
     swap: bool = False
 
     def sample(self, uv: np.ndarray, footprint: np.ndarray) -> np.ndarray:
-        """Colours (n, 3) at surface coordinates ``uv`` (n, 2) metres, for
-        samples covering ``footprint`` (n,) metres of the surface each."""
+        """Filtered colours of the material at points of a surface.
+
+        Bilinear within, and linear between, the two mip levels nearest
+        each sample's footprint (trilinear filtering).
+
+        Args:
+            uv: (n, 2) surface coordinates in metres.
+            footprint: (n,) metres of the surface each sample covers.
+
+        Returns:
+            np.ndarray: (n, 3) float32 RGB, the texture's [0.05, 0.95]
+            values times ``tint``.
+        """
         levels, _ = texture(self.texture)
         per_metre = self.crop[2] / self.metres
         texels = (uv[:, ::-1] if self.swap else uv) * per_metre
@@ -173,9 +199,18 @@ def _nearest_root(a, b, c):
 
 @dataclasses.dataclass(frozen=True)
 class Plane:
-    """The infinite plane through ``point`` with unit ``normal``; texture
-    coordinates along ``u_axis`` and ``v_axis``. ``sky_above``: points
-    higher than this (y) are sky, not texture (the outdoor backdrop)."""
+    """The infinite plane through ``point`` with unit ``normal``. It has no
+    bounds (``bounds`` is None): it may cover the whole image.
+
+    Attributes:
+        point: a point (x, y, z) of the plane, metres.
+        normal: its unit normal.
+        u_axis: unit direction of the texture's u coordinate in the plane.
+        v_axis: unit direction of the texture's v coordinate.
+        material: the texture laid on it.
+        sky_above: points higher than this y (metres) are sky, not texture
+            (the outdoor backdrop); None: no sky.
+    """
     point: tuple
     normal: tuple
     u_axis: tuple
@@ -186,6 +221,17 @@ class Plane:
     bounds = None  # covers the whole image
 
     def intersect(self, o, d):
+        """Nearest hit of each ray from ``o`` along ``d``, beyond ``EPS``.
+
+        Args:
+            o: (3,) float32 origin shared by the rays (the camera centre).
+            d: (..., 3) float32 ray directions.
+
+        Returns:
+            np.ndarray: float32 (...,) ray parameter t of the hit
+            (``o + t * d``), inf where the ray misses; with a unit forward
+            component in ``d``, t is the depth.
+        """
         n = np.asarray(self.normal, np.float32)
         dn = d @ n
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -193,6 +239,17 @@ class Plane:
         return np.where(t > EPS, t, np.inf)
 
     def surface(self, p):
+        """Normals and texture coordinates at points of the surface.
+
+        Args:
+            p: (n, 3) float32 points on the surface, world metres.
+
+        Returns:
+            tuple[np.ndarray, np.ndarray]: ``(normals, uv)``: (n, 3) unit
+            normals (outward for solids, ``normal`` for a plane; ``render``
+            turns them towards the camera) and (n, 2) texture coordinates
+            in metres.
+        """
         rel = p - np.asarray(self.point, np.float32)
         uv = np.stack([rel @ np.asarray(self.u_axis, np.float32),
                        rel @ np.asarray(self.v_axis, np.float32)], -1)
@@ -202,7 +259,14 @@ class Plane:
 @dataclasses.dataclass(frozen=True)
 class Box:
     """A box of half extents ``half`` about ``center``, turned by ``yaw``
-    about the vertical."""
+    about the vertical.
+
+    Attributes:
+        center: (x, y, z) of its centre, metres.
+        half: half extents along its own (x, y, z) axes, metres.
+        yaw: turn about the vertical, radians.
+        material: the texture laid on its faces.
+    """
     center: tuple
     half: tuple
     yaw: float
@@ -210,12 +274,25 @@ class Box:
 
     @property
     def bounds(self):
+        """(8, 3) float32 world corners of a box enclosing the primitive;
+        ``trace`` intersects it only with the rays of their projection."""
         r = _rot_y(self.yaw)
         corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)],
                            np.float32) * np.asarray(self.half, np.float32)
         return corners @ r.T + np.asarray(self.center, np.float32)
 
     def intersect(self, o, d):
+        """Nearest hit of each ray from ``o`` along ``d``, beyond ``EPS``.
+
+        Args:
+            o: (3,) float32 origin shared by the rays (the camera centre).
+            d: (..., 3) float32 ray directions.
+
+        Returns:
+            np.ndarray: float32 (...,) ray parameter t of the hit
+            (``o + t * d``), inf where the ray misses; with a unit forward
+            component in ``d``, t is the depth.
+        """
         r = _rot_y(self.yaw)
         lo = (o - np.asarray(self.center, np.float32)) @ r
         ld = d @ r
@@ -228,6 +305,17 @@ class Box:
         return np.where((near <= far) & (near > EPS), near, np.inf)
 
     def surface(self, p):
+        """Normals and texture coordinates at points of the surface.
+
+        Args:
+            p: (n, 3) float32 points on the surface, world metres.
+
+        Returns:
+            tuple[np.ndarray, np.ndarray]: ``(normals, uv)``: (n, 3) unit
+            normals (outward for solids, ``normal`` for a plane; ``render``
+            turns them towards the camera) and (n, 2) texture coordinates
+            in metres.
+        """
         r = _rot_y(self.yaw)
         half = np.asarray(self.half, np.float32)
         lp = (p - np.asarray(self.center, np.float32)) @ r
@@ -243,21 +331,52 @@ class Box:
 
 @dataclasses.dataclass(frozen=True)
 class Sphere:
+    """A sphere.
+
+    Attributes:
+        center: (x, y, z) of its centre, metres.
+        radius: metres.
+        material: the texture laid on it.
+    """
     center: tuple
     radius: float
     material: Material
 
     @property
     def bounds(self):
+        """(8, 3) float32 world corners of a box enclosing the primitive;
+        ``trace`` intersects it only with the rays of their projection."""
         c, r = np.asarray(self.center, np.float32), self.radius
         return np.array([c + r * np.float32([sx, sy, sz]) for sx in (-1, 1) for sy in (-1, 1)
                          for sz in (-1, 1)])
 
     def intersect(self, o, d):
+        """Nearest hit of each ray from ``o`` along ``d``, beyond ``EPS``.
+
+        Args:
+            o: (3,) float32 origin shared by the rays (the camera centre).
+            d: (..., 3) float32 ray directions.
+
+        Returns:
+            np.ndarray: float32 (...,) ray parameter t of the hit
+            (``o + t * d``), inf where the ray misses; with a unit forward
+            component in ``d``, t is the depth.
+        """
         oc = o - np.asarray(self.center, np.float32)
         return _nearest_root(_dot(d, d), d @ oc, np.float32(oc @ oc - self.radius ** 2))
 
     def surface(self, p):
+        """Normals and texture coordinates at points of the surface.
+
+        Args:
+            p: (n, 3) float32 points on the surface, world metres.
+
+        Returns:
+            tuple[np.ndarray, np.ndarray]: ``(normals, uv)``: (n, 3) unit
+            normals (outward for solids, ``normal`` for a plane; ``render``
+            turns them towards the camera) and (n, 2) texture coordinates
+            in metres.
+        """
         n = (p - np.asarray(self.center, np.float32)) / np.float32(self.radius)
         uv = self.radius * np.stack([np.arctan2(n[:, 0], n[:, 2]),
                                      -np.arcsin(np.clip(n[:, 1], -1, 1))], -1)
@@ -266,7 +385,15 @@ class Sphere:
 
 @dataclasses.dataclass(frozen=True)
 class Cylinder:
-    """Vertical, from ``base`` (centre of the bottom disc) up by ``height``."""
+    """A closed vertical cylinder, from ``base`` (centre of the bottom disc)
+    up by ``height``.
+
+    Attributes:
+        base: (x, y, z) of the bottom disc's centre, metres.
+        radius: metres.
+        height: metres.
+        material: the texture laid on its side and caps.
+    """
     base: tuple
     radius: float
     height: float
@@ -274,11 +401,24 @@ class Cylinder:
 
     @property
     def bounds(self):
+        """(8, 3) float32 world corners of a box enclosing the primitive;
+        ``trace`` intersects it only with the rays of their projection."""
         b, r, h = np.asarray(self.base, np.float32), self.radius, self.height
         return np.array([b + np.float32([sx * r, y, sz * r]) for sx in (-1, 1) for y in (0, h)
                          for sz in (-1, 1)])
 
     def intersect(self, o, d):
+        """Nearest hit of each ray from ``o`` along ``d``, beyond ``EPS``.
+
+        Args:
+            o: (3,) float32 origin shared by the rays (the camera centre).
+            d: (..., 3) float32 ray directions.
+
+        Returns:
+            np.ndarray: float32 (...,) ray parameter t of the hit
+            (``o + t * d``), inf where the ray misses; with a unit forward
+            component in ``d``, t is the depth.
+        """
         ox, oy, oz = o - np.asarray(self.base, np.float32)
         dx, dy, dz = d[..., 0], d[..., 1], d[..., 2]
         t = _nearest_root(dx * dx + dz * dz, ox * dx + oz * dz,
@@ -294,6 +434,17 @@ class Cylinder:
         return t
 
     def surface(self, p):
+        """Normals and texture coordinates at points of the surface.
+
+        Args:
+            p: (n, 3) float32 points on the surface, world metres.
+
+        Returns:
+            tuple[np.ndarray, np.ndarray]: ``(normals, uv)``: (n, 3) unit
+            normals (outward for solids, ``normal`` for a plane; ``render``
+            turns them towards the camera) and (n, 2) texture coordinates
+            in metres.
+        """
         rel = p - np.asarray(self.base, np.float32)
         x, y, z = rel[:, 0], rel[:, 1], rel[:, 2]
         radial = np.sqrt(x * x + z * z)
@@ -309,7 +460,14 @@ class Cylinder:
 
 @dataclasses.dataclass(frozen=True)
 class Cone:
-    """Vertical, base disc centred at ``base``, apex ``height`` above it."""
+    """A vertical cone, base disc centred at ``base``, apex ``height`` above it.
+
+    Attributes:
+        base: (x, y, z) of the base disc's centre, metres.
+        radius: of the base disc, metres.
+        height: apex above the base, metres.
+        material: the texture laid on its side and base.
+    """
     base: tuple
     radius: float
     height: float
@@ -318,6 +476,17 @@ class Cone:
     bounds = Cylinder.bounds
 
     def intersect(self, o, d):
+        """Nearest hit of each ray from ``o`` along ``d``, beyond ``EPS``.
+
+        Args:
+            o: (3,) float32 origin shared by the rays (the camera centre).
+            d: (..., 3) float32 ray directions.
+
+        Returns:
+            np.ndarray: float32 (...,) ray parameter t of the hit
+            (``o + t * d``), inf where the ray misses; with a unit forward
+            component in ``d``, t is the depth.
+        """
         ox, oy, oz = o - np.asarray(self.base, np.float32)
         dx, dy, dz = d[..., 0], d[..., 1], d[..., 2]
         k2 = np.float32((self.radius / self.height) ** 2)
@@ -339,6 +508,17 @@ class Cone:
         return np.minimum(best, np.where(ok, tc, np.inf))
 
     def surface(self, p):
+        """Normals and texture coordinates at points of the surface.
+
+        Args:
+            p: (n, 3) float32 points on the surface, world metres.
+
+        Returns:
+            tuple[np.ndarray, np.ndarray]: ``(normals, uv)``: (n, 3) unit
+            normals (outward for solids, ``normal`` for a plane; ``render``
+            turns them towards the camera) and (n, 2) texture coordinates
+            in metres.
+        """
         rel = p - np.asarray(self.base, np.float32)
         x, y, z = rel[:, 0], rel[:, 1], rel[:, 2]
         k2 = (self.radius / self.height) ** 2
@@ -357,13 +537,27 @@ class Cone:
 
 @dataclasses.dataclass(frozen=True)
 class Camera:
+    """A pinhole camera at ``(0, height, 0)`` heading along +z (see the
+    module docstring for the pixel and ray conventions).
+
+    Attributes:
+        height: metres above the ground.
+        pitch: radians, positive looks down.
+        roll: radians, about the optical axis.
+        fov: vertical field of view, radians.
+    """
     height: float  # metres above the ground
     pitch: float = 0.0  # radians, positive looks down
     roll: float = 0.0  # radians, about the optical axis
     fov: float = math.radians(60)  # vertical field of view, radians
 
     def basis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """World (right, down, forward) unit vectors of the image axes."""
+        """World (right, down, forward) unit vectors of the image axes.
+
+        Returns:
+            tuple[np.ndarray, np.ndarray, np.ndarray]: three float32 (3,)
+            vectors.
+        """
         cp, sp = math.cos(self.pitch), math.sin(self.pitch)
         forward = np.array([0, -sp, cp])
         up = np.array([0, cp, sp])
@@ -373,16 +567,34 @@ class Camera:
         return right.astype(np.float32), (-up).astype(np.float32), forward.astype(np.float32)
 
     def focal(self, height: int) -> float:
-        """Focal length in pixels for images ``height`` pixels tall."""
+        """Focal length in pixels for images ``height`` pixels tall.
+
+        Args:
+            height: image height in pixels.
+
+        Returns:
+            float: ``(height / 2) / tan(fov / 2)``.
+        """
         return (height / 2) / math.tan(self.fov / 2)
 
     @property
     def origin(self) -> np.ndarray:
+        """The camera centre, float32 ``(0, height, 0)``."""
         return np.array([0, self.height, 0], np.float32)
 
     def rays(self, height: int, width: int, samples: int = 1) -> np.ndarray:
-        """(height * samples, width * samples, 3) rays with unit forward
-        component, through the centres of ``samples x samples`` sub-pixels."""
+        """Rays through the centres of ``samples x samples`` sub-pixels of every pixel.
+
+        Args:
+            height: image height in pixels.
+            width: image width in pixels.
+            samples: sub-pixels per pixel side.
+
+        Returns:
+            np.ndarray: float32 (height * samples, width * samples, 3) world
+            directions with unit forward component (so a hit's ray
+            parameter is its depth).
+        """
         f = self.focal(height)
         u = ((np.arange(width * samples) + 0.5) / samples - width / 2) / f
         v = ((np.arange(height * samples) + 0.5) / samples - height / 2) / f
@@ -393,7 +605,17 @@ class Camera:
 @dataclasses.dataclass(frozen=True)
 class Light:
     """Ambient light, plus a sun (``direction`` towards it) or a lamp at
-    ``position`` (intensity falling off as 1 / (1 + (r / falloff)^2))."""
+    ``position`` (intensity falling off as 1 / (1 + (r / falloff)^2)).
+
+    Attributes:
+        ambient: light reaching every surface, times the albedo.
+        intensity: strength of the sun or lamp (Lambertian).
+        direction: unit vector towards the sun; None for a lamp.
+        position: the lamp's (x, y, z) in metres, used when ``direction``
+            is None.
+        falloff: distance at which the lamp's light has halved, metres.
+        colour: RGB factors of the sun or lamp.
+    """
     ambient: float
     intensity: float
     direction: Optional[tuple] = None
@@ -404,6 +626,23 @@ class Light:
 
 @dataclasses.dataclass(frozen=True)
 class Scene:
+    """What ``render`` draws: a camera, primitives, light and atmosphere.
+
+    Attributes:
+        camera: the ``Camera``.
+        primitives: ``Plane``, ``Box``, ``Sphere``, ``Cylinder`` and
+            ``Cone`` objects; together they must close the scene (every ray
+            hits one).
+        light: the ``Light``.
+        haze: e-folding distance of aerial haze in metres (along the ray);
+            None: no haze.
+        haze_colour: RGB in [0, 1] that haze fades towards.
+        sky: RGB in [0, 1] of the sky at the horizon and at the zenith.
+        exposure: factor on the shaded colour before clipping to [0, 1].
+        noise: standard deviation of Gaussian sensor noise, in [0, 1]
+            units; 0: none.
+        noise_seed: seed of the noise.
+    """
     camera: Camera
     primitives: tuple
     light: Light
@@ -417,11 +656,25 @@ class Scene:
 
 def trace(scene: Scene, rays: np.ndarray, focal: Optional[float] = None
           ) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest hit of each ray (..., 3): (depth float32, primitive index
-    int16, -1 for none), shaped like the rays without their last axis. For
-    an (h, w) grid of rays with its ``focal`` (pixels), a bounded primitive
-    is only intersected with the rays of the grid rectangle its projected
-    bounding box covers."""
+    """Nearest hit of each ray from the scene's camera.
+
+    For an (h, w) grid of rays with its ``focal`` (pixels), a bounded
+    primitive is only intersected with the rays of the grid rectangle its
+    projected bounding box covers.
+
+    Args:
+        scene: the scene.
+        rays: (..., 3) float32 directions from the camera centre, e.g.
+            ``Camera.rays``.
+        focal: the focal length in pixels of an (h, w, 3) grid of
+            ``rays``; None intersects every primitive with every ray.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``(t, index)`` shaped like the rays
+        without their last axis: float32 ray parameter of the hit (the
+        depth in metres for rays with unit forward component; inf for
+        none) and int16 index into ``scene.primitives`` (-1 for none).
+    """
     o = scene.camera.origin
     depth = np.full(rays.shape[:-1], np.inf, np.float32)
     index = np.full(rays.shape[:-1], -1, np.int16)
@@ -467,7 +720,23 @@ def render(scene: Scene, height: int, width: int, samples: int = 2
     centre; pixels at an occlusion edge (a 4-neighbour sees another
     primitive) average ``samples x samples`` sub-pixel rays instead. That is
     where one ray per pixel would alias; textures elsewhere are filtered by
-    their mip-maps."""
+    their mip-maps.
+
+    Args:
+        scene: a closed scene.
+        height: image height in pixels.
+        width: image width in pixels.
+        samples: sub-pixel rays per side at occlusion edges; 1 turns
+            anti-aliasing off.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``(image, depth)``: uint8 (height,
+        width, 3) RGB and float32 (height, width) depth in metres (the
+        z-distance along the optical axis, finite and positive).
+
+    Raises:
+        RuntimeError: when a ray hits nothing (the scene is not closed).
+    """
     cam = scene.camera
     focal = cam.focal(height)
     rays = cam.rays(height, width)
@@ -558,8 +827,17 @@ def _shade(scene: Scene, rays, t, hit, focal: float) -> np.ndarray:
 # --------------------------------------------------------------- random scenes
 
 def random_material(rng: np.random.Generator, metres: tuple[float, float]) -> Material:
-    """A random crop of one of ``TEXTURES``, ``metres`` (low, high) on a
-    side, tinted."""
+    """A random crop of one of ``TEXTURES``, tinted (grey textures get a
+    random hue) and turned 90 degrees half the time.
+
+    Args:
+        rng: the random generator to draw from.
+        metres: (low, high) side of one crop on the surface, drawn
+            log-uniformly.
+
+    Returns:
+        Material: the drawn material.
+    """
     name = TEXTURES[rng.integers(len(TEXTURES))]
     levels, grey = texture(name)
     h, w = levels[0].shape[:2]
@@ -590,7 +868,18 @@ def random_scene(seed: int, index: int, height: int = 192, width: int = 256) -> 
     given aspect ratio: half rooms (floor, ceiling, four walls, 3-10
     objects, a lamp), half outdoor views (ground, a backdrop 25-120 m away
     with sky above it, 4-14 objects, some of them building-sized, sun and
-    haze)."""
+    haze). The same arguments give the same scene in every process.
+
+    Args:
+        seed: the stream (``DepthScenes`` uses 0 for train, 1 for test).
+        index: the scene's number within the stream.
+        height: image height the scene is framed for, pixels.
+        width: image width, pixels; only the aspect ratio matters.
+
+    Returns:
+        Scene: a closed scene, drawn from
+        ``np.random.default_rng([seed, index])``.
+    """
     rng = np.random.default_rng([int(seed), int(index)])
     indoor = bool(rng.random() < 0.5)
     fov = math.radians(rng.uniform(45, 75))
@@ -707,8 +996,23 @@ def _random_object(rng, camera: Camera, half_w: float, far: float, inside, outdo
 
 def render_example(seed: int, index: int, height: int = 192, width: int = 256,
                    samples: int = 2) -> dict:
-    """``{"image": uint8 (H, W, 3), "depth": float32 (H, W) metres}`` of
-    scene (seed, index)."""
+    """Scene ``(seed, index)`` rendered at ``height`` x ``width``.
+
+    Args:
+        seed: the stream (0: train, 1: test in ``depth_scenes``).
+        index: the scene's number within the stream.
+        height: image height in pixels.
+        width: image width in pixels.
+        samples: sub-pixel rays per side at occlusion edges.
+
+    Returns:
+        dict: ``{"image": uint8 (H, W, 3), "depth": float32 (H, W)
+        metres}``.
+
+    Raises:
+        RuntimeError: when a ray leaves the scene (a bug in
+            ``random_scene``: its scenes are closed).
+    """
     image, depth = render(random_scene(seed, index, height, width), height, width, samples)
     return {"image": image, "depth": depth}
 
@@ -730,7 +1034,24 @@ def encoded_examples(seed: int, count: int, height: int, width: int, workers: in
     """``(png bytes, depth)`` of scenes ``0 .. count - 1`` of ``seed``, in
     order, rendered by ``workers`` spawned processes (0: here). Spawned,
     not forked: the caller may hold JAX's threads, which a fork would copy
-    in an unknown state. At most ``4 * workers`` scenes wait in memory."""
+    in an unknown state. At most ``4 * workers`` scenes wait in memory.
+
+    Args:
+        seed: the stream.
+        count: number of scenes, from index 0.
+        height: image height in pixels.
+        width: image width in pixels.
+        workers: spawned rendering processes; 0 or less renders here.
+
+    Yields:
+        tuple[bytes, np.ndarray]: ``(png, depth)``: the image as PNG bytes
+        and its float32 (height, width) depth in metres, scene by scene.
+
+    Raises:
+        RuntimeError: when a worker process dies (e.g. a script that
+            prepares a dataset at top level without ``if __name__ ==
+            "__main__":``).
+    """
     jobs = [(seed, i, height, width) for i in range(count)]
     if workers <= 0:
         yield from map(_encoded_example, jobs)
@@ -776,7 +1097,15 @@ def contact_sheet(examples: Sequence[dict], path, columns: int = 4,
                   colours: Optional[int] = None) -> None:
     """A PNG of the images with their colour-mapped inverse depth beneath
     each one (near is bright), for documentation; ``colours``: a palette of
-    that many colours (a smaller file) instead of RGB."""
+    that many colours (a smaller file) instead of RGB.
+
+    Args:
+        examples: ``render_example`` results of one size; fewer than a
+            row's worth leave blank cells.
+        path: the PNG file to write.
+        columns: examples per row.
+        colours: palette size (median cut); None writes full RGB.
+    """
     from matplotlib import colormaps
     from PIL import Image
 

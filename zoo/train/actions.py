@@ -51,6 +51,11 @@ TASK = "action_localisation"
 
 
 def action_models() -> list[str]:
+    """The registry's action localisation models.
+
+    Returns:
+        list[str]: their names, in ``zoo.list_models()`` order.
+    """
     import zoo
 
     return [n for n in zoo.list_models() if zoo.get_spec(n).task == TASK]
@@ -69,7 +74,26 @@ def sample_proposals(rng: np.random.Generator, gt: np.ndarray, labels: np.ndarra
     ``labels`` (G,): class + 1 at ``FOREGROUND_IOU`` or more, else 0
     (background), or -1 (left out of the loss) when it lies mostly inside an
     Ambiguous segment. ``targets`` are the foreground proposals' deltas to
-    their instance (Faster R-CNN's coding), zero elsewhere."""
+    their instance (Faster R-CNN's coding), zero elsewhere.
+
+    Args:
+        rng: the random generator (the loader's per-record one).
+        gt: (G, 2) float ground-truth instances (start, end) in feature
+            steps; G may be 0 (then every proposal is random).
+        labels: (G,) int class of each instance.
+        ambiguous: (A, 2) float Ambiguous segments in feature steps; A may
+            be 0.
+        length: the video's length in feature steps; segments are clipped
+            to [0, length] and last at least one step.
+        count: proposals to draw.
+        foreground: share of them drawn around ground-truth instances.
+
+    Returns:
+        tuple: ``(segments, labels, targets)``: float32 (count, 2) start and
+        end, int32 (count,) labels (class + 1, 0 background, -1 left out),
+        and float32 (count, 2) refinement deltas (centre offset over the
+        proposal's length, log of the length ratio).
+    """
     n_fg = int(round(count * foreground)) if len(gt) else 0
     pick = gt[rng.integers(0, len(gt), n_fg)] if n_fg else np.zeros((0, 2))
     centre = pick.mean(axis=1) + (pick[:, 1] - pick[:, 0]) * rng.uniform(-0.25, 0.25, n_fg)
@@ -106,7 +130,21 @@ def sample_proposals(rng: np.random.Generator, gt: np.ndarray, labels: np.ndarra
 class ActionTransform:
     """A grain ``random_map`` callable: one ``action_features`` record ->
     one video of a batch (see the module docstring). With ``sample=False``
-    (evaluation) no proposals are drawn."""
+    (evaluation) no proposals are drawn.
+
+    Called as ``transform(record, rng)``, it returns ``features`` float32
+    (T, F x streams), ``gt`` float32 (M, 2) in feature steps, ``gt_labels``
+    int32 (M,), ``gt_valid`` bool (M,), and when sampling ``proposals``,
+    ``proposal_labels`` and ``proposal_targets`` (``sample_proposals``).
+
+    Attributes:
+        streams: the record's feature streams to concatenate, in the
+            model's order (e.g. ``("rgb", "flow")``).
+        feature_rate: feature steps per second: converts the record's
+            segments (seconds) to feature steps.
+        max_instances: M, the padded number of ground-truth instances.
+        sample: draw the classifier's training proposals (needs ``rng``).
+    """
 
     streams: tuple[str, ...]
     feature_rate: float
@@ -155,7 +193,23 @@ def _smooth_l1(x):
 
 def proposal_loss(outputs, batch, scales):
     """Per video: (classification, regression) losses of the proposal
-    network against ``talnet.match``'s anchor labels."""
+    network against ``talnet.match``'s anchor labels.
+
+    The classification loss is the mean of two means of binary
+    cross-entropy, one over the positive and one over the negative anchors
+    (so each kind weighs equally; ignored anchors take no part); the
+    regression loss is the mean smooth L1 of the positive anchors' deltas.
+
+    Args:
+        outputs: the model's outputs: ``proposal_logits`` (B, T, A) and
+            ``proposal_deltas`` (B, T, A, 2).
+        batch: supplies ``gt`` (B, M, 2) in feature steps and ``gt_valid``
+            (B, M) bool.
+        scales: the model's anchor scales in feature steps (A of them).
+
+    Returns:
+        tuple: ``(cls, reg)``, each float32 (B,).
+    """
     from zoo.models.talnet import anchors, match
 
     length = outputs["proposal_logits"].shape[1]
@@ -177,7 +231,18 @@ def proposal_loss(outputs, batch, scales):
 
 def classifier_loss(logits, refine, labels, targets):
     """Per video: (cross-entropy, refinement) losses of the classifier on
-    proposals labelled ``labels`` (0 background, c + 1, -1 left out)."""
+    proposals labelled ``labels`` (0 background, c + 1, -1 left out).
+
+    Args:
+        logits: (B, K, C + 1) class logits, background first.
+        refine: (B, K, 2) predicted refinement deltas.
+        labels: (B, K) int labels; the cross-entropy averages over labels
+            >= 0, the refinement loss (smooth L1) over labels > 0.
+        targets: (B, K, 2) refinement targets.
+
+    Returns:
+        tuple: ``(ce, reg)``, each (B,).
+    """
     use = labels >= 0
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, jnp.maximum(labels, 0))
     ce = (ce * use).sum(-1) / jnp.maximum(use.sum(-1), 1)
@@ -189,7 +254,20 @@ def classifier_loss(logits, refine, labels, targets):
 def label_own_proposals(proposals, valid, gt, gt_labels, gt_valid):
     """Labels of the network's own proposals (B, K, 2): the class + 1 of the
     instance they overlap at tIoU >= ``FOREGROUND_IOU``, else 0; -1 where
-    the proposal slot is padding. Also the recall of the instances."""
+    the proposal slot is padding. Also the recall of the instances.
+
+    Args:
+        proposals: (B, K, 2) segments in feature steps.
+        valid: (B, K) bool, False for padding slots.
+        gt: (B, M, 2) ground-truth instances in feature steps.
+        gt_labels: (B, M) int class of each instance.
+        gt_valid: (B, M) bool, False for padding rows.
+
+    Returns:
+        tuple: ``(labels, recall)``: int (B, K) labels, and (B,) the share
+        of each video's valid instances that some valid proposal overlaps
+        at tIoU >= ``FOREGROUND_IOU`` (0 for a video without instances).
+    """
     from zoo.models.talnet import tiou_matrix
 
     iou = jax.vmap(tiou_matrix)(proposals, gt)  # (B, K, M)
@@ -206,7 +284,16 @@ def label_own_proposals(proposals, valid, gt, gt_labels, gt_valid):
 @dataclasses.dataclass
 class Actions:
     """Temporal action localisation: Faster R-CNN losses, proposal and
-    classifier losses on the held-out videos as the best-checkpoint metric."""
+    classifier losses on the held-out videos as the best-checkpoint metric.
+
+    Attributes:
+        name: ``"actions"``.
+        input_key: ``"features"``.
+        best_metric: ``"loss"``, the held-out proposal plus classifier loss.
+        higher_is_better: False.
+        scales: the model's anchor scales; ``init`` sets them (the losses
+            need them).
+    """
 
     name: str = "actions"
     input_key: str = "features"
@@ -215,6 +302,18 @@ class Actions:
     scales: tuple = ()  # the model's anchor scales, set by init
 
     def check(self, config: TrainConfig) -> None:
+        """Refuse a model that does not localise actions, a dataset without
+        action segments, or ``--pretrained``.
+
+        Args:
+            config: supplies ``model``, ``data`` and ``pretrained``.
+
+        Raises:
+            ValueError: if ``config.model`` is not an action localisation
+                model, ``config.data`` holds no feature sequences with
+                action segments, or ``config.pretrained`` is set (no such
+                weights exist).
+        """
         import zoo
         from zoo.datasets import dataset_task
 
@@ -239,6 +338,26 @@ class Actions:
         return options
 
     def prepare(self, config: TrainConfig) -> TaskData:
+        """Build and open ``config.data``: training videos with sampled
+        proposals (``ActionTransform``), the ``test`` videos in order for
+        evaluation.
+
+        Args:
+            config: the run's configuration (``model_options`` too: the
+                model's streams and scales decide the batches).
+
+        Returns:
+            TaskData: its ``meta`` holds ``feature_rate``, ``steps`` (T),
+            ``num_classes``, ``class_names``, ``model_options`` (with
+            ``feature_dim``) and, for ``action_videos``, ``video`` (how
+            the features were made).
+
+        Raises:
+            ValueError: if ``config.num_classes`` differs from the dataset's,
+                ``feature_dim`` in ``model_options`` differs from the
+                features', the sequences are shorter than the smallest
+                anchor, or ``config.batch_size`` does not fit the dataset.
+        """
         import zoo
         from zoo.datasets import prepare, steps_per_epoch
         from zoo.datasets.pipeline import _check_batch_size, _ordered, _stream
@@ -272,6 +391,20 @@ class Actions:
                   **({"video": dict(data.meta["video"])} if "video" in data.meta else {})})
 
     def init(self, config: TrainConfig, data: TaskData):
+        """The model, randomly initialised and wholly trainable, built with
+        ``data.meta``'s classes and options, ``config.dtype`` and
+        ``config.dropout``; sets ``scales``.
+
+        Args:
+            config: the run's configuration.
+            data: ``prepare``'s result.
+
+        Returns:
+            tuple: ``(model, variables, trainable)``.
+
+        Raises:
+            ValueError: from ``check``.
+        """
         import zoo
         from zoo.registry import init_variables
 
@@ -286,10 +419,30 @@ class Actions:
         return model, variables, trainable
 
     def train_inputs(self, batch) -> dict:
-        """The keyword arguments of the model's training call beyond the input."""
+        """The keyword arguments of the model's training call beyond the input.
+
+        Args:
+            batch: a training batch with the sampled ``proposals``.
+
+        Returns:
+            dict: ``{"proposals": (B, K, 2)}``.
+        """
         return {"proposals": batch["proposals"]}
 
     def loss(self, outputs, batch, config: TrainConfig):
+        """Sum of the proposal losses (``proposal_loss``) and the classifier
+        losses on the sampled proposals (``classifier_loss``), batch means.
+
+        Args:
+            outputs: the model's training outputs (a dict).
+            batch: the training batch (``gt``, ``gt_valid``,
+                ``proposal_labels``, ``proposal_targets``).
+            config: unused (the loss has no settings).
+
+        Returns:
+            tuple: ``(loss, {"loss", "proposal_cls", "proposal_reg",
+            "class", "refine"})``, scalars.
+        """
         p_cls, p_reg = proposal_loss(outputs, batch, self.scales)
         c_cls, c_reg = classifier_loss(outputs["class_logits"], outputs["refine_deltas"],
                                        batch["proposal_labels"], batch["proposal_targets"])
@@ -299,6 +452,20 @@ class Actions:
         return loss, {"loss": loss, **parts}
 
     def eval_sums(self, outputs, batch):
+        """Held-out proposal loss, the classifier's cross-entropy on the
+        network's own proposals (``label_own_proposals``) and their recall
+        at tIoU 0.5, summed over the real videos.
+
+        Args:
+            outputs: the model's eval outputs (a dict).
+            batch: a held-out batch (``gt``, ``gt_labels``, ``gt_valid``,
+                ``mask``).
+
+        Returns:
+            dict: ``{"loss", "proposal_loss", "class_loss", "recall_50",
+            "count"}``, scalar sums; ``loss`` is ``proposal_loss`` plus
+            ``class_loss``.
+        """
         p_cls, p_reg = proposal_loss(outputs, batch, self.scales)
         labels, recall = label_own_proposals(outputs["proposals"], outputs["proposal_valid"],
                                              batch["gt"], batch["gt_labels"], batch["gt_valid"])

@@ -34,10 +34,20 @@ from zoo.train.config import TrainConfig
 
 
 class RunDir:
+    """A training run's work directory (layout in the module docstring):
+    its ``run.json``, resumable Orbax checkpoints and best variables.
+
+    Args:
+        workdir: the directory (``~`` is expanded; made absolute).
+        config: the run's configuration; its ``keep`` bounds the resumable
+            checkpoints kept, its ``model`` gives the conventions. None
+            keeps every checkpoint and records no conventions.
+        conventions: the ``zoo.Conventions`` the trained variables need;
+            None for those ``config.model`` is built with (its spec's, or
+            ``padding`` / ``bn_eps`` in ``config.model_options``).
+    """
+
     def __init__(self, workdir, config: Optional[TrainConfig] = None, conventions=None):
-        """``conventions`` (a ``zoo.Conventions``) are the trained model's;
-        by default those ``config.model`` is built with (its spec's, or
-        ``padding``/``bn_eps`` in ``config.model_options``)."""
         self.path = Path(os.path.abspath(os.path.expanduser(workdir)))
         self.config = config
         self._conventions = conventions
@@ -64,9 +74,18 @@ class RunDir:
     # -- run.json ----------------------------------------------------------------
     @property
     def meta_path(self) -> Path:
+        """``WORKDIR/run.json``."""
         return self.path / "run.json"
 
     def read_meta(self) -> Optional[dict]:
+        """The run's ``run.json``.
+
+        Returns:
+            dict or None: its contents; None when the file does not exist.
+
+        Raises:
+            ValueError: if ``run.json`` exists but is not JSON.
+        """
         try:
             return json.loads(self.meta_path.read_text())
         except FileNotFoundError:
@@ -77,7 +96,21 @@ class RunDir:
 
     def claim(self, meta: dict) -> bool:
         """Write ``meta`` for a new run, or check that the directory holds the
-        same run (True: there is something to resume)."""
+        same run (True: there is something to resume).
+
+        Args:
+            meta: the run's description for ``run.json``: at least
+                ``model``, ``data`` and ``config`` (``TrainConfig.to_json()``).
+
+        Returns:
+            bool: False when ``meta`` was written for a new run, True when
+            the directory already holds this run.
+
+        Raises:
+            ValueError: if the directory is not empty but holds no run, holds
+                a run of another model or dataset, or one whose settings
+                differ in a field outside ``TrainConfig.RESUMABLE_CHANGES``.
+        """
         old = self.read_meta()
         if old is None:
             if self.path.exists() and any(self.path.iterdir()):
@@ -103,6 +136,8 @@ class RunDir:
     # -- resumable checkpoints ---------------------------------------------------
     @property
     def manager(self):
+        """The ``orbax.checkpoint.CheckpointManager`` of ``WORKDIR/checkpoints``
+        (asynchronous, keeping ``config.keep``), made on first use."""
         if self._manager is None:
             import orbax.checkpoint as ocp
 
@@ -113,9 +148,23 @@ class RunDir:
         return self._manager
 
     def latest_step(self) -> Optional[int]:
+        """The step of the newest resumable checkpoint.
+
+        Returns:
+            int or None: the step; None when there is none.
+        """
         return self.manager.latest_step()
 
     def save(self, step: int, state: dict, data_state: Any) -> None:
+        """Start writing a resumable checkpoint in the background (see
+        ``wait``), with the conventions of the variables in its metadata.
+
+        Args:
+            step: the checkpoint's step (its directory name).
+            state: the training state (``zoo.train.step.init_state``'s layout).
+            data_state: the JSON-able position of the data iterator
+                (``get_state()``).
+        """
         import orbax.checkpoint as ocp
 
         from zoo.checkpoint import metadata_for
@@ -126,8 +175,15 @@ class RunDir:
             custom_metadata=metadata_for(self.conventions))
 
     def recorded_conventions(self, step: int):
-        """The conventions checkpoint ``step`` records (None for checkpoints
-        written before they were recorded)."""
+        """The conventions checkpoint ``step`` records.
+
+        Args:
+            step: a step of a resumable checkpoint.
+
+        Returns:
+            zoo.Conventions or None: None when the checkpoint records none
+            (written before they were recorded) or its metadata cannot be read.
+        """
         from zoo.checkpoint import conventions_in
 
         try:
@@ -138,7 +194,21 @@ class RunDir:
 
     def restore(self, state: dict) -> tuple[dict, Any]:
         """The latest checkpoint, placed like ``state`` (same shardings).
-        Refuses one whose recorded conventions are not the model's."""
+        Refuses one whose recorded conventions are not the model's.
+
+        Args:
+            state: a training state of the same structure, shapes and dtypes
+                (e.g. the freshly initialised one); its shardings are used.
+
+        Returns:
+            tuple: ``(state, data_state)``: the restored training state and
+            the data iterator's saved position.
+
+        Raises:
+            zoo.weights.errors.ConventionsMismatchError: if the checkpoint
+                records other conventions than the run's (a ValueError).
+            ValueError: if the checkpoint does not fit ``state``.
+        """
         import orbax.checkpoint as ocp
 
         step = self.manager.latest_step()
@@ -160,10 +230,13 @@ class RunDir:
         return out["state"], out["data"]
 
     def wait(self) -> None:
+        """Block until every checkpoint being written is complete."""
         if self._manager is not None:
             self._manager.wait_until_finished()
 
     def close(self) -> None:
+        """Wait for pending checkpoints and release the checkpoint manager
+        (the next use makes a new one)."""
         if self._manager is not None:
             self._manager.wait_until_finished()
             self._manager.close()
@@ -171,12 +244,30 @@ class RunDir:
 
     # -- the best variables ------------------------------------------------------
     def best(self) -> Optional[dict]:
+        """The best checkpoint's step and eval metrics (``best.json``).
+
+        Returns:
+            dict or None: ``{"step": ..., **metrics}``; None before the
+            first evaluation.
+        """
         try:
             return json.loads((self.path / "best.json").read_text())
         except FileNotFoundError:
             return None
 
     def save_best(self, step: int, variables: dict, metrics: dict) -> Path:
+        """Make ``variables`` the run's best: write them as a ``zoo.save``
+        checkpoint ``best-STEP``, point the ``best`` symlink at it atomically,
+        write ``best.json`` and delete older ``best-*`` directories.
+
+        Args:
+            step: the step the variables were evaluated at.
+            variables: ``{"params": ..., "batch_stats": ...}`` to keep.
+            metrics: their eval metrics (name -> float).
+
+        Returns:
+            Path: ``WORKDIR/best``.
+        """
         from zoo.checkpoint import save
 
         target = self.path / f"best-{step}"

@@ -38,6 +38,17 @@ tensorboard/ (tensorboard --logdir WORKDIR)."""
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
+    """Add the ``train`` subcommand, one option per ``TrainConfig`` field
+    with the same defaults, to ``sub``.
+
+    Args:
+        sub: the subparsers object of a parser
+            (``argparse.ArgumentParser().add_subparsers()``).
+
+    Returns:
+        argparse.ArgumentParser: the ``train`` parser, whose ``func`` default
+        is ``cmd_train``.
+    """
     from zoo.train.config import TrainConfig
 
     d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -132,11 +143,30 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def register(sub) -> None:
     """Adds ``zoo train`` to the ``zoo`` command's subparsers (the
-    ``zoo.commands`` entry point)."""
+    ``zoo.commands`` entry point).
+
+    Args:
+        sub: the subparsers object of the ``zoo`` parser
+            (``argparse.ArgumentParser.add_subparsers()``).
+    """
     add_parser(sub)
 
 
 def cmd_train(args) -> int:
+    """Runs ``zoo train``: plots runs, lists recipes, or trains (a recipe's
+    settings overridden by the options given) and prints the best result.
+
+    Args:
+        args: the ``argparse.Namespace`` of ``add_parser``'s parser.
+
+    Returns:
+        int: the exit status, 0.
+
+    Raises:
+        ValueError: for ``plot`` without work directories, an unknown
+            action, stray arguments, or training without ``--model``,
+            ``--data`` and ``--workdir``.
+    """
     if args.action == "plot":
         if not args.runs:
             raise ValueError("plot takes work directories: zoo train plot runs/digits")

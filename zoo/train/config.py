@@ -16,7 +16,19 @@ DTYPES = ("float32", "bfloat16")
 def model_options(text: Optional[str]) -> dict:
     """``--model-options`` (a JSON object) as builder options, with a
     one-line error. JSON lists become tuples: JSON has none, and the
-    builders' sequence options (TALNet's scales, streams) are tuples."""
+    builders' sequence options (TALNet's scales, streams) are tuples.
+
+    Args:
+        text: a JSON object of keyword arguments for the model's builder,
+            e.g. ``'{"towers": "single"}'``; None or ``""`` for none.
+
+    Returns:
+        dict: the options, with JSON lists turned into tuples (``{}`` for
+        empty ``text``).
+
+    Raises:
+        ValueError: if ``text`` is not JSON, or is JSON but not an object.
+    """
     if not text:
         return {}
     try:
@@ -31,6 +43,73 @@ def model_options(text: Optional[str]) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
+    """Everything that defines a training run, one field per ``zoo train``
+    option (``--batch-size`` is ``batch_size``). Checked on construction.
+
+    Attributes:
+        model: registry name of the model to train (``zoo list``).
+        data: ``"digits"``, ``"lfw_subset"``, ``"folder:PATH"``,
+            ``"tfds:NAME"``, or a depth / action dataset (``"depth_scenes"``,
+            ``"action_features"``, ``"action_videos"``).
+        workdir: the run's directory; rerunning in it resumes the run.
+        pretrained: start from the model's pretrained weights (for depth
+            models, the backbone's ImageNet weights in the encoder).
+        data_dir: where datasets are built; None for ``$ZOO_DATA``.
+        epochs: passes over the training split; give this or ``steps``
+            (10 epochs when neither is given).
+        steps: training batches in total, instead of ``epochs``.
+        batch_size: global batch, split over the devices.
+        image_size: training side in pixels, at least 32; None for the
+            dataset's (digits 96, lfw_subset 128) or else the spec's.
+        num_classes: classifier outputs; None for the dataset's number of
+            classes. A value that differs from the checkpoint's gives a new head.
+        freeze: ``"none"`` (full fine-tune) or ``"backbone"`` (linear probe:
+            the backbone stays in eval mode, only the head learns).
+        optimizer: ``"sgd"`` (Nesterov momentum 0.9) or ``"adamw"``.
+        lr: peak learning rate, positive; None for ``peak_lr``'s default.
+        warmup_steps: linear warmup in batches; None for 5 % of the run.
+        weight_decay: decay on kernels only (not BatchNorm parameters or
+            biases).
+        label_smoothing: in [0, 1).
+        clip_norm: global gradient-norm clip; None or 0 turns it off.
+        accumulate: gradient accumulation, one update every this many batches.
+        dtype: compute dtype, ``"float32"`` or ``"bfloat16"``; parameters
+            stay float32.
+        ema: parameter EMA decay in [0, 1) (e.g. 0.999); 0 turns it off.
+            Evaluation and the best checkpoint use the EMA.
+        augment: random resized crop (and flip) in the loader.
+        flip: random horizontal flips; None for the dataset's default (off
+            for digits).
+        min_scale: smallest random-resized-crop area fraction, in (0, 1].
+        photometric: depth data only: strength in [0, 1] of random lighting,
+            colour, blur and noise; 0 turns it off.
+        dropout: dropout rate before the classifier; None for the family's.
+        model_options: JSON object of extra builder options (see
+            ``model_options``), e.g. ``'{"towers": "single"}'``.
+        bn_momentum: BatchNorm running statistics update
+            ``new = m * old + (1 - m) * batch``, in [0, 1).
+        seed: seeds initialisation, data order, augmentation and dropout.
+        workers: loader worker processes (0: in the main process).
+        eval_every: steps between evaluations; None for once per epoch.
+        save_every: steps between resumable checkpoints.
+        keep: resumable checkpoints kept (the best is kept apart).
+        log_every: steps between metric lines.
+        devices: use the first this many devices; None for all.
+
+    Raises:
+        ValueError: on construction, naming the ``--option``, when a choice
+            is unknown, ``epochs`` and ``steps`` are both given, a count is
+            below 1, ``image_size`` is below 32, a rate is outside its range,
+            or ``model_options`` is not a JSON object.
+
+    Example:
+        ::
+
+            config = TrainConfig(model="mobilenet_v2", data="digits",
+                                 workdir="runs/digits", pretrained=True, epochs=3)
+            config.peak_lr    # 0.05: the SGD default for a batch of 64
+    """
+
     model: str
     data: str  # "digits", "lfw_subset", "folder:PATH", "tfds:NAME"
     workdir: str
@@ -104,13 +183,20 @@ class TrainConfig:
 
     @property
     def peak_lr(self) -> float:
-        """``lr``, or the optimizer's default scaled linearly with the batch."""
+        """``lr``, or the optimizer's default scaled linearly with the batch:
+        0.05 (sgd) or 1e-3 (adamw) per 64 images of ``batch_size`` times
+        ``accumulate``."""
         if self.lr is not None:
             return self.lr
         base = 0.05 if self.optimizer == "sgd" else 1e-3
         return base * self.batch_size * self.accumulate / 64
 
     def to_json(self) -> dict:
+        """The fields as a JSON-able dict (what ``run.json`` records).
+
+        Returns:
+            dict: field name -> value.
+        """
         return dataclasses.asdict(self)
 
     # Fields that may change when a run is resumed (they change neither the

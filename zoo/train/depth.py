@@ -38,6 +38,11 @@ ENCODER = "encoder"  # the depth models' backbone submodule
 
 
 def depth_models() -> list[str]:
+    """The registry's depth models.
+
+    Returns:
+        list[str]: their names, in ``zoo.list_models()`` order.
+    """
     import zoo
 
     return [n for n in zoo.list_models() if zoo.get_spec(n).task == "depth"]
@@ -47,7 +52,25 @@ def merge_backbone(variables: dict, pretrained: dict, backbone: str) -> dict:
     """``variables`` with its ``encoder`` params and batch_stats taken from
     ``pretrained`` (the backbone's classification variables) by name. Every
     encoder array must be found there with its shape: an encoder that is not
-    the backbone would otherwise silently train from random weights."""
+    the backbone would otherwise silently train from random weights.
+
+    Args:
+        variables: the depth model's variables, with an ``encoder``
+            submodule under ``params`` (and ``batch_stats``).
+        pretrained: the backbone's variables (``{"params", "batch_stats"}``
+            of the classifier); arrays the encoder lacks, such as the
+            classifier head, are ignored.
+        backbone: the backbone's registry name, for the messages.
+
+    Returns:
+        dict: a new top-level dict with the encoder's arrays replaced (cast
+        to their dtypes); the decoder's are untouched.
+
+    Raises:
+        ValueError: if the model has no ``encoder`` submodule, or an encoder
+            array has no counterpart of the same path and shape in
+            ``pretrained``.
+    """
     if ENCODER not in variables.get("params", {}):
         raise ValueError(f"the model has no '{ENCODER}' submodule to load {backbone}'s "
                          f"ImageNet weights into")
@@ -65,13 +88,35 @@ def merge_backbone(variables: dict, pretrained: dict, backbone: str) -> dict:
 
 
 def disparity(depth, valid):
-    """Inverse depth at the valid pixels, 0 elsewhere."""
+    """Inverse depth at the valid pixels, 0 elsewhere.
+
+    Args:
+        depth: depth maps, e.g. (N, H, W) float32 in metres; invalid values
+            (0, NaN) are never divided by.
+        valid: bool, same shape, True where ``depth`` is known.
+
+    Returns:
+        jax.Array: ``1 / depth`` where ``valid``, 0 elsewhere, same shape.
+    """
     return jnp.where(valid, 1.0 / jnp.where(valid, depth, 1.0), 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
 class Depth:
-    """Relative monocular depth: MiDaS loss, AbsRel / bad-pixel evaluation."""
+    """Relative monocular depth: MiDaS loss, AbsRel / bad-pixel evaluation.
+
+    Batches are ``{"image": float32 (B, S, S, 3), "depth": float32 (B, S, S)
+    metres, "valid": bool (B, S, S)}`` (plus ``mask`` (B,) in evaluation,
+    where images have their own size H x W); the model outputs (B, H, W)
+    relative inverse depth.
+
+    Attributes:
+        name: ``"depth"``.
+        input_key: ``"image"``.
+        best_metric: ``"bad_1_25"``, the percentage of valid pixels whose
+            aligned depth is off by more than 1.25x.
+        higher_is_better: False.
+    """
 
     name: str = "depth"
     input_key: str = "image"
@@ -79,6 +124,18 @@ class Depth:
     higher_is_better: bool = False
 
     def check(self, config: TrainConfig) -> None:
+        """Refuse a model or dataset that is not for depth, classes, or an
+        image size that is not a multiple of 32.
+
+        Args:
+            config: supplies ``model``, ``data``, ``num_classes`` and
+                ``image_size``.
+
+        Raises:
+            ValueError: if ``config.model`` is not a depth model,
+                ``config.data`` has no depth maps, ``num_classes`` is given,
+                or ``image_size`` is not a multiple of 32.
+        """
         import zoo
         from zoo.datasets import dataset_task
 
@@ -97,6 +154,23 @@ class Depth:
                              f"multiples of 32 (e.g. {max(32, config.image_size // 32 * 32)})")
 
     def prepare(self, config: TrainConfig) -> TaskData:
+        """Build and open ``config.data``: random square crops (with flips
+        and ``config.photometric`` changes) for training, whole ``test``
+        images for evaluation, normalised with the spec's mean and std.
+
+        Args:
+            config: the run's configuration.
+
+        Returns:
+            TaskData: its ``meta`` holds ``image_size`` (training side) and
+            ``eval_size`` ([height, width] of the test images); its
+            ``check_batch`` refuses a batch without any valid depth.
+
+        Raises:
+            ValueError: if ``config.batch_size`` exceeds the training split,
+                or the training size or the test images' sides are not
+                multiples of 32.
+        """
         import zoo
         from zoo.datasets import (depth_eval_batches, depth_train_batches, prepare,
                                   steps_per_epoch)
@@ -138,6 +212,23 @@ class Depth:
             check_batch=check_batch)
 
     def init(self, config: TrainConfig, data: TaskData):
+        """The depth model with ``config.dtype`` and ``config.bn_momentum``;
+        with ``config.pretrained`` its encoder starts from the ImageNet
+        weights of ``model.backbone`` (``merge_backbone``); with
+        ``freeze="backbone"`` only parameters outside the encoder train.
+
+        Args:
+            config: the run's configuration.
+            data: ``prepare``'s result (unused: the model has no
+                data-dependent size).
+
+        Returns:
+            tuple: ``(model, variables, trainable)``.
+
+        Raises:
+            ValueError: from ``check``, or if ``config.pretrained`` is set and
+                the model names no backbone.
+        """
         import zoo
         from zoo.registry import init_variables
 
@@ -160,6 +251,17 @@ class Depth:
         return model, variables, trainable
 
     def loss(self, outputs, batch, config: TrainConfig):
+        """MiDaS's scale- and shift-invariant loss plus gradient matching
+        against the target disparity ``1 / depth`` (``zoo.depth.loss``).
+
+        Args:
+            outputs: (B, S, S) predicted relative inverse depth.
+            batch: supplies ``depth`` and ``valid``.
+            config: unused (the loss has no settings).
+
+        Returns:
+            tuple: ``(loss, {"loss", "ssi", "gradient"})``, scalars.
+        """
         from zoo.depth.loss import ssi_loss
 
         valid = batch["valid"]
@@ -167,6 +269,18 @@ class Depth:
         return loss, {"loss": loss, **parts}
 
     def eval_sums(self, outputs, batch):
+        """Per-image AbsRel and bad pixels after least-squares scale-and-shift
+        alignment (``zoo.depth.metrics``), summed over the real images that
+        have valid pixels.
+
+        Args:
+            outputs: (B, H, W) predicted relative inverse depth.
+            batch: supplies ``depth``, ``valid`` and ``mask``.
+
+        Returns:
+            dict: ``{"abs_rel", "bad_1_25", "count"}``, scalar sums
+            (``bad_1_25`` in percent per image).
+        """
         from zoo.depth.metrics import evaluate_batch
 
         valid = batch["valid"]

@@ -38,6 +38,20 @@ class TrainingDiverged(RuntimeError):
 
 @dataclasses.dataclass
 class FitResult:
+    """What ``fit`` returns.
+
+    Attributes:
+        workdir: the run's directory (absolute).
+        steps: the step the run ended at (``total`` when it completed).
+        best: ``{"step": ..., **eval_metrics}`` of the best checkpoint; None
+            if the run was never evaluated.
+        last_eval: the last evaluation's metrics (with ``epoch``); None if
+            this call evaluated nothing.
+        resumed_from: the step this call resumed at; None for a fresh start.
+        state: the final training state (``zoo.train.step``'s layout), on
+            the devices; not shown in ``repr``.
+    """
+
     workdir: Path
     steps: int
     best: Optional[dict]  # step and eval metrics of the best checkpoint
@@ -49,9 +63,40 @@ class FitResult:
 def fit(config: TrainConfig, task: Optional[Task] = None, *,
         progress: bool = True) -> FitResult:
     """Train ``config.model`` on ``config.data`` in ``config.workdir`` for
-    ``task`` (by default the model spec's: depth for depth models, image
-    classification otherwise); rerunning it in the same work directory
-    resumes."""
+    ``task`` (by default the model spec's: depth for depth models, action
+    localisation for action models, image classification otherwise);
+    rerunning it in the same work directory resumes.
+
+    The run lasts ``config.steps`` batches, or ``config.epochs`` (default 10)
+    epochs. It writes the work directory described in
+    ``zoo.train.checkpoints`` and, unless ``progress`` is False, shows a
+    progress bar on standard error.
+
+    Args:
+        config: the run's configuration.
+        task: the task to train; None for ``task_for(config)``.
+        progress: show progress and eval lines on standard error.
+
+    Returns:
+        FitResult: the work directory, final step, best and last eval
+        metrics, and the final state.
+
+    Raises:
+        ValueError: for a bad configuration, dataset, work directory or
+            training batch (one line naming the option or data); the
+            configuration, data and work directory are checked before
+            training starts.
+        TrainingDiverged: if the loss becomes NaN or infinite; the message
+            names the last good checkpoint.
+
+    Example:
+        ::
+
+            from zoo.train import TrainConfig, fit
+            result = fit(TrainConfig(model="mobilenet_v2", pretrained=True,
+                                     data="digits", workdir="runs/digits", epochs=3))
+            print(result.best)     # {"step": ..., "top1": ..., "loss": ..., "epoch": ...}
+    """
     task = task or task_for(config)
     task.check(config)  # a bad model name fails before any data is built
     mesh = make_mesh(config.devices)
@@ -165,7 +210,27 @@ def load_run(workdir) -> tuple[Any, dict, dict]:
     """``(model, variables, meta)`` of a training run's best checkpoint:
     ``model.apply(variables, zoo.preprocess(images, spec))`` with
     ``spec = zoo.get_spec(meta["model"], resolution=meta["image_size"])``,
-    class names in ``meta["class_names"]``."""
+    class names in ``meta["class_names"]``.
+
+    Args:
+        workdir: the run's ``--workdir`` (``~`` is expanded).
+
+    Returns:
+        tuple: ``(model, variables, meta)``: the Flax module built as the run
+        built it, the best variables (``{"params", "batch_stats"}``), and the
+        run's ``run.json`` as a dict.
+
+    Raises:
+        ValueError: if ``workdir`` holds no ``run.json`` or no evaluated
+            (best) checkpoint yet.
+
+    Example:
+        ::
+
+            model, variables, meta = load_run("runs/digits")
+            spec = zoo.get_spec(meta["model"], resolution=meta["image_size"])
+            logits = model.apply(variables, zoo.preprocess(images, spec))
+    """
     import json
 
     import zoo

@@ -16,6 +16,18 @@ from zoo.atomic import write_atomic
 
 
 class MetricWriter:
+    """Appends metric records to ``WORKDIR/metrics.jsonl`` and to
+    TensorBoard events in ``WORKDIR/tensorboard``.
+
+    Opening it drops the records after ``start_step`` from both, so a
+    resumed run continues the curves without repeating steps. Needs
+    ``tensorboardX``.
+
+    Args:
+        workdir: the run's directory.
+        start_step: the step the run starts or resumes from (0 for a new run).
+    """
+
     def __init__(self, workdir: Path, start_step: int):
         self.path = Path(workdir) / "metrics.jsonl"
         if self.path.exists():
@@ -29,6 +41,14 @@ class MetricWriter:
                                  flush_secs=30)
 
     def write(self, step: int, split: str, values: dict) -> None:
+        """Record ``values`` at ``step``: one JSON line (flushed at once) and
+        one TensorBoard scalar ``split/name`` per finite value.
+
+        Args:
+            step: the training step the values belong to.
+            split: ``"train"`` or ``"eval"``.
+            values: metric name -> number (anything ``float()`` accepts).
+        """
         values = {k: float(v) for k, v in values.items()}
         self._file.write(json.dumps({"step": step, "split": split, **values}) + "\n")
         self._file.flush()
@@ -37,12 +57,24 @@ class MetricWriter:
                 self._tb.add_scalar(f"{split}/{k}", v, step)
 
     def close(self) -> None:
+        """Close the JSON-lines file and the TensorBoard writer."""
         self._file.close()
         self._tb.close()
 
 
 def read(path) -> list[dict]:
-    """The records of a run's ``metrics.jsonl`` (``path``: the run or the file)."""
+    """The records of a run's ``metrics.jsonl``.
+
+    Args:
+        path: the run's work directory, or the ``metrics.jsonl`` file itself.
+
+    Returns:
+        list[dict]: one dict per line, in file order, each with ``step``,
+        ``split`` and the metric values.
+
+    Raises:
+        ValueError: if there is no ``metrics.jsonl`` at ``path``.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "metrics.jsonl"

@@ -19,12 +19,35 @@ from zoo.train.config import TrainConfig
 
 
 def decay_mask(params):
-    """True for the parameters weight decay applies to: kernels (rank >= 2)."""
+    """True for the parameters weight decay applies to: kernels (rank >= 2).
+
+    Args:
+        params: pytree of parameter arrays (``variables["params"]``).
+
+    Returns:
+        A pytree shaped like ``params`` of Python bools: False for
+        BatchNorm scales and offsets and biases (rank below 2).
+    """
     return jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
 
 
 def schedule(config: TrainConfig, total_steps: int) -> optax.Schedule:
-    """Learning rate per optimizer update: warmup from 0, cosine to 0."""
+    """Learning rate per optimizer update: warmup from 0, cosine to 0.
+
+    With gradient accumulation an update is ``config.accumulate`` batches,
+    so the schedule has ``total_steps // config.accumulate`` updates (at
+    least 1) and ``config.warmup_steps`` (batches) is divided likewise. The
+    default warmup is 5 % of the updates (at least 1); the warmup always
+    leaves at least one update of decay.
+
+    Args:
+        config: supplies ``peak_lr``, ``warmup_steps`` and ``accumulate``.
+        total_steps: training batches of the whole run.
+
+    Returns:
+        optax.Schedule: update index -> learning rate, peaking at
+        ``config.peak_lr`` and reaching 0 at the last update.
+    """
     updates = max(1, total_steps // config.accumulate)
     warmup = config.warmup_steps
     warmup = max(1, round(0.05 * updates)) if warmup is None else warmup // config.accumulate
@@ -34,8 +57,24 @@ def schedule(config: TrainConfig, total_steps: int) -> optax.Schedule:
 
 
 def make_optimizer(config: TrainConfig, params, trainable, total_steps: int):
-    """(optax transformation, learning-rate schedule). ``trainable`` is a
-    pytree of bools like ``params``: False leaves a parameter untouched."""
+    """The optimizer ``config`` asks for, with its learning-rate schedule.
+
+    Gradients are clipped by global norm (``config.clip_norm``), then go to
+    SGD with Nesterov momentum 0.9 (weight decay added to the gradient) or
+    to AdamW (decoupled weight decay), decaying only ``decay_mask(params)``. Frozen parameters get zero updates;
+    ``config.accumulate > 1`` wraps it all in ``optax.MultiSteps``.
+
+    Args:
+        config: the run's optimizer settings.
+        params: the parameter pytree the optimizer will update.
+        trainable: a pytree of bools shaped like ``params``: False leaves a
+            parameter untouched.
+        total_steps: training batches of the whole run (see ``schedule``).
+
+    Returns:
+        tuple: ``(tx, lr)``, the ``optax.GradientTransformation`` and the
+        ``optax.Schedule`` it follows (update index -> learning rate).
+    """
     lr = schedule(config, total_steps)
     parts = []
     if config.clip_norm:

@@ -9,6 +9,27 @@ from zoo.train.metrics import read
 
 
 def plot_run(run, out=None) -> Path:
+    """Draw a run's curves: loss (train and eval), accuracy (train batch
+    accuracy and eval top-1, in %) and learning rate, against steps.
+
+    Args:
+        run: the run's work directory (holding ``metrics.jsonl``).
+        out: the PNG file to write; None for ``RUN/curves.png``.
+
+    Returns:
+        Path: the written PNG (written to a temporary file, then renamed).
+
+    Raises:
+        RuntimeError: if matplotlib is not installed.
+        ValueError: if the run has no training metrics yet (or no
+            ``metrics.jsonl``).
+
+    Example:
+        ::
+
+            from zoo.train.plot import plot_run
+            plot_run("runs/digits")      # runs/digits/curves.png
+    """
     try:
         from matplotlib.figure import Figure
     except ImportError:

@@ -9,6 +9,15 @@ import time
 
 
 class TrainProgress:
+    """Shows a run's progress on standard error: a rich progress bar on a
+    terminal, plain lines otherwise.
+
+    Args:
+        total: the step the run ends at.
+        start: the step it starts (or resumes) at.
+        enabled: False shows nothing at all.
+    """
+
     def __init__(self, total: int, start: int, enabled: bool = True):
         self.total, self.start = total, start
         self.enabled = enabled
@@ -26,6 +35,13 @@ class TrainProgress:
             self._progress.start()
 
     def update(self, step: int, values: dict) -> None:
+        """Move to ``step`` and show ``values`` (``lr``, ``images_per_s`` and
+        accuracies get their own formats).
+
+        Args:
+            step: the step just completed.
+            values: metric name -> float, e.g. ``{"loss": 0.31, "lr": 0.05}``.
+        """
         info = "  ".join(_fmt(k, v) for k, v in values.items())
         if self._progress is not None:
             self._progress.update(self._task, completed=step, info=info)
@@ -33,12 +49,18 @@ class TrainProgress:
             print(f"step {step}/{self.total}  {info}", file=sys.stderr, flush=True)
 
     def message(self, text: str) -> None:
+        """Print a line above the bar (or as a plain line).
+
+        Args:
+            text: the line.
+        """
         if self._progress is not None:
             self._progress.console.print(text)
         elif self.enabled:
             print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:
+        """Stop the bar, leaving its last state on the terminal."""
         if self._progress is not None:
             self._progress.stop()
 

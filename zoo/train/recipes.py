@@ -82,6 +82,19 @@ def _talnet_recipes():
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
+    """A named training run with its measured outcome.
+
+    Attributes:
+        name: what ``zoo train --recipe`` takes.
+        description: one sentence on what it trains and how it is measured.
+        settings: ``TrainConfig`` fields (all but ``workdir``).
+        result: what the run reached on the test split, as measured; None
+            when not measured.
+        time: wall time of the whole run; None when not measured.
+        hardware: the machine and software it was measured on; None when
+            not measured.
+    """
+
     name: str
     description: str
     settings: dict  # TrainConfig fields
@@ -162,6 +175,18 @@ RECIPES = {r.name: r for r in (
 
 
 def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name`` (see ``RECIPES``).
+
+    Args:
+        name: a key of ``RECIPES``, e.g. ``"digits_mobilenet_v2_pretrained"``.
+
+    Returns:
+        Recipe: the recipe.
+
+    Raises:
+        ValueError: if there is no such recipe (suggesting close names and
+            listing all).
+    """
     try:
         return RECIPES[name]
     except KeyError:

@@ -23,6 +23,19 @@ from zoo.train.config import TrainConfig
 
 
 def init_state(variables: dict, tx, config: TrainConfig) -> dict:
+    """The training state at step 0 (the layout is in the module docstring).
+
+    Args:
+        variables: ``{"params": ..., "batch_stats": ...}`` of the model
+            (``batch_stats`` may be absent).
+        tx: the optax transformation whose state is initialised.
+        config: supplies ``seed`` (the run's PRNG key) and ``ema`` (when
+            non-zero the state holds a copy of ``params`` as the EMA).
+
+    Returns:
+        dict: ``step``, ``params``, ``batch_stats``, ``opt_state``, ``rng``
+        and, with EMA, ``ema``.
+    """
     params = variables["params"]
     state = {"step": jnp.zeros((), jnp.int32), "params": params,
              "batch_stats": variables.get("batch_stats", {}), "opt_state": tx.init(params),
@@ -40,7 +53,28 @@ def _frozen_outside(params, trainable):
 
 
 def make_train_step(model, task, tx, schedule, config: TrainConfig, trainable) -> Callable:
-    """``step(state, batch) -> (state, metrics)``, not yet jitted."""
+    """``step(state, batch) -> (state, metrics)``, not yet jitted.
+
+    The step draws its dropout key as ``fold_in(state["rng"], step)``, runs
+    the model in training mode (in eval mode, BatchNorm statistics kept,
+    when ``config.freeze == "backbone"``), takes the gradient of
+    ``task.loss``, applies ``tx`` and updates the EMA.
+
+    Args:
+        model: Flax module applied as ``model.apply(variables,
+            batch[task.input_key], train=...)``.
+        task: the ``zoo.train.Task``; its optional ``train_inputs(batch)``
+            adds keyword arguments to the training call.
+        tx: the optax transformation (``make_optimizer``).
+        schedule: update index -> learning rate, logged as ``lr``.
+        config: supplies ``freeze``, ``ema`` and ``accumulate``.
+        trainable: pytree of bools shaped like the params; gradients stop
+            at the False ones.
+
+    Returns:
+        Callable: ``step(state, batch) -> (state, metrics)``; ``metrics``
+        are the task's loss metrics plus ``lr`` and ``grad_norm`` (scalars).
+    """
     backbone_frozen = config.freeze == "backbone"
 
     def step(state, batch):
@@ -79,7 +113,15 @@ def make_train_step(model, task, tx, schedule, config: TrainConfig, trainable) -
 
 
 def make_eval_step(model, task) -> Callable:
-    """``step(variables, batch) -> sums``, not yet jitted."""
+    """``step(variables, batch) -> sums``, not yet jitted.
+
+    Args:
+        model: Flax module, applied in eval mode to ``batch[task.input_key]``.
+        task: supplies ``input_key`` and ``eval_sums``.
+
+    Returns:
+        Callable: ``step(variables, batch) -> task.eval_sums(outputs, batch)``.
+    """
 
     def step(variables, batch):
         outputs = model.apply(variables, batch[task.input_key])
@@ -89,13 +131,32 @@ def make_eval_step(model, task) -> Callable:
 
 
 def eval_variables(state: dict) -> dict:
-    """The variables a run evaluates and exports: the EMA when there is one."""
+    """The variables a run evaluates and exports: the EMA when there is one.
+
+    Args:
+        state: a training state (``init_state``).
+
+    Returns:
+        dict: ``{"params": state["ema"] or state["params"],
+        "batch_stats": state["batch_stats"]}``.
+    """
     return {"params": state.get("ema", state["params"]), "batch_stats": state["batch_stats"]}
 
 
 def jit_steps(train_step, eval_step, mesh, donate=True):
     """Both steps jitted with the batch split over ``data`` and the state
-    replicated (see ``zoo.train.sharding``)."""
+    replicated (see ``zoo.train.sharding``).
+
+    Args:
+        train_step: ``make_train_step``'s function.
+        eval_step: ``make_eval_step``'s function.
+        mesh: the mesh of ``zoo.train.sharding.make_mesh``.
+        donate: donate the train step's input state (its buffers are reused
+            for the new one, so the old state must not be used again).
+
+    Returns:
+        tuple: ``(train, evaluate)``, the jitted train and eval steps.
+    """
     from zoo.train.sharding import batch_sharded, replicated
 
     rep, data = replicated(mesh), batch_sharded(mesh)
@@ -111,7 +172,26 @@ def benchmark_step(name: str, batch_size: int = 32, image_size: int = 224,
     """A whole training step of ``name`` (forward, backward, optimizer
     update), as ``zoo train`` runs it, on one device: ``(step, state,
     batch)`` with ``state, metrics = step(state, batch)`` jitted and the
-    state donated. For the benchmark suite's training-speed table."""
+    state donated. For the benchmark suite's training-speed table.
+
+    The model is a classifier with ``num_classes`` outputs, randomly
+    initialised (the classifier at zero, as a new head starts); the batch is random (standard-normal images, uniform labels),
+    and the schedule is that of a 1,000-step run.
+
+    Args:
+        name: registry name of a classifier.
+        batch_size: images per step.
+        image_size: side of the square input images in pixels.
+        dtype: compute dtype, ``"float32"`` or ``"bfloat16"``.
+        optimizer: ``"sgd"`` or ``"adamw"``.
+        seed: seeds the initial weights and the batch.
+        num_classes: classifier outputs.
+
+    Returns:
+        tuple: ``(step, state, batch)``: the jitted step, the replicated
+        state and a device batch ``{"image": float32 (batch_size,
+        image_size, image_size, 3), "label": int32 (batch_size,)}``.
+    """
     import numpy as np
 
     from zoo.train.config import TrainConfig
