@@ -48,8 +48,19 @@ class AspectError(ValueError):
 
 
 def parse_aspect(aspect: Aspect) -> float:
-    """Width / height from ``"16:9"``, ``"16x9"``, ``"1.777"``, ``(16, 9)`` or
-    ``1.777``; ``AspectError`` (a ValueError) for anything else."""
+    """Width / height of an aspect ratio given in any of the accepted forms.
+
+    Args:
+        aspect: ``"16:9"``, ``"16x9"``, ``"16/9"``, ``"1.777"``, a pair
+            ``(16, 9)``, or a number such as ``1.777``.
+
+    Returns:
+        float: the ratio width / height, > 0.
+
+    Raises:
+        AspectError: (a ValueError) when ``aspect`` is none of these forms or
+            holds a value that is not a positive finite number.
+    """
     hint = "expected W:H with positive numbers (e.g. 16:9), a pair (16, 9) or a number > 0"
     if isinstance(aspect, str):
         parts = re.split(r"[:x/]", aspect.strip().lower())
@@ -76,8 +87,23 @@ def parse_aspect(aspect: Aspect) -> float:
 
 
 def crop_size(height: int, width: int, aspect: Aspect, scale: float = 1.0) -> tuple[int, int]:
-    """(h, w) of the largest box of ``aspect`` inside a ``height`` x ``width``
-    image, times ``scale`` (0 < scale <= 1)."""
+    """Size of the largest box of ``aspect`` inside a ``height`` x ``width``
+    image, times ``scale``.
+
+    Args:
+        height: image height in pixels.
+        width: image width in pixels.
+        aspect: target width:height, any form ``parse_aspect`` takes.
+        scale: fraction of that largest box's sides to keep, in (0, 1].
+
+    Returns:
+        tuple[int, int]: ``(h, w)`` in pixels, each at least 1 and at most the
+        image's side.
+
+    Raises:
+        AspectError: when ``aspect`` is not a valid aspect ratio.
+        ValueError: when ``scale`` is not a number in (0, 1].
+    """
     r = parse_aspect(aspect)
     if not (isinstance(scale, (int, float)) and 0 < scale <= 1):
         raise ValueError(f"scale={scale!r}: expected a number in (0, 1]")
@@ -90,9 +116,20 @@ def crop_size(height: int, width: int, aspect: Aspect, scale: float = 1.0) -> tu
 
 
 def window_sums(values: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Sum of ``values`` (H, W) in every h x w window: an (H - h + 1, W - w + 1)
-    array whose [t, l] is ``values[t:t + h, l:l + w].sum()``, from one
-    summed-area table."""
+    """Sum of ``values`` in every ``h`` x ``w`` window, from one summed-area table.
+
+    Args:
+        values: (H, W) array.
+        h: window height, 1 <= h <= H.
+        w: window width, 1 <= w <= W.
+
+    Returns:
+        np.ndarray: (H - h + 1, W - w + 1) float64 array whose ``[t, l]`` is
+        ``values[t:t + h, l:l + w].sum()``.
+
+    Raises:
+        ValueError: when the window does not fit in ``values``.
+    """
     a = np.asarray(values, np.float64)
     H, W = a.shape
     if not (1 <= h <= H and 1 <= w <= W):
@@ -132,15 +169,23 @@ def _cam_network(model: str):
 
 
 def saliency(image, model: str = "mobilenet_v2") -> np.ndarray:
-    """Where ``model`` (an ImageNet classifier with pretrained weights:
-    ``"mobilenet_v2"`` or ``"efficientnet_lite0"``) finds its top classes:
-    an (H, W) float32 map in [0, 1] (max 1 unless the map is empty).
+    """Where an ImageNet classifier finds its top classes, as an (H, W) map.
 
     Each of the 5 most probable classes contributes its class activation
     map, ``sum_k w[k, c] * f_k`` (Zhou et al. 2016), weighted by its
     probability; negative evidence is clipped to 0 and the result upsampled
-    bilinearly to the image. ``image``: uint8 (0-255) or float (0-1),
-    grayscale, RGB or RGBA."""
+    bilinearly to the image.
+
+    Args:
+        image: (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) uint8 (0-255) or
+            float (0-1) image, or a PIL image (see ``zoo.face.as_rgb``).
+        model: the classifier, with pretrained weights: ``"mobilenet_v2"`` or
+            ``"efficientnet_lite0"`` (``CAM_MODELS``).
+
+    Returns:
+        np.ndarray: (H, W) float32 map in [0, 1], peak 1 unless the map is
+        all zero.
+    """
     import jax.image
     from PIL import Image
 
@@ -208,11 +253,24 @@ def _thirds_prior(sal: np.ndarray, h: int, w: int, tops, lefts) -> np.ndarray:
 
 def place(saliency_map: np.ndarray, height: int, width: int,
           faces: Sequence[Sequence[float]] = ()) -> tuple[int, int]:
-    """(top, left) of the ``height`` x ``width`` window of ``saliency_map``
-    (H, W, non-negative) that holds the largest share of it, plus
-    ``THIRDS_WEIGHT`` times the rule-of-thirds term, among the positions
-    that keep the face boxes ``faces`` ((x0, y0, x1, y1) pixels, best first)
-    whole: all of them if possible, else as many as possible in order."""
+    """Position of the ``height`` x ``width`` window that holds the most saliency.
+
+    The score of a position is the share of ``saliency_map`` inside the
+    window plus ``THIRDS_WEIGHT`` times the rule-of-thirds term; ties go to
+    the most central position. Face regions are first raised to the map's
+    peak; then each face in turn, best first, restricts the positions to
+    those keeping it whole, unless no position would remain (that face may
+    then be cut).
+
+    Args:
+        saliency_map: (H, W) non-negative map.
+        height: window height in pixels, at most H.
+        width: window width in pixels, at most W.
+        faces: face boxes ``(x0, y0, x1, y1)`` in pixels, best first.
+
+    Returns:
+        tuple[int, int]: ``(top, left)`` of the window in pixels.
+    """
     sal = np.array(saliency_map, np.float64)
     H, W = sal.shape
     h, w = height, width
@@ -239,18 +297,45 @@ def place(saliency_map: np.ndarray, height: int, width: int,
 def smart_crop(image, aspect: Aspect, *, faces=True, model: str = "mobilenet_v2",
                scale: float = 1.0, saliency_map: Optional[np.ndarray] = None
                ) -> tuple[int, int, int, int]:
-    """The crop box ``(top, left, height, width)`` of ``image`` with aspect
-    ratio ``aspect`` (width:height as ``"16:9"``, ``(16, 9)`` or ``1.777``).
+    """The crop box of ``image`` with aspect ratio ``aspect`` around its subject.
 
     The box is the largest of that aspect inside the image, times ``scale``,
     placed to hold the most of ``saliency(image, model)`` (or
-    ``saliency_map``, an (H, W) map you computed) with a mild pull of the
-    salient region towards a rule-of-thirds point. ``faces``: True detects
-    faces (``zoo.face.detect_and_mesh``; each box grown by ``FACE_MARGIN``
-    per side for hair and chin), or give ``Face`` objects (grown likewise)
-    or boxes (x0, y0, x1, y1) in pixels (used as given), or False. Faces
-    are never cut when a position keeps them all whole; otherwise as many
-    as possible are kept, best first (see ``place``)."""
+    ``saliency_map``) with a mild pull of the salient region towards a
+    rule-of-thirds point. Faces are never cut when a position keeps them all
+    whole; otherwise as many as possible are kept, best first (see
+    ``place``).
+
+    Args:
+        image: (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) uint8 (0-255) or
+            float (0-1) image, or a PIL image.
+        aspect: target width:height as ``"16:9"``, ``(16, 9)`` or ``1.777``
+            (any form ``parse_aspect`` takes).
+        faces: True detects faces with ``zoo.face.detect_and_mesh`` (each box
+            grown by ``FACE_MARGIN`` per side for hair and chin); a sequence
+            of ``Face`` objects (grown likewise) or of ``(x0, y0, x1, y1)``
+            pixel boxes (used as given); False or None to ignore faces.
+        model: classifier for the saliency map, ``"mobilenet_v2"`` or
+            ``"efficientnet_lite0"``; unused when ``saliency_map`` is given.
+        scale: fraction of the largest box's sides to keep, in (0, 1].
+        saliency_map: an (H, W) finite non-negative map to use instead of
+            computing ``saliency(image, model)``.
+
+    Returns:
+        tuple[int, int, int, int]: ``(top, left, height, width)`` in pixels;
+        the crop is ``image[top:top + height, left:left + width]``.
+
+    Raises:
+        ValueError: when ``saliency_map`` does not have the image's (H, W)
+            shape, or has negative or non-finite values; also for a bad
+            ``aspect`` (``AspectError``), ``scale`` or image.
+
+    Example:
+        ::
+
+            top, left, h, w = zoo.crop.smart_crop(image, "16:9")
+            picture = image[top:top + h, left:left + w]
+    """
     from zoo.face import as_rgb
 
     rgb = as_rgb(image)

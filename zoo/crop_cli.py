@@ -25,7 +25,18 @@ def _aspect_tag(text: str) -> str:
 
 
 def cmd_crop(args) -> int:
-    """``zoo crop``: the parsed arguments in, the exit status out."""
+    """Runs ``zoo crop``: writes one crop per image and aspect, prints each box.
+
+    Every aspect and ``--example`` name is checked before any model loads.
+
+    Args:
+        args: the ``argparse.Namespace`` of ``zoo crop`` (``images``,
+            ``aspect``, ``out``, ``example``, ``model``, ``no_faces``,
+            ``json``, ``overwrite``).
+
+    Returns:
+        int: the exit status, 0.
+    """
     from rich.progress import Progress
 
     from zoo.atomic import write_atomic
@@ -65,7 +76,12 @@ def cmd_crop(args) -> int:
 
 def register(sub) -> None:
     """Adds ``zoo crop`` to the ``zoo`` command's subparsers (the ``zoo.commands``
-    entry point)."""
+    entry point).
+
+    Args:
+        sub: the subparsers object of the ``zoo`` parser
+            (``argparse.ArgumentParser.add_subparsers()``).
+    """
     s = add_command(sub, "crop", "Crop images to aspect ratios around their subject "
                                  "(class activation saliency, faces kept whole).", EXAMPLES)
     s.add_argument("images", nargs="*", help="image files (JPEG, PNG, ...) or folders of them")

@@ -88,11 +88,17 @@ MAX_SIDE = 4096  # pixels; larger images are downscaled first (coordinates scale
 class Face:
     """One face, all coordinates in pixels of the input image.
 
-    ``box``: (x_min, y_min, x_max, y_max) of the detection. ``keypoints``:
-    (6, 2), ``KEYPOINT_NAMES`` order. ``score``: detection probability.
-    ``landmarks``: (468, 3) x, y, z. ``presence``: the mesh's face-presence
-    probability. ``roi``: (centre x, centre y, side, angle in radians) of the
-    crop the mesh saw."""
+    Attributes:
+        box: (4,) ``x_min, y_min, x_max, y_max`` of the detection.
+        keypoints: (6, 2) x, y of the detector's keypoints, in
+            ``KEYPOINT_NAMES`` order.
+        score: detection probability in [0, 1].
+        landmarks: (468, 3) mesh points x, y, z; z is in pixels too (scaled
+            like x), relative to the face's centre depth.
+        presence: the mesh's face-presence probability in [0, 1].
+        roi: ``(centre x, centre y, side, angle)`` of the rotated square crop
+            the mesh saw; angle in radians.
+    """
 
     box: np.ndarray
     keypoints: np.ndarray
@@ -108,11 +114,32 @@ class Face:
 def ssd_anchors(num_layers=4, strides=(8, 16, 16, 16), input_size=128, anchor_offset=0.5,
                 aspect_ratios=(1.0,), interpolated_scale_aspect_ratio=1.0,
                 fixed_anchor_size=True) -> np.ndarray:
-    """(N, 4) anchors (x centre, y centre, w, h), normalised, in the order the
-    detector's outputs use: MediaPipe's SsdAnchorsCalculator for fixed-size
-    anchors. Consecutive layers with the same stride share one grid, each
-    layer adding one anchor per aspect ratio plus one interpolated-scale
-    anchor per location; the defaults give 16x16x2 + 8x8x6 = 896."""
+    """SSD anchors in the order the detector's outputs use (MediaPipe's
+    SsdAnchorsCalculator, fixed-size anchors only).
+
+    Consecutive layers with the same stride share one grid, each layer
+    adding one anchor per aspect ratio plus one interpolated-scale anchor
+    per location; the defaults (the short-range detector's) give
+    16x16x2 + 8x8x6 = 896 anchors.
+
+    Args:
+        num_layers: number of feature layers.
+        strides: stride of each layer, in input pixels.
+        input_size: side of the square detector input, in pixels.
+        anchor_offset: anchor centre within its grid cell, in cells.
+        aspect_ratios: anchors per location from these ratios (each adds one
+            anchor; the size is fixed regardless).
+        interpolated_scale_aspect_ratio: when > 0, one more anchor per
+            location and layer.
+        fixed_anchor_size: must be True (every anchor has width = height = 1).
+
+    Returns:
+        np.ndarray: (N, 4) float32 anchors ``(x centre, y centre, w, h)``,
+        normalised to [0, 1] of the input.
+
+    Raises:
+        NotImplementedError: when ``fixed_anchor_size`` is False.
+    """
     if not fixed_anchor_size:
         raise NotImplementedError("only fixed-size anchors (BlazeFace's) are implemented")
     anchors, layer = [], 0
@@ -145,9 +172,17 @@ FULL_RANGE_ANCHOR_OPTIONS = dict(num_layers=1, strides=(4,), input_size=192, anc
 
 @dataclasses.dataclass(frozen=True)
 class DetectorConfig:
-    """A detector of ``zoo.face``: the registered model, its square input
-    side, its SSD anchors, the decoding scale (box and keypoint offsets are in
-    ``scale``-pixel units) and its score threshold."""
+    """One face detector of ``zoo.face`` and how to decode its outputs
+    (the values of ``DETECTORS``).
+
+    Attributes:
+        model: name of the registered detector model.
+        input_size: side of its square letterboxed input, in pixels.
+        anchors: (N, 4) SSD anchors from ``ssd_anchors``.
+        scale: decoding scale: box and keypoint offsets are in units of
+            ``1 / scale`` of an anchor's size.
+        min_score: least detection probability kept.
+    """
 
     model: str
     input_size: int
@@ -222,17 +257,42 @@ def _to_rgb_float(a: np.ndarray) -> np.ndarray:
 def as_rgb(image, name: str = "image") -> np.ndarray:
     """``image`` as a contiguous (H, W, 3) float32 array in [0, 255].
 
-    Takes uint8 (0-255) or float (0-1) arrays or PIL images, grayscale (H, W)
-    or (H, W, 1), RGB, or RGBA (alpha dropped); any strides. Rejects other
-    shapes and dtypes, images smaller than ``MIN_SIDE``, and non-finite
-    values, with a message naming ``name``."""
+    Args:
+        image: a uint8 (0-255) or float (0-1) array of any strides, or a PIL
+            image; grayscale (H, W) or (H, W, 1), RGB, or RGBA (alpha
+            dropped); both sides at least ``MIN_SIDE``.
+        name: what to call the image in error messages.
+
+    Returns:
+        np.ndarray: (H, W, 3) float32 in [0, 255].
+
+    Raises:
+        ValueError: for another shape, an image smaller than ``MIN_SIDE``,
+            float values outside [0, 1], or NaN or infinite values.
+        TypeError: for a dtype other than uint8 or floating point.
+    """
     return _to_rgb_float(_validated(image, name))
 
 
 def prepare(image, name: str = "image") -> tuple[np.ndarray, float]:
-    """``as_rgb``, with images longer than ``MAX_SIDE`` shrunk first
-    (antialiased, before any float copy is made); returns the image and the
-    factor that maps its coordinates back to the input's."""
+    """``as_rgb``, with images longer than ``MAX_SIDE`` shrunk first.
+
+    The shrinking is antialiased and happens before any float copy is made,
+    so huge images cost little memory.
+
+    Args:
+        image: any image ``as_rgb`` takes.
+        name: what to call the image in error messages.
+
+    Returns:
+        tuple[np.ndarray, float]: the (h, w, 3) float32 image in [0, 255], and
+        the factor (1.0 when not shrunk, else > 1) that multiplies its pixel
+        coordinates into the input's.
+
+    Raises:
+        ValueError: as ``as_rgb``.
+        TypeError: as ``as_rgb``.
+    """
     a = _validated(image, name)
     h, w = a.shape[:2]
     if max(h, w) <= MAX_SIDE:
@@ -254,12 +314,25 @@ def prepare(image, name: str = "image") -> tuple[np.ndarray, float]:
 
 def warp_square(image: np.ndarray, cx: float, cy: float, side: float, angle: float,
                 out: int, border: str) -> np.ndarray:
-    """Bilinear samples of the square of side ``side`` centred at (cx, cy),
-    rotated by ``angle`` (radians, clockwise on screen), on an ``out`` x
-    ``out`` grid: output pixel (u, v) reads the input at ``centre + R(angle)
-    ((u / out - 0.5) side, (v / out - 0.5) side)``, the mapping MediaPipe's
-    OpenCV converter builds from the rectangle's corners. ``border``:
-    "zero" or "replicate" outside the image."""
+    """Bilinear samples of a rotated square of ``image`` on an ``out`` x ``out`` grid.
+
+    Output pixel (u, v) reads the input at ``centre + R(angle) ((u / out -
+    0.5) side, (v / out - 0.5) side)``, the mapping MediaPipe's OpenCV
+    converter builds from the rectangle's corners.
+
+    Args:
+        image: (H, W, C) float array.
+        cx: centre x of the square, in pixels.
+        cy: centre y of the square, in pixels.
+        side: side of the square, in pixels.
+        angle: rotation in radians, clockwise on screen.
+        out: side of the output grid, in pixels.
+        border: ``"zero"`` (zeros outside the image) or ``"replicate"``
+            (nearest edge pixel); any other value acts as ``"replicate"``.
+
+    Returns:
+        np.ndarray: (out, out, C) float32 samples.
+    """
     h, w = image.shape[:2]
     t = np.arange(out, dtype=np.float64) / out - 0.5
     du, dv = np.meshgrid(t * side, t * side, indexing="xy")
@@ -315,11 +388,32 @@ def _run_padded(fn, x: np.ndarray):
 
 def decode(regressors: np.ndarray, scores: np.ndarray, anchors: np.ndarray = ANCHORS, *,
            scale: float = SCALE, min_score: float = MIN_SCORE):
-    """One image's raw detector outputs -> (boxes (K, 4) x_min, y_min, x_max,
-    y_max; keypoints (K, 6, 2); scores (K,)), normalised to the detector's
-    input, for the anchors scoring at least ``min_score``. The defaults are
-    the short-range model's; ``DETECTORS[...]`` holds each detector's
-    ``anchors``, ``scale`` and ``min_score``."""
+    """One image's raw detector outputs to boxes, keypoints and scores.
+
+    Box centre and keypoints are ``raw / scale * anchor size + anchor
+    centre``, box size ``raw / scale * anchor size``; the score is
+    ``sigmoid(clip(logit, -100, 100))``. The defaults are the short-range
+    model's; ``DETECTORS[...]`` holds each detector's ``anchors``, ``scale``
+    and ``min_score``.
+
+    Args:
+        regressors: (N, 16) raw regressor outputs per anchor (box centre x,
+            y, width, height, then 6 keypoints x, y).
+        scores: (N, 1) raw score logits per anchor.
+        anchors: (N, 4) anchors of the detector that made the outputs.
+        scale: decoding scale of that detector.
+        min_score: least probability kept.
+
+    Returns:
+        tuple: ``(boxes, keypoints, scores)`` of the K anchors kept, in anchor
+        order, float64 and normalised to the detector's input: boxes (K, 4)
+        ``x_min, y_min, x_max, y_max``, keypoints (K, 6, 2), scores (K,)
+        probabilities.
+
+    Raises:
+        ValueError: when ``regressors``, ``scores`` and ``anchors`` do not
+            have the same length.
+    """
     if len(anchors) != len(regressors) or len(scores) != len(regressors):
         raise ValueError(f"decode: {len(regressors)} regressors, {len(scores)} scores and "
                          f"{len(anchors)} anchors; pass the anchors of the detector that made them")
@@ -348,10 +442,23 @@ def _iou(box, boxes):
 
 
 def weighted_nms(boxes, keypoints, scores, threshold: float = MIN_SUPPRESSION_IOU):
-    """MediaPipe's WEIGHTED non-max suppression: take the best remaining
-    detection, gather every remaining one overlapping it by IoU >
-    ``threshold`` (itself included), and output their score-weighted mean box
-    and keypoints with the best score. Returns the same three arrays."""
+    """MediaPipe's WEIGHTED non-max suppression.
+
+    Takes the best remaining detection, gathers every remaining one
+    overlapping it by IoU > ``threshold`` (itself included), and outputs
+    their score-weighted mean box and keypoints with the best score; repeats
+    until none remain.
+
+    Args:
+        boxes: (N, 4) ``x_min, y_min, x_max, y_max``.
+        keypoints: (N, 6, 2) keypoints of the same detections.
+        scores: (N,) scores.
+        threshold: IoU above which a detection joins the cluster.
+
+    Returns:
+        tuple: ``(boxes (M, 4), keypoints (M, 6, 2), scores (M,))``, one row
+        per cluster, best score first.
+    """
     order = np.argsort(-scores, kind="stable")
     out_b, out_k, out_s = [], [], []
     while order.size:
@@ -371,9 +478,21 @@ def weighted_nms(boxes, keypoints, scores, threshold: float = MIN_SUPPRESSION_IO
 
 
 def face_roi(box, keypoints) -> tuple[float, float, float, float]:
-    """(cx, cy, side, angle) of the mesh crop from a detection in pixels:
-    MediaPipe's DetectionsToRects (rotation from keypoint 0 to keypoint 1,
-    target angle 0) then RectTransformation (square_long, scale 1.5)."""
+    """The rotated square the mesh sees, from one detection in pixels.
+
+    MediaPipe's DetectionsToRects (rotation that makes the line from
+    keypoint 0 to keypoint 1 horizontal) then RectTransformation
+    (``square_long``, scale ``ROI_SCALE``): centred on the box, side 1.5
+    times its longer side.
+
+    Args:
+        box: (4,) ``x_min, y_min, x_max, y_max`` in pixels.
+        keypoints: (6, 2) keypoints in pixels; the first two are the eyes.
+
+    Returns:
+        tuple[float, float, float, float]: ``(cx, cy, side, angle)``, pixels
+        and radians in [-pi, pi).
+    """
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     side = ROI_SCALE * max(box[2] - box[0], box[3] - box[1])
     (x0, y0), (x1, y1) = keypoints[0], keypoints[1]
@@ -383,8 +502,17 @@ def face_roi(box, keypoints) -> tuple[float, float, float, float]:
 
 
 def project_landmarks(raw: np.ndarray, roi) -> np.ndarray:
-    """(1404,) mesh output in 192-pixel crop units -> (468, 3) image pixels
-    (MediaPipe's LandmarkProjectionCalculator, z scaled by the crop side)."""
+    """Mesh output in crop units to image pixels (MediaPipe's
+    LandmarkProjectionCalculator, z scaled by the crop side).
+
+    Args:
+        raw: (1404,) mesh output, 468 points x, y, z in units of the
+            192-pixel crop (``MESH_SIZE``).
+        roi: ``(cx, cy, side, angle)`` of the crop, as ``face_roi`` gives.
+
+    Returns:
+        np.ndarray: (468, 3) float64 x, y, z in image pixels.
+    """
     cx, cy, side, angle = roi
     p = raw.reshape(-1, 3).astype(np.float64) / MESH_SIZE
     u, v = p[:, 0] - 0.5, p[:, 1] - 0.5
@@ -404,13 +532,25 @@ def _check_detector(detector: str) -> str:
 
 def pyramid_views(h: int, w: int, input_size: int = DETECTOR_SIZE, levels: int = PYRAMID_LEVELS
                   ) -> list[tuple[float, float, float, tuple[bool, bool, bool, bool]]]:
-    """The squares the pyramid mode feeds the detector for an ``h`` x ``w``
-    image: (centre x, centre y, side, inner edges) with inner edges (left,
-    top, right, bottom) True where the square's edge lies inside the image.
+    """The squares the pyramid mode feeds the detector for an ``h`` x ``w`` image.
+
     First the letterboxed whole image (side max(h, w)), then per level l the
     tiles of side max(h, w) / 2**l at half-tile steps over that square,
-    skipping tiles outside the image and levels upsampled more than
-    ``PYRAMID_MAX_UPSAMPLE`` times to ``input_size``."""
+    skipping tiles outside the image and stopping at the first level whose
+    tiles would be upsampled more than ``PYRAMID_MAX_UPSAMPLE`` times to
+    ``input_size``.
+
+    Args:
+        h: image height in pixels.
+        w: image width in pixels.
+        input_size: side of the detector's input, in pixels.
+        levels: number of tile levels below the whole image.
+
+    Returns:
+        list[tuple]: ``(centre x, centre y, side, inner)`` per square, in
+        pixels, where ``inner`` is (left, top, right, bottom), each True
+        where that edge of the square lies inside the image.
+    """
     side = float(max(h, w))
     views = [(w / 2, h / 2, side, (False, False, False, False))]
     x0, y0, eps = w / 2 - side / 2, h / 2 - side / 2, 1e-6 * side
@@ -483,12 +623,31 @@ def _detect(work: Sequence[np.ndarray], detector: str):
 
 def detect_faces(images: Sequence, *, detector: str = "short_range",
                  names: Optional[Sequence[str]] = None) -> list[tuple]:
-    """Face detections only (no mesh) for several images: per image (boxes
-    (K, 4) x_min, y_min, x_max, y_max; keypoints (K, 6, 2); scores (K,)) in
-    the input's pixels, best first. ``detector``: "short_range" (MediaPipe's
-    default, 128x128 letterbox), "full_range" (192x192 letterbox, faces
-    farther away) or "pyramid" (short range over the letterbox plus tiles at
-    ``PYRAMID_LEVELS`` finer scales, all in one batch, merged by weighted NMS)."""
+    """Face detections only (no mesh) for several images.
+
+    Every view of every image goes through the detector in one jitted call.
+
+    Args:
+        images: images of any sizes, each one ``as_rgb`` takes (uint8 0-255
+            or float 0-1; grayscale, RGB or RGBA).
+        detector: ``"short_range"`` (MediaPipe's default, 128x128 letterbox),
+            ``"full_range"`` (192x192 letterbox, faces farther away) or
+            ``"pyramid"`` (short range over the letterbox plus tiles at
+            ``PYRAMID_LEVELS`` finer scales, merged by weighted NMS).
+        names: one name per image for error messages (default
+            ``"image 0"``, ``"image 1"``, ...).
+
+    Returns:
+        list[tuple]: per image ``(boxes, keypoints, scores)`` in the input's
+        pixels, best first: boxes (K, 4) ``x_min, y_min, x_max, y_max``,
+        keypoints (K, 6, 2), scores (K,) probabilities. An empty list for no
+        images.
+
+    Raises:
+        ValueError: for an unknown ``detector``, a number of ``names`` other
+            than the number of images, or a bad image (see ``as_rgb``).
+        TypeError: for an image dtype other than uint8 or floating point.
+    """
     _check_detector(detector)
     images = list(images)
     names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
@@ -502,11 +661,34 @@ def detect_faces(images: Sequence, *, detector: str = "short_range",
 
 def detect_and_mesh(image, *, name: str = "image", max_faces: Optional[int] = None,
                     detector: str = "short_range") -> list[Face]:
-    """Faces in one image (uint8 0-255 or float 0-1; grayscale, RGB or RGBA;
-    see ``as_rgb``), best detection first, at most ``max_faces`` (MediaPipe's
-    ``max_num_faces``; default: all). No face: an empty list. ``name`` names
-    the image in error messages; ``detector`` is "short_range" (default),
-    "full_range" or "pyramid" (see ``detect_faces``)."""
+    """Faces and their 468-point meshes in one image.
+
+    Args:
+        image: uint8 (0-255) or float (0-1) array or PIL image; grayscale,
+            RGB or RGBA (see ``as_rgb``); images longer than ``MAX_SIDE`` are
+            shrunk first and the coordinates scaled back.
+        name: what to call the image in error messages.
+        max_faces: most faces to mesh, best detections first (MediaPipe's
+            ``max_num_faces``); None for all.
+        detector: ``"short_range"`` (default), ``"full_range"`` or
+            ``"pyramid"`` (see ``detect_faces``).
+
+    Returns:
+        list[Face]: best detection first; empty when no face is found.
+        Faces whose mesh presence is below ``MIN_PRESENCE`` are dropped.
+
+    Raises:
+        ValueError: for a bad image, ``max_faces`` below 1 or an unknown
+            ``detector`` (raised by ``detect_and_mesh_batch``).
+        TypeError: for an image dtype other than uint8 or floating point.
+
+    Example:
+        ::
+
+            faces = zoo.face.detect_and_mesh(image)
+            faces[0].landmarks          # (468, 3) x, y, z in pixels
+            zoo.face.draw(image, faces).save("mesh.png")
+    """
     return detect_and_mesh_batch([image], names=[name], max_faces=max_faces,
                                  detector=detector)[0]
 
@@ -514,8 +696,31 @@ def detect_and_mesh(image, *, name: str = "image", max_faces: Optional[int] = No
 def detect_and_mesh_batch(images: Sequence, *, names: Optional[Sequence[str]] = None,
                           max_faces: Optional[int] = None, detector: str = "short_range"
                           ) -> list[list[Face]]:
-    """``detect_and_mesh`` for several images (any sizes): the detector runs
-    once on all of them, the mesh once on all their faces."""
+    """``detect_and_mesh`` for several images of any sizes: the detector runs
+    once on all of them, the mesh once on all their faces.
+
+    Args:
+        images: images, each one ``detect_and_mesh`` takes.
+        names: one name per image for error messages (default
+            ``"image 0"``, ``"image 1"``, ...).
+        max_faces: most faces to mesh per image, best first; None for all.
+        detector: ``"short_range"`` (default), ``"full_range"`` or
+            ``"pyramid"`` (see ``detect_faces``).
+
+    Returns:
+        list[list[Face]]: per image its faces, best detection first.
+
+    Raises:
+        ValueError: for ``max_faces`` below 1, an unknown ``detector``, a
+            number of ``names`` other than the number of images, or a bad
+            image (see ``as_rgb``).
+        TypeError: for an image dtype other than uint8 or floating point.
+
+    Example:
+        ::
+
+            per_image = zoo.face.detect_and_mesh_batch([im1, im2], max_faces=1)
+    """
     if max_faces is not None and max_faces < 1:
         raise ValueError(f"max_faces={max_faces}: expected at least 1 (or None for all)")
     _check_detector(detector)
@@ -558,15 +763,27 @@ def detect_and_mesh_batch(images: Sequence, *, names: Optional[Sequence[str]] = 
 class FaceTracker:
     """Frame-by-frame face mesh with exponential smoothing.
 
-        tracker = zoo.face.FaceTracker(smoothing=0.5)
-        for frame in video:
-            faces = tracker.update(frame)   # list[Face], smoothed; .track ids in tracker.ids
-
     Each frame runs ``detect_and_mesh``; a face is matched to the track of
     the previous frame whose box overlaps it most (IoU >= ``min_iou``), and
     its box, keypoints and landmarks become ``smoothing * previous + (1 -
-    smoothing) * new`` (0 = no smoothing). Unmatched faces start new tracks;
-    tracks not seen in a frame end."""
+    smoothing) * new``. Unmatched faces start new tracks; tracks not seen in
+    a frame end. ``tracks`` maps track id to the last smoothed ``Face``;
+    ``ids`` holds the track id of each face the last ``update`` returned.
+
+    Args:
+        smoothing: weight of the previous frame, in [0, 1); 0 = no smoothing.
+        min_iou: least box IoU with a previous face to continue its track.
+
+    Raises:
+        ValueError: when ``smoothing`` is outside [0, 1).
+
+    Example:
+        ::
+
+            tracker = zoo.face.FaceTracker(smoothing=0.5)
+            for frame in frames:
+                faces = tracker.update(frame)   # smoothed; track ids in tracker.ids
+    """
 
     def __init__(self, smoothing: float = 0.5, min_iou: float = 0.3):
         if not 0.0 <= smoothing < 1.0:
@@ -577,9 +794,22 @@ class FaceTracker:
         self._next = 0
 
     def reset(self) -> None:
+        """Forgets every track (e.g. at a scene cut); track ids keep counting up.
+        """
         self.tracks, self.ids = {}, []
 
     def update(self, frame, *, name: str = "frame") -> list[Face]:
+        """Detects and meshes ``frame``, matches its faces to the tracks and smooths them.
+
+        Args:
+            frame: one image, as ``detect_and_mesh`` takes.
+            name: what to call the frame in error messages.
+
+        Returns:
+            list[Face]: the frame's faces, best detection first, with smoothed
+            box, keypoints and landmarks (score, presence and roi are the
+            frame's own). Their track ids are in ``ids``.
+        """
         faces = detect_and_mesh(frame, name=name)
         a = self.smoothing
         new_tracks, ids, out = {}, [], []
@@ -610,8 +840,18 @@ class FaceTracker:
 
 
 def draw(image, faces: Sequence[Face], *, point_radius: Optional[float] = None):
-    """A PIL image: ``image`` with each face's landmarks (points), box and
-    keypoints drawn."""
+    """``image`` with each face's landmarks (green points), box (red) and
+    keypoints (yellow circles) drawn.
+
+    Args:
+        image: the image the faces were found in (anything ``as_rgb`` takes).
+        faces: faces in that image's pixels, e.g. from ``detect_and_mesh``.
+        point_radius: landmark radius in pixels; default: the face's longer
+            box side / 150, at least 0.8.
+
+    Returns:
+        PIL.Image.Image: a new RGB image.
+    """
     from PIL import Image, ImageDraw
 
     rgb = np.clip(as_rgb(image) + 0.5, 0, 255).astype(np.uint8)
@@ -632,9 +872,21 @@ def draw(image, faces: Sequence[Face], *, point_radius: Optional[float] = None):
 
 def write_overlays(inputs: Sequence[tuple[str, np.ndarray]], out_dir, *, batch: int = 8
                    ) -> list[dict]:
-    """For each ``(label, image)``: detect and mesh, draw, and write
-    ``<out_dir>/<stem>_facemesh.png``. Returns one summary dict per image
-    (image, overlay path, faces with score, presence and box)."""
+    """Detects and meshes each image, draws it and writes the overlay as a PNG.
+
+    Files are named ``<out_dir>/<stem>_facemesh.png``, the stem from the
+    label (text after a ``"name:"`` prefix); repeated stems get ``_2``,
+    ``_3``, ... suffixes.
+
+    Args:
+        inputs: ``(label, image)`` pairs.
+        out_dir: folder for the overlays; created if needed.
+        batch: images per ``detect_and_mesh_batch`` call.
+
+    Returns:
+        list[dict]: per image ``{"image": label, "overlay": path, "faces":
+        [{"score", "presence", "box"}, ...]}`` with rounded numbers.
+    """
     from pathlib import Path
 
     out = Path(out_dir)

@@ -15,7 +15,15 @@ EXAMPLES = ("examples:\n  zoo facemesh --example astronaut --out overlays/\n"
 
 
 def cmd_facemesh(args) -> int:
-    """``zoo facemesh``: the parsed arguments in, the exit status out."""
+    """Runs ``zoo facemesh``: writes one overlay per image and prints a summary.
+
+    Args:
+        args: the ``argparse.Namespace`` of ``zoo facemesh`` (``images``,
+            ``out``, ``example``, ``json``).
+
+    Returns:
+        int: the exit status, 0.
+    """
     from zoo.face import write_overlays
     from zoo.images import read_image
 
@@ -34,7 +42,12 @@ def cmd_facemesh(args) -> int:
 
 def register(sub) -> None:
     """Adds ``zoo facemesh`` to the ``zoo`` command's subparsers (the
-    ``zoo.commands`` entry point)."""
+    ``zoo.commands`` entry point).
+
+    Args:
+        sub: the subparsers object of the ``zoo`` parser
+            (``argparse.ArgumentParser.add_subparsers()``).
+    """
     s = add_command(sub, "facemesh", "Find faces and their 468-point mesh; write PNG overlays.",
                     EXAMPLES)
     s.add_argument("images", nargs="*", help="image files (JPEG, PNG, ...) or folders of them")

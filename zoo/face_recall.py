@@ -34,8 +34,15 @@ DETECTOR_LABELS = {"short_range": "short range (128 letterbox)",
 
 @dataclasses.dataclass
 class Composite:
-    """One test image: ``image`` (H, W, 3) uint8 and ``boxes`` (K, 4)
-    x_min, y_min, x_max, y_max of the pasted faces, in pixels."""
+    """One test image with the boxes of the faces pasted into it.
+
+    Attributes:
+        image: (H, W, 3) uint8 picture.
+        boxes: (K, 4) float64 ``x_min, y_min, x_max, y_max`` of the pasted
+            faces in pixels (K may be 0).
+        background: name of the scikit-image photo underneath (one of
+            ``BACKGROUNDS``).
+    """
 
     image: np.ndarray
     boxes: np.ndarray
@@ -64,11 +71,25 @@ def _overlaps(box, boxes, margin: float) -> bool:
 
 def build_composites(seed: int = 0, n_images: int = 16, faces_per_image: int = 6
                      ) -> list[Composite]:
-    """``n_images`` composites (backgrounds in turn), each with up to
-    ``faces_per_image`` non-overlapping faces; the same ``seed`` gives the
-    same set. Sizes alternate between small (``MIN_FACE``..``SMALL_FACE``,
-    uniform) and larger (log-uniform over ``SMALL_FACE``..``MAX_FACE``); a face
-    that finds no free place in 200 tries is left out."""
+    """A reproducible set of composites with known face boxes.
+
+    Backgrounds are taken in turn from ``BACKGROUNDS``. Face sides alternate
+    between small (``MIN_FACE`` .. ``SMALL_FACE`` px, uniform) and larger
+    (log-uniform up to ``MAX_FACE`` px); faces keep a gap of a quarter side
+    from each other, and a face that finds no free place in 200 tries is
+    left out.
+
+    Args:
+        seed: random seed; the same seed gives the same set.
+        n_images: number of composites, at least 1.
+        faces_per_image: faces tried per composite, at least 1.
+
+    Returns:
+        list[Composite]: ``n_images`` composites.
+
+    Raises:
+        ValueError: when ``n_images`` or ``faces_per_image`` is below 1.
+    """
     import skimage.data
 
     if n_images < 1 or faces_per_image < 1:
@@ -113,8 +134,19 @@ def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def match(truth: np.ndarray, found: np.ndarray, iou: float = IOU) -> np.ndarray:
-    """For each true box, whether a detection matches it: pairs taken by
-    decreasing IoU, each box and detection used once, IoU >= ``iou``."""
+    """For each true box, whether a detection matches it.
+
+    Pairs are taken by decreasing IoU, each box and detection used at most
+    once, down to IoU ``iou``.
+
+    Args:
+        truth: (K, 4) true boxes ``x_min, y_min, x_max, y_max``.
+        found: (D, 4) detected boxes, same layout and units.
+        iou: the least IoU that counts as a match.
+
+    Returns:
+        np.ndarray: (K,) bool, True where the true box was found.
+    """
     hit = np.zeros(len(truth), bool)
     if len(truth) == 0 or len(found) == 0:
         return hit
@@ -130,9 +162,18 @@ def match(truth: np.ndarray, found: np.ndarray, iou: float = IOU) -> np.ndarray:
 
 
 def measure_recall(composites: Sequence[Composite], detector: str) -> dict:
-    """Recall of ``zoo.face.detect_faces(..., detector=detector)`` on
-    ``composites``: ``{"recall": overall, "bins": {(lo, hi): (found,
-    total)}, "found": n, "total": n, "detections": total detections}``."""
+    """Recall of ``zoo.face.detect_faces(..., detector=detector)`` on composites.
+
+    Args:
+        composites: the test images, e.g. from ``build_composites``.
+        detector: ``"short_range"``, ``"full_range"`` or ``"pyramid"``.
+
+    Returns:
+        dict: ``{"recall": float, "bins": {(lo, hi): (found, total)},
+        "found": int, "total": int, "detections": int}``: overall recall,
+        found and total faces per size bin of ``SIZE_BINS`` (face side in
+        pixels), overall counts, and the number of detections made.
+    """
     from zoo.face import detect_faces
 
     results = detect_faces([c.image for c in composites], detector=detector,
@@ -153,7 +194,14 @@ def measure_recall(composites: Sequence[Composite], detector: str) -> dict:
 
 
 def markdown_table(stats: dict[str, dict]) -> str:
-    """A Markdown table of ``{detector: measure_recall(...)}``."""
+    """A Markdown table of recall per detector, overall and per size bin.
+
+    Args:
+        stats: ``{detector: measure_recall(...)}``.
+
+    Returns:
+        str: the table, one row per detector, without a trailing newline.
+    """
     head = ["detector", "recall (all)"] + [f"{lo}-{hi} px" for lo, hi in SIZE_BINS] + [
         "detections"]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -165,7 +213,15 @@ def markdown_table(stats: dict[str, dict]) -> str:
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    """Print the recall table for seed 0 (``python -m zoo.face_recall [seed]``)."""
+    """Prints the recall table of every detector (``python -m zoo.face_recall [seed]``).
+
+    Args:
+        argv: command-line arguments; an optional first one is the seed
+            (default 0).
+
+    Returns:
+        int: the exit status, 0.
+    """
     seed = int(argv[0]) if argv else 0
     composites = build_composites(seed)
     stats = {d: measure_recall(composites, d) for d in DETECTOR_LABELS}

@@ -58,9 +58,17 @@ EPS = 1e-4  # guided filter regulariser for a guide in [0, 1] (He et al.'s epsil
 
 
 def default_radius(height: int, width: int) -> int:
-    """The guided filter's window radius for an image: 1/100 of the longer
-    side, at least 2 pixels (about twice the blur of the 256-pixel network
-    mask upsampled to a 512-pixel image)."""
+    """The guided filter's window radius for an image: 1/100 of the longer side,
+    at least 2 pixels (about twice the blur of the 256-pixel network mask
+    upsampled to a 512-pixel image).
+
+    Args:
+        height: image height in pixels.
+        width: image width in pixels.
+
+    Returns:
+        int: the radius in pixels.
+    """
     return max(2, round(max(height, width) / 100))
 
 
@@ -85,13 +93,28 @@ def _box(a: np.ndarray, r: int) -> np.ndarray:
 
 
 def guided_filter(guide, src, radius: int, eps: float) -> np.ndarray:
-    """He et al.'s guided filter: ``src`` (H, W) smoothed by windows of
-    radius ``radius`` while following the edges of ``guide`` (H, W) or
-    (H, W, C) (C = 3: the colour form, a 3x3 covariance per window).
-    ``eps`` is the regulariser in the guide's units squared: edges whose
-    guide variance is well above it are kept, flatter patches are averaged.
-    A constant guide gives the box filter applied twice (mean of the
-    per-window means). Returns (H, W) float64."""
+    """He et al.'s guided filter: ``src`` smoothed by windows while following the
+    edges of ``guide``.
+
+    With a (H, W, 3) guide this is the colour form (a 3x3 covariance per
+    window). A constant guide gives the box filter applied twice (mean of the
+    per-window means). Windows are clipped at the border.
+
+    Args:
+        guide: (H, W) or (H, W, C) guide image.
+        src: (H, W) map to filter.
+        radius: window radius in pixels, an integer >= 1 (windows are
+            ``2 * radius + 1`` wide).
+        eps: regulariser in the guide's units squared, > 0: edges whose guide
+            variance is well above it are kept, flatter patches are averaged.
+
+    Returns:
+        np.ndarray: (H, W) float64 filtered map.
+
+    Raises:
+        ValueError: for shapes other than these or mismatched ones, a
+            ``radius`` that is not an integer >= 1, or ``eps`` <= 0.
+    """
     g = np.asarray(guide, np.float64)
     p = np.asarray(src, np.float64)
     if g.ndim == 2:
@@ -117,12 +140,24 @@ def guided_filter(guide, src, radius: int, eps: float) -> np.ndarray:
 
 
 def refine_mask(image, mask, radius: Optional[int] = None, eps: float = EPS) -> np.ndarray:
-    """A soft person mask (H, W) in [0, 1] with its edges snapped to
-    ``image``'s (uint8 or float 0-255; grey, RGB or RGBA) by the colour
-    guided filter, the image scaled to [0, 1] as the guide. ``radius``:
-    window radius in pixels (default ``default_radius``); ``eps``: larger
-    smooths more, smaller follows weaker colour edges. Returns (H, W)
-    float32 in [0, 1]."""
+    """A soft person mask with its edges snapped to the image's by the colour
+    guided filter (the image scaled to [0, 1] as the guide).
+
+    Args:
+        image: (H, W) grey, RGB or RGBA, uint8 or float pixels in 0-255, or a
+            PIL image; at least 32 pixels a side.
+        mask: (H, W) person probabilities in [0, 1].
+        radius: window radius in pixels; default ``default_radius``.
+        eps: regulariser: larger smooths more, smaller follows weaker colour
+            edges.
+
+    Returns:
+        np.ndarray: (H, W) float32 mask in [0, 1].
+
+    Raises:
+        ValueError: for a bad image, a mask of another shape or with values
+            outside [0, 1] or non-finite, or a bad ``radius`` or ``eps``.
+    """
     rgb = as_rgb(image, "image")
     m = _checked_mask(mask, rgb.shape[:2])
     if radius is None:
@@ -146,10 +181,21 @@ def _checked_mask(mask, shape) -> np.ndarray:
 
 
 def background_blur(linear: np.ndarray, weight: np.ndarray, radius) -> np.ndarray:
-    """Normalised convolution: ``linear`` (H, W, 3) blurred with a disc of
-    ``radius`` pixels (a number, or an (H, W) map of radii) counting each
-    pixel by ``weight`` (H, W): ``blur(linear * weight) / blur(weight)``.
-    Where no weighted pixel is within reach the input is returned as is."""
+    """Normalised convolution: ``blur(linear * weight) / blur(weight)`` with a disc.
+
+    A map of radii is served by blurring at up to ``LEVELS`` radii between
+    its smallest and largest and interpolating each pixel between its two
+    levels. Where no weighted pixel is within reach the input is returned as
+    is.
+
+    Args:
+        linear: (H, W, 3) image in linear light.
+        weight: (H, W) weight of each pixel, >= 0.
+        radius: disc radius in pixels: a number, or an (H, W) map of radii.
+
+    Returns:
+        np.ndarray: (H, W, 3) blurred image.
+    """
     radii = np.broadcast_to(np.asarray(radius, np.float64), weight.shape)
     lo, hi = float(radii.min()), float(radii.max())
     levels = np.array([lo]) if hi - lo < 0.25 else np.linspace(lo, hi, LEVELS)
@@ -170,11 +216,22 @@ def background_blur(linear: np.ndarray, weight: np.ndarray, radius) -> np.ndarra
 
 
 def blur_radii(inverse_depth, mask: np.ndarray, largest: float) -> np.ndarray:
-    """Per-pixel blur radius (H, W) from relative inverse depth (larger =
-    nearer): ``MIN_RADIUS_SHARE * largest`` at the focus (the median
-    normalised inverse depth where ``mask >= 0.5``, or over the whole image
-    if no pixel is) growing linearly to ``largest`` at the pixel farthest
-    from it in either direction."""
+    """Per-pixel blur radius from relative inverse depth.
+
+    The inverse depth is normalised as ``zoo.depth.bokeh`` does; the focus is
+    its median where ``mask >= 0.5`` (or over the whole image if no pixel
+    is). The radius is ``MIN_RADIUS_SHARE * largest`` at the focus, growing
+    linearly to ``largest`` at the pixel farthest from it in either
+    direction.
+
+    Args:
+        inverse_depth: (H, W) relative inverse depth (larger = nearer).
+        mask: (H, W) person probabilities in [0, 1].
+        largest: the largest radius in pixels.
+
+    Returns:
+        np.ndarray: (H, W) float64 radii in pixels.
+    """
     t = normalized(inverse_depth)
     under = mask >= 0.5
     focus = float(np.median(t[under] if under.any() else t))
@@ -189,19 +246,38 @@ def blur_radii(inverse_depth, mask: np.ndarray, largest: float) -> np.ndarray:
 
 def portrait(image, *, depth: bool = True, strength: float = 1.0, refine: bool = True,
              mask=None, inverse_depth=None) -> np.ndarray:
-    """Portrait mode: ``image`` (uint8 or float 0-255; grey, RGB or RGBA;
-    at least 32 pixels a side) with the person sharp and the background
-    disc-blurred in linear light. Returns (H, W, 3) uint8 RGB.
+    """Portrait mode: the person sharp, the background disc-blurred in linear
+    light (see the module docstring for the method).
 
-    ``depth``: grade the blur by the distance behind the subject with the
-    bundled depth model (False: one radius for the whole background).
-    ``strength``: the largest blur radius in units of 1/40 of the longer
-    side (0: the image back unchanged). ``refine``: snap the mask's edges
-    to the image with the guided filter (``refine_mask``).
-    ``mask``: a person mask (H, W) in [0, 1] to use instead of
-    ``zoo.segment.person``'s; ``inverse_depth``: a relative inverse depth
-    map (H, W) to use instead of ``zoo.depth.estimate``'s (implies depth).
-    See the module docstring for the method."""
+    Args:
+        image: (H, W) grey, RGB or RGBA, uint8 or float pixels in 0-255, or a
+            PIL image; at least 32 pixels a side.
+        depth: grade the blur by the distance behind the subject with the
+            bundled depth model (``DEPTH_MODEL``); False: one radius for the
+            whole background.
+        strength: the largest blur radius in units of 1/40 of the longer
+            side, a finite number >= 0 (0: the image back unchanged).
+        refine: snap the mask's edges to the image with the guided filter
+            (``refine_mask``).
+        mask: an (H, W) person mask in [0, 1] to use instead of
+            ``zoo.segment.person``'s.
+        inverse_depth: an (H, W) relative inverse depth map to use instead of
+            ``zoo.depth.estimate``'s; implies depth grading.
+
+    Returns:
+        np.ndarray: (H, W, 3) uint8 RGB.
+
+    Raises:
+        ValueError: for a negative or non-finite ``strength``, an
+            ``inverse_depth`` of another shape or not finite, a bad mask (see
+            ``refine_mask``) or a bad image.
+
+    Example:
+        ::
+
+            picture = zoo.portrait.portrait(image)              # (H, W, 3) uint8
+            flat = zoo.portrait.portrait(image, depth=False)    # one blur radius
+    """
     rgb = as_rgb(image, "image")
     h, w = rgb.shape[:2]
     if not (isinstance(strength, (int, float, np.number)) and np.isfinite(strength)

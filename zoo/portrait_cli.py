@@ -19,7 +19,20 @@ EXAMPLES = ("examples:\n"
 
 
 def cmd_portrait(args) -> int:
-    """``zoo portrait``: the parsed arguments in, the exit status out."""
+    """Runs ``zoo portrait``: writes a portrait-mode picture and the refined
+    person mask per image.
+
+    Args:
+        args: the ``argparse.Namespace`` of ``zoo portrait`` (``images``,
+            ``out``, ``example``, ``no_depth``, ``strength``, ``overwrite``).
+
+    Returns:
+        int: the exit status, 0.
+
+    Raises:
+        ValueError: for a negative or non-finite ``--strength``, an unknown
+            example, no images, or files that exist without ``--overwrite``.
+    """
     import numpy as np
     from rich.progress import Progress
 
@@ -59,7 +72,12 @@ def cmd_portrait(args) -> int:
 
 def register(sub) -> None:
     """Adds ``zoo portrait`` to the ``zoo`` command's subparsers (the
-    ``zoo.commands`` entry point)."""
+    ``zoo.commands`` entry point).
+
+    Args:
+        sub: the subparsers object of the ``zoo`` parser
+            (``argparse.ArgumentParser.add_subparsers()``).
+    """
     s = add_command(sub, "portrait", "Portrait mode: keep the person sharp, blur the "
                                      "background as a lens does.", EXAMPLES)
     s.add_argument("images", nargs="*", help="image files (JPEG, PNG, ...) or folders of them")

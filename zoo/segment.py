@@ -46,10 +46,20 @@ TAB = 32  # OpenCV's INTER_TAB_SIZE: warp coordinates are rounded to 1/32 pixel
 
 
 def warp_taps(n_in: int, n_out: int):
-    """(index0, index1, weight0, weight1) along one axis of MediaPipe's
-    stretch to the tensor: output i reads the input at ``round(i * n_in /
-    n_out * 32) / 32``; a neighbour outside the input gets weight 0 (zero
-    border)."""
+    """Two-tap bilinear weights along one axis of MediaPipe's stretch to the tensor.
+
+    Output i reads the input at ``round(i * n_in / n_out * 32) / 32``; a
+    neighbour outside the input gets weight 0 (zero border).
+
+    Args:
+        n_in: input length (image side).
+        n_out: output length (tensor side).
+
+    Returns:
+        tuple: ``(index0, index1, weight0, weight1)``, each (n_out,): int64
+        indices clamped into the input, float32 weights;
+        ``out[i] = w0[i] * x[i0[i]] + w1[i] * x[i1[i]]``.
+    """
     u = np.round(np.arange(n_out) * (n_in / n_out) * TAB) / TAB
     i0 = np.floor(u).astype(np.int64)
     f = u - i0
@@ -60,9 +70,19 @@ def warp_taps(n_in: int, n_out: int):
 
 
 def resize_taps(n_in: int, n_out: int):
-    """(index0, index1, weight0, weight1) of ``cv::resize`` INTER_LINEAR along
-    one axis: output i reads the input at ``(i + 0.5) n_in / n_out - 0.5``,
-    clamped to the first and last pixel."""
+    """Two-tap weights of ``cv::resize`` INTER_LINEAR along one axis.
+
+    Output i reads the input at ``(i + 0.5) n_in / n_out - 0.5``, clamped to
+    the first and last pixel (border replicated, no antialiasing).
+
+    Args:
+        n_in: input length.
+        n_out: output length.
+
+    Returns:
+        tuple: ``(index0, index1, weight0, weight1)``, each (n_out,): int64
+        indices, float32 weights summing to 1.
+    """
     u = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
     u = np.clip(u, 0.0, n_in - 1)
     i0 = np.floor(u).astype(np.int64)
@@ -114,7 +134,19 @@ def _segmentation_spec(name: str):
 
 
 def input_shape(model: str = DEFAULT_MODEL) -> tuple[int, int]:
-    """(height, width) of ``model``'s input tensor: (256, 256) or (144, 256)."""
+    """Size of ``model``'s input tensor.
+
+    Args:
+        model: a registered segmentation model.
+
+    Returns:
+        tuple[int, int]: ``(height, width)``: (256, 256) for
+        ``"selfie_segmentation"``, (144, 256) for the landscape model.
+
+    Raises:
+        ValueError: when ``model`` is not a segmentation model.
+        KeyError: when ``model`` is not registered.
+    """
     return _segmentation_spec(model).input_hw
 
 
@@ -161,16 +193,43 @@ def _checked(images, single: bool) -> list[tuple[np.ndarray, bool]]:
 
 
 def network_input(image, model: str = DEFAULT_MODEL) -> np.ndarray:
-    """The (1, h, w, 3) tensor ``model`` sees for ``image`` (step 1 above):
-    what to feed an exported copy of the network to reproduce ``person``."""
+    """The tensor ``model`` sees for ``image`` (step 1 of the module docstring):
+    what to feed an exported copy of the network to reproduce ``person``.
+
+    Args:
+        image: uint8 (0-255) or float (0-1) image, grey, RGB or RGBA, or a
+            PIL image (``zoo.face.as_rgb``'s rules).
+        model: a registered segmentation model.
+
+    Returns:
+        np.ndarray: (1, h, w, 3) float32 network input, (h, w) =
+        ``input_shape(model)``.
+
+    Raises:
+        ValueError: for a bad image or a model that is not a segmentation
+            model.
+        KeyError: when ``model`` is not registered.
+    """
     ((a, quantised),) = _checked([image], True)
     return np.asarray(_stages(model)[0](a[None], quantised=quantised))
 
 
 def probabilities(tensors, model: str = DEFAULT_MODEL) -> np.ndarray:
-    """Step 2 above: the network with MediaPipe's weights on a batch of
-    inputs (N, h, w, 3) as ``network_input`` makes them -> (N, h, w) person
-    probabilities at the network's resolution."""
+    """Step 2 of the module docstring: the network with MediaPipe's weights on a
+    batch of network inputs.
+
+    Args:
+        tensors: (N, h, w, 3) inputs as ``network_input`` makes them, (h, w) =
+            ``input_shape(model)``.
+        model: a registered segmentation model.
+
+    Returns:
+        np.ndarray: (N, h, w) float32 person probabilities at the network's
+        resolution.
+
+    Raises:
+        ValueError: when ``tensors`` do not have the model's input shape.
+    """
     x = np.asarray(tensors, np.float32)
     if x.ndim != 4 or x.shape[1:] != input_shape(model) + (3,):
         raise ValueError(f"tensors: expected shape (N, {', '.join(map(str, input_shape(model)))}"
@@ -179,8 +238,20 @@ def probabilities(tensors, model: str = DEFAULT_MODEL) -> np.ndarray:
 
 
 def upsample(prob, height: int, width: int) -> np.ndarray:
-    """Step 3 above: a (h, w) probability map resized to (height, width) as
-    MediaPipe does (``cv::resize``, INTER_LINEAR)."""
+    """Step 3 of the module docstring: a probability map resized as MediaPipe does
+    (``cv::resize``, INTER_LINEAR).
+
+    Args:
+        prob: (h, w) probability map.
+        height: output height in pixels.
+        width: output width in pixels.
+
+    Returns:
+        np.ndarray: (height, width) float32 map.
+
+    Raises:
+        ValueError: when ``prob`` is not 2-D.
+    """
     p = np.asarray(prob, np.float32)
     if p.ndim != 2:
         raise ValueError(f"prob: expected a (h, w) map, got shape {p.shape}")
@@ -199,18 +270,39 @@ def _upsample_fn():
 
 
 def person(image, model: str = DEFAULT_MODEL, *, batch_size: int = MAX_BATCH):
-    """Probability that each pixel shows a person: a (H, W) float32 array in
-    [0, 1] at the image's own size; for a list of images, a list of such
-    arrays (they go through the network together, ``batch_size`` at a
-    time, whatever their sizes). Threshold at 0.5 for a binary mask.
+    """Probability that each pixel shows a person, at the image's own size.
 
-    Images: uint8 (0-255) or float (0-1) pixels, grey (H, W) or (H, W, 1),
-    RGB, or RGBA (alpha ignored), or PIL images; at least 16 pixels a side.
-    ``model``: ``"selfie_segmentation"`` (256x256, any framing) or
-    ``"selfie_segmentation_landscape"`` (144x256, faster, for wide frames).
-    MediaPipe's weights load once per process (from the pinned wheel, see
-    ``zoo info``); the network compiles once per batch size, the resampling
-    once per image size."""
+    Images of a list go through the network together, ``batch_size`` at a
+    time, whatever their sizes. MediaPipe's weights load once per process
+    (from the pinned wheel, see ``zoo info``); the network compiles once per
+    batch size, the resampling once per image size.
+
+    Args:
+        image: one image or a list (or tuple) of them: uint8 (0-255) or float
+            (0-1) pixels, grey (H, W) or (H, W, 1), RGB, or RGBA (alpha
+            ignored), or PIL images; at least 16 pixels a side.
+        model: ``"selfie_segmentation"`` (256x256, any framing) or
+            ``"selfie_segmentation_landscape"`` (144x256, faster, for wide
+            frames).
+        batch_size: most images per forward pass, at least 1.
+
+    Returns:
+        np.ndarray or list[np.ndarray]: for one image, an (H, W) float32 map
+        in [0, 1] (threshold at 0.5 for a binary mask); for a list, a list of
+        such maps in the same order.
+
+    Raises:
+        ValueError: for an empty list, ``batch_size`` below 1, a bad image, or
+            a model that is not a segmentation model.
+        TypeError: for an image dtype other than uint8 or floating point.
+        KeyError: when ``model`` is not registered.
+
+    Example:
+        ::
+
+            mask = zoo.segment.person(image)              # (H, W) in [0, 1]
+            masks = zoo.segment.person([im1, im2])        # one per image
+    """
     import jax.numpy as jnp
 
     single = not isinstance(image, (list, tuple))

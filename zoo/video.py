@@ -59,15 +59,23 @@ class VideoNotFoundError(VideoError, FileNotFoundError):
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class VideoFeatures:
-    """Features of one video, one row per feature step.
+    """Features of one video, one row per feature step; ``len()`` is the number
+    of steps.
 
-    ``rgb`` and ``flow`` are (T, D) float32, the mean of the backbone's
-    pooled features over the ``stride`` frames of each step (``flow`` is
-    None when not computed). Step ``k`` covers ``[times[k], times[k] +
-    1 / feature_rate)`` seconds from the first frame. ``duration`` is the
-    video's length in seconds, ``source_fps`` its average frame rate (0 if
-    the file does not say), ``fps`` and ``stride`` the sampling that made
-    the steps, ``backbone`` the registered model name."""
+    Attributes:
+        rgb: (T, D) float32, the mean of the backbone's pooled features over
+            the ``stride`` frames of each step.
+        flow: (T, D) float32 of the flow stream, or None when not computed.
+        feature_rate: steps per second, ``fps / stride``.
+        times: (T,) float64 start of each step in seconds from the first
+            frame; step k covers ``[times[k], times[k] + 1 / feature_rate)``.
+        duration: the video's length in seconds.
+        source_fps: the video's average frame rate (0 if the file does not
+            say).
+        fps: sampled frames per second.
+        stride: sampled frames per step.
+        backbone: the registered model name of the backbone.
+    """
 
     rgb: np.ndarray
     flow: Optional[np.ndarray]
@@ -222,12 +230,30 @@ class _Sampler:
 
 def sample_frames(path: Union[str, os.PathLike], fps: float = DEFAULT_FPS
                   ) -> Iterator[tuple[float, np.ndarray]]:
-    """``(time, frame)`` for each sample time ``k / fps`` seconds from the
-    video's first frame: the (H, W, 3) uint8 RGB frame shown at that time
-    (the last one whose presentation timestamp is not later), so variable
-    frame rates are followed and slower sources repeat frames. Decodes as a
-    stream: one frame is held at a time. The same array object is yielded
-    again for a repeated frame; copy it before changing it."""
+    """The frame shown at each sample time ``k / fps`` seconds from the video's
+    first frame.
+
+    A sample takes the last frame whose presentation timestamp is not later,
+    so variable frame rates are followed and slower sources repeat frames.
+    Decodes as a stream: one frame is held at a time. The same array object
+    is yielded again for a repeated frame; copy it before changing it.
+
+    Args:
+        path: the video file.
+        fps: samples per second, > 0.
+
+    Returns:
+        Iterator[tuple[float, np.ndarray]]: ``(time in seconds, frame)`` pairs,
+        each frame (H, W, 3) uint8 RGB; iterating raises ``VideoError`` when
+        the video cannot be decoded or has no frames.
+
+    Raises:
+        VideoNotFoundError: when ``path`` does not exist.
+        VideoError: when ``fps`` is not a positive number, or ``path`` is not
+            a file, not a readable video, a still image, or has no video
+            stream.
+        ImportError: when PyAV is not installed (``zoo[video]``).
+    """
     return iter(_Sampler(path, fps))
 
 
@@ -235,8 +261,17 @@ def sample_frames(path: Union[str, os.PathLike], fps: float = DEFAULT_FPS
 
 
 def flow_resolution(height: int, width: int, side: int = FLOW_SIDE) -> tuple[int, int]:
-    """(height, width) flow is computed at: the shorter side scaled down to
-    ``side`` pixels, keeping the aspect ratio; smaller frames are kept."""
+    """The size flow is computed at: the shorter side scaled down to ``side``
+    pixels, keeping the aspect ratio; smaller frames keep their size.
+
+    Args:
+        height: frame height in pixels.
+        width: frame width in pixels.
+        side: the shorter side after scaling, in pixels.
+
+    Returns:
+        tuple[int, int]: ``(height, width)`` in pixels.
+    """
     scale = min(1.0, side / min(height, width))
     return max(1, round(height * scale)), max(1, round(width * scale))
 
@@ -251,10 +286,23 @@ def _grey(frame: np.ndarray, side: int) -> np.ndarray:
 
 
 def optical_flow(previous: np.ndarray, current: np.ndarray, side: int = FLOW_SIDE) -> np.ndarray:
-    """Dense optical flow from ``previous`` to ``current`` (uint8 RGB frames
-    of one size): (h, w, 2) float32, (dx, dy) in pixels of the frames
-    scaled to ``flow_resolution`` (x to the right, y down). OpenCV's
-    Farneback algorithm on grey images."""
+    """Dense optical flow from ``previous`` to ``current``: OpenCV's Farneback
+    algorithm (``FARNEBACK`` parameters) on grey frames scaled to
+    ``flow_resolution``.
+
+    Args:
+        previous: (H, W, 3) uint8 RGB frame.
+        current: (H, W, 3) uint8 RGB frame of the same size.
+        side: the shorter side of the frames the flow is computed at.
+
+    Returns:
+        np.ndarray: (h, w, 2) float32 ``(dx, dy)`` in pixels of the scaled
+        frames, x to the right, y down.
+
+    Raises:
+        ValueError: when the frames are not (H, W, 3) or differ in shape.
+        ImportError: when OpenCV is not installed (``zoo[video]``).
+    """
     a, b = np.asarray(previous), np.asarray(current)
     if a.shape != b.shape or a.ndim != 3 or a.shape[-1] != 3:
         raise ValueError(f"optical_flow: expected two (H, W, 3) RGB frames of one size, got "
@@ -268,11 +316,23 @@ def _flow(previous_grey: np.ndarray, current_grey: np.ndarray) -> np.ndarray:
 
 
 def flow_image(flow: np.ndarray, bound: float = FLOW_BOUND) -> np.ndarray:
-    """A (h, w, 2) flow field as a (h, w, 3) float32 image in 0..255, the
-    way two-stream networks see flow: channels 0 and 1 are dx and dy
-    truncated to ``[-bound, bound]`` and mapped linearly to 0..255 (no
-    motion is 127.5), channel 2 is the magnitude ``sqrt(dx^2 + dy^2)``
-    truncated to ``bound`` and mapped to 0..255."""
+    """A flow field as the image two-stream networks see.
+
+    Channels 0 and 1 are dx and dy truncated to ``[-bound, bound]`` and
+    mapped linearly to 0..255 (no motion is 127.5); channel 2 is the
+    magnitude ``sqrt(dx^2 + dy^2)`` truncated to ``bound`` and mapped to
+    0..255.
+
+    Args:
+        flow: (h, w, 2) flow field in pixels.
+        bound: truncation in pixels, > 0.
+
+    Returns:
+        np.ndarray: (h, w, 3) float32 image in 0..255.
+
+    Raises:
+        ValueError: when ``flow`` is not (h, w, 2) or ``bound`` is not > 0.
+    """
     f = np.asarray(flow, np.float32)
     if f.ndim != 3 or f.shape[-1] != 2:
         raise ValueError(f"flow_image: expected a (h, w, 2) flow field, got shape {f.shape}")
@@ -398,33 +458,58 @@ def features(path: Union[str, os.PathLike], backbone: str = "efficientnet_lite0"
              pretrained: Union[bool, str] = True, variables: Optional[dict] = None,
              resolution: Optional[int] = None, implementation: str = "auto",
              batch_size: int = DEFAULT_BATCH, progress: bool = True) -> VideoFeatures:
-    """Two-stream features of the video at ``path``: ``VideoFeatures`` with
-    ``rgb`` and ``flow`` of shape (T, D), ``T`` = sampled frames // ``stride``
-    (a last, incomplete step is dropped), ``feature_rate = fps / stride``.
+    """Two-stream features of the video at ``path``, one row per feature step.
 
     Frames are sampled at ``fps`` per second by presentation timestamp (see
-    ``sample_frames``) and decoded as a stream, so memory does not grow
-    with the video's length. Each frame goes through the spec's
-    preprocessing (``zoo.preprocess``: resize, centre crop, normalise) and
-    ``backbone``, a registered image classifier without its top; its last
-    feature map is averaged over space into D numbers (1280 for
-    EfficientNet-Lite0), and a step's feature is the mean over its frames.
+    ``sample_frames``) and decoded as a stream, so memory does not grow with
+    the video's length. Each frame goes through the spec's preprocessing
+    (``zoo.preprocess``: resize, centre crop, normalise) and ``backbone``
+    without its top; its last feature map is averaged over space into D
+    numbers (1280 for EfficientNet-Lite0), and a step's feature is the mean
+    over its ``stride`` frames. A last, incomplete step is dropped.
 
-    The flow stream (``flow=True``): Farneback optical flow from each
-    sampled frame to the next on grey frames at ``FLOW_SIDE`` pixels, each
-    frame's flow (the first frame takes the second's) rendered by
-    ``flow_image`` and read by the same backbone with the same weights.
-    An ImageNet backbone on flow images is a stand-in for a network trained
-    on flow (the two-stream and I3D flow networks); no such weights ship
-    here.
+    The flow stream: Farneback optical flow from each sampled frame to the
+    next on grey frames at ``FLOW_SIDE`` pixels, each frame's flow (the first
+    frame takes the second's) rendered by ``flow_image`` and read by the same
+    backbone with the same weights. An ImageNet backbone on flow images is a
+    stand-in for a network trained on flow (the two-stream and I3D flow
+    networks); no such weights ship here.
 
-    ``pretrained`` selects the registered weights (True, or a source's
-    origin) or random ones (False, seed 0: for tests); ``variables`` gives
-    the backbone's variables directly (e.g. a fine-tuned run's).
-    ``resolution`` overrides the spec's input size. ``batch_size`` frames
-    go through the network at once (the last batch is padded, so one
-    compiled program serves all); results do not depend on it.
-    ``progress`` shows a bar over sampled frames on a terminal.
+    Args:
+        path: the video file (any container and codec PyAV reads).
+        backbone: a registered image classifier.
+        fps: sampled frames per second, > 0.
+        stride: sampled frames per feature step, an integer >= 1.
+        flow: also compute the flow stream.
+        pretrained: True for the registered weights, a source's origin, or
+            False for random weights (seed 0, for tests).
+        variables: the backbone's variables, e.g. a fine-tuned run's; replace
+            ``pretrained``.
+        resolution: input size overriding the spec's, in pixels.
+        implementation: kernel implementation of the backbone's convolutions
+            (``"auto"``, ``"reference"``, ``"xla_fast"`` or ``"pallas"``).
+        batch_size: frames per forward pass, an integer >= 1 (the last batch
+            is padded; results do not depend on it).
+        progress: show a progress bar over sampled frames on a terminal.
+
+    Returns:
+        VideoFeatures: ``rgb`` and ``flow`` (T, D) with T = sampled frames //
+        ``stride``, ``feature_rate = fps / stride``.
+
+    Raises:
+        VideoError: (a ValueError) for a bad ``fps``, ``stride`` or
+            ``batch_size``, a backbone that is not an image classifier, an
+            unreadable video, a video too short for one step, or (with
+            ``flow``) fewer than two sampled frames.
+        VideoNotFoundError: when ``path`` does not exist.
+        ImportError: when PyAV or (with ``flow``) OpenCV is not installed.
+        KeyError: when ``backbone`` is not registered.
+
+    Example:
+        ::
+
+            f = zoo.video.features("clip.mp4", fps=8, stride=4)
+            f.rgb.shape, f.feature_rate        # (T, 1280), 2.0 steps per second
     """
     fps = _check_fps(fps)
     if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
@@ -488,13 +573,31 @@ def features(path: Union[str, os.PathLike], backbone: str = "efficientnet_lite0"
 
 def write_video(path: Union[str, os.PathLike], frames: Union[np.ndarray, Iterable[np.ndarray]],
                 fps: float, *, crf: int = 18) -> str:
-    """Write ``frames`` ((H, W, 3) uint8 RGB each, or one (N, H, W, 3)
-    array; H and W even, as yuv420p needs) at ``fps`` frames per second to
-    ``path``, the container chosen by its extension (.mp4, .mkv, .avi).
+    """Writes ``frames`` as a video, encoding them as they come.
+
     H.264 (libx264, constant quality ``crf``) when the PyAV build has it,
-    else MPEG-4 part 2. Frames are encoded as they come. An empty (0, H, W,
-    3) array writes a video stream without frames where the container
-    keeps one (AVI; MP4 drops an empty track). Returns the path."""
+    else MPEG-4 part 2; the container is chosen by the extension (.mp4,
+    .mkv, .avi). An empty (0, H, W, 3) array writes a video stream without
+    frames where the container keeps one (AVI; MP4 drops an empty track).
+    On error no partial file is left.
+
+    Args:
+        path: the output file.
+        frames: (H, W, 3) uint8 RGB frames, all of one size with H and W even
+            (yuv420p needs it), or one (N, H, W, 3) array.
+        fps: frames per second, > 0.
+        crf: H.264 constant-rate factor (lower is better quality; 18 is
+            visually lossless); unused for MPEG-4.
+
+    Returns:
+        str: ``path``.
+
+    Raises:
+        ValueError: for a frame that is not (H, W, 3) uint8, frames of
+            different sizes or of odd width or height, no frames, or a bad
+            ``fps`` (``VideoError``).
+        ImportError: when PyAV is not installed (``zoo[video]``).
+    """
     av = _av()
     fps = _check_fps(fps)
     path = os.fspath(path)

@@ -46,7 +46,27 @@ def _parse_focus(text: Optional[str]):
 
 
 def cmd_depth(args) -> int:
-    """``zoo depth``: the parsed arguments in, the exit status out."""
+    """Runs ``zoo depth``: writes a depth picture (and with ``--bokeh`` a
+    portrait-mode picture) per image.
+
+    Options and weights are checked before any image is read.
+
+    Args:
+        args: the ``argparse.Namespace`` of ``zoo depth`` (``images``,
+            ``model``, ``checkpoint``, ``untrained``, ``out``, ``bokeh``,
+            ``focus``, ``strength``, ``example``, ``no_flip``,
+            ``allow_unpinned``, ``overwrite``).
+
+    Returns:
+        int: the exit status, 0.
+
+    Raises:
+        ValueError: for ``--focus`` or ``--strength`` without ``--bokeh``, a
+            malformed or out-of-image focus, a negative strength,
+            ``--checkpoint`` with ``--model`` or ``--untrained``, an unknown
+            example, weights without a hash and no ``--allow-unpinned``, or
+            files that exist without ``--overwrite``.
+    """
     from rich.progress import Progress
 
     from zoo.atomic import write_atomic
@@ -107,7 +127,12 @@ def cmd_depth(args) -> int:
 
 def register(sub) -> None:
     """Adds ``zoo depth`` to the ``zoo`` command's subparsers (the ``zoo.commands``
-    entry point)."""
+    entry point).
+
+    Args:
+        sub: the subparsers object of the ``zoo`` parser
+            (``argparse.ArgumentParser.add_subparsers()``).
+    """
     s = add_command(sub, "depth", "Estimate depth; write colour-mapped depth maps and "
                                   "portrait-mode (bokeh) pictures.", EXAMPLES)
     s.add_argument("images", nargs="*", help="image files (JPEG, PNG, ...) or folders of them")

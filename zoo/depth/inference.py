@@ -41,19 +41,45 @@ MAX_BATCH = 8  # images per forward pass (bounds memory; batches are padded to p
 
 
 def network_input_size(height: int, width: int, size: int = 256) -> tuple[int, int]:
-    """(height, width) the network sees for an image of ``height`` x
-    ``width``: MiDaS's "upper_bound" resize to ``size`` keeping the aspect
-    ratio, sides multiples of 32 (at least 32). 500x741 -> (160, 256)."""
+    """Size the network sees for an image of ``height`` x ``width``.
+
+    MiDaS's "upper_bound" resize to ``size`` keeping the aspect ratio, each
+    side a multiple of 32 (at least 32); e.g. 500x741 -> (160, 256).
+
+    Args:
+        height: image height in pixels, at least 1.
+        width: image width in pixels, at least 1.
+        size: side of the square the image is fitted into.
+
+    Returns:
+        tuple[int, int]: ``(height, width)`` of the network input.
+
+    Raises:
+        ValueError: when ``height`` or ``width`` is below 1 (raised by
+            ``zoo.models.midas.network_size``).
+    """
     from zoo.models.midas import network_size
 
     return network_size(height, width, bound=size, multiple=MULTIPLE)
 
 
 def cubic_matrix(n_in: int, n_out: int, a: float = -0.75) -> np.ndarray:
-    """(n_out, n_in) float32 weights of a cubic-convolution resize along one
-    axis: output sample i reads the input around ``(i + 0.5) * n_in / n_out -
-    0.5``, four taps, indices clamped to the border, no antialiasing
-    (``cv2.INTER_CUBIC`` and torch's ``bicubic``, ``align_corners=False``)."""
+    """Weights of a cubic-convolution resize along one axis, as a matrix.
+
+    Output sample i reads the input around ``(i + 0.5) * n_in / n_out -
+    0.5`` with four taps, indices clamped to the border, no antialiasing:
+    what ``cv2.INTER_CUBIC`` and torch's ``bicubic`` (``align_corners=False``)
+    compute.
+
+    Args:
+        n_in: input length.
+        n_out: output length.
+        a: the cubic kernel's parameter (-0.75 as in OpenCV and torch).
+
+    Returns:
+        np.ndarray: (n_out, n_in) float32 matrix; ``m @ x`` resizes ``x``
+        along its first axis. Each row sums to 1.
+    """
     src = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
     base = np.floor(src)
     t = src - base
@@ -84,11 +110,25 @@ def _resize(x, height: int, width: int):
 
 
 def as_rgb(image, name: str = "image") -> np.ndarray:
-    """``image`` as a (H, W, 3) array of 0-255 values (uint8 kept as uint8,
-    floats as float32). Takes uint8 or float 0-255 pixels, grey (H, W) or
-    (H, W, 1), RGB, or RGBA (alpha dropped), and PIL images; refuses other
-    shapes, dtypes, non-finite values, floats that look like 0-1 images, and
-    images smaller than ``MIN_SIDE`` pixels, naming ``name``."""
+    """``image`` as a contiguous (H, W, 3) array of 0-255 values for the depth network.
+
+    Unlike ``zoo.face.as_rgb``, float pixels are taken as 0-255.
+
+    Args:
+        image: uint8 or float array with pixels in 0-255, or a PIL image;
+            grey (H, W) or (H, W, 1), RGB, or RGBA (alpha dropped); both
+            sides at least ``MIN_SIDE``.
+        name: what to call the image in error messages.
+
+    Returns:
+        np.ndarray: (H, W, 3), uint8 for uint8 input, else float32.
+
+    Raises:
+        ValueError: for another shape, an image smaller than ``MIN_SIDE``,
+            NaN or infinite values, floats outside 0-255, or floats all in
+            (0, 1] (a 0-1 image: multiply by 255).
+        TypeError: for a dtype other than uint8 or floating point.
+    """
     if hasattr(image, "mode") and hasattr(image, "convert"):  # PIL
         image = image.convert("RGB")
     a = np.asarray(image)
@@ -220,7 +260,24 @@ def _run(path: str, stamp: float):
 
 
 def load_run(workdir: Union[str, os.PathLike]) -> tuple[str, int, dict]:
-    """(model name, network size, variables) of a ``zoo train`` depth run."""
+    """The model, network size and variables of a ``zoo train`` depth run's best
+    checkpoint, cached until the run saves a better one.
+
+    The network size is the spec's, not the run's training size: the network
+    is fully convolutional and is trained on crops smaller than the pictures
+    it is meant for.
+
+    Args:
+        workdir: the run's ``--workdir`` (``~`` is expanded).
+
+    Returns:
+        tuple[str, int, dict]: ``(model name, network size, variables)``.
+
+    Raises:
+        ValueError: when ``workdir`` holds no run or no best checkpoint yet
+            (raised by ``zoo.train.load_run``), or the run's model is not a
+            depth model.
+    """
     path = Path(workdir).expanduser().resolve()
     best = path / "best"
     return _run(str(path), best.stat().st_mtime if best.exists() else 0.0)
@@ -229,7 +286,32 @@ def load_run(workdir: Union[str, os.PathLike]) -> tuple[str, int, dict]:
 def resolve(model=DEFAULT_MODEL, *, variables: Optional[dict] = None,
             pretrained: Union[bool, str] = True, run=None, input_size: Optional[int] = None,
             allow_unpinned: bool = False) -> tuple[Any, int, Any]:
-    """(model, network size, variables) that ``estimate`` will use; see there."""
+    """The model, network size and variables that ``estimate`` will use.
+
+    Args:
+        model: a registered depth model name, or a flax Module (then
+            ``variables`` are required and the size defaults to 256).
+        variables: explicit variables for ``model``.
+        pretrained: True for the registered weights, the origin of another
+            of its weight sources, or False for random weights (seed 0).
+        run: a ``zoo train`` depth run's folder; replaces ``model`` and
+            ``variables`` (see ``load_run``).
+        input_size: side of the square the image is fitted into, a multiple
+            of 32; default the spec's (256 for a Module).
+        allow_unpinned: accept weights whose publisher gives no hash.
+
+    Returns:
+        tuple: ``(model, size, variables)``: the name or Module, the network
+        size in pixels, and the variables.
+
+    Raises:
+        ValueError: for both ``run`` and ``variables``, a Module without
+            ``variables``, an ``input_size`` that is not a multiple of 32, a
+            model that is not a depth model, or one without trained weights.
+        TypeError: when ``model`` is neither a name nor an object with
+            ``apply``.
+        KeyError: when ``model`` is not registered.
+    """
     if run is not None:
         if variables is not None:
             raise ValueError("give run= or variables=, not both")
@@ -258,29 +340,54 @@ def resolve(model=DEFAULT_MODEL, *, variables: Optional[dict] = None,
 def estimate(image_or_images, model=DEFAULT_MODEL, *, variables: Optional[dict] = None,
              pretrained: Union[bool, str] = True, run=None, input_size: Optional[int] = None,
              allow_unpinned: bool = False, batch_size: int = MAX_BATCH, flip: bool = False):
-    """Relative inverse depth (disparity up to an unknown scale and shift:
-    larger is nearer) of one image, as a (H, W) float32 array at the image's
-    own size; for a list of images, a list of such arrays (images of the same
-    size go through the network together, ``batch_size`` at a time).
+    """Relative inverse depth of one image or a list of images.
 
-    Images: uint8 or float pixels in 0-255, grey (H, W), RGB or RGBA (alpha
-    ignored), or PIL images; at least ``MIN_SIDE`` pixels a side.
+    The output is disparity up to an unknown scale and shift: larger is
+    nearer. Images of the same size go through the network together,
+    ``batch_size`` at a time. Networks and weights load once per process;
+    each input shape compiles once.
 
-    The network: ``model``, a registered depth model (``zoo list``), with
-    its registered weights (``pretrained=True``, or the origin of another
-    of its sources), random weights (``pretrained=False``, seed 0: for
-    testing), or explicit ``variables``; or ``run=WORKDIR``, a ``zoo train``
-    run's best checkpoint (its model, at the spec's size); or any flax Module
-    with ``model.apply(variables, x)``: (N, h, w, 3) ImageNet-normalised ->
-    (N, h, w), given with its ``variables``. ``input_size`` overrides the
-    size the image is fitted into (the spec's, 256 for MiDaS small).
-    ``allow_unpinned`` accepts weights whose publisher gives no hash (MiDaS's
-    official ones; see ``zoo.load_pretrained``). ``flip`` also runs each
-    image mirrored left-right and averages the two predictions (test-time
-    augmentation, as in Monodepth2's post-processing: a scene's depth does
-    not change under mirroring, the network's errors partly do); it costs
-    twice the compute. Networks and weights load once per process; each
-    input shape compiles once."""
+    Args:
+        image_or_images: one image or a list (or tuple) of them: uint8 or
+            float pixels in 0-255, grey (H, W), RGB or RGBA (alpha ignored),
+            or PIL images; at least ``MIN_SIDE`` pixels a side.
+        model: a registered depth model (``zoo list``), or any flax Module
+            with ``model.apply(variables, x)`` mapping (N, h, w, 3)
+            ImageNet-normalised images to (N, h, w), given with its
+            ``variables``.
+        variables: explicit variables instead of the registered weights.
+        pretrained: True for the registered weights, the origin of another
+            of its weight sources, or False for random weights (seed 0, for
+            testing).
+        run: a ``zoo train`` run's folder: its best checkpoint (its model, at
+            the spec's size) replaces ``model`` and ``variables``.
+        input_size: overrides the side of the square the image is fitted
+            into (the spec's, 256 for MiDaS small); a multiple of 32.
+        allow_unpinned: accept weights whose publisher gives no hash (MiDaS's
+            official ones; see ``zoo.load_pretrained``).
+        batch_size: most images per forward pass, at least 1.
+        flip: also run each image mirrored left-right and average the two
+            predictions (test-time augmentation, as in Monodepth2's
+            post-processing); twice the compute.
+
+    Returns:
+        np.ndarray or list[np.ndarray]: for one image, its (H, W) float32
+        inverse depth at the image's own size; for a list, a list of such
+        arrays in the same order.
+
+    Raises:
+        ValueError: for an empty list, ``batch_size`` below 1, a bad image
+            (see ``as_rgb``) or a bad model choice (see ``resolve``).
+        TypeError: for a non-uint8, non-float image or a ``model`` that is
+            neither a name nor a Module.
+        KeyError: when ``model`` is not registered.
+
+    Example:
+        ::
+
+            d = zoo.depth.estimate(image, model="midas_small", allow_unpinned=True)
+            zoo.depth.colorize(d)       # (H, W, 3) uint8 picture
+    """
     single = not isinstance(image_or_images, (list, tuple))
     images = [image_or_images] if single else list(image_or_images)
     if not images:

@@ -42,8 +42,17 @@ def _flat(x):
 
 
 def masked_median(x, valid):
-    """Median of each image's valid values (N, H, W) -> (N,) (the mean of
-    the two middle values for an even count, as numpy's); 0 without any."""
+    """Median of each image's valid values.
+
+    For an even count, the mean of the two middle values (as numpy's).
+
+    Args:
+        x: (N, H, W) values.
+        valid: (N, H, W) bool mask of the values to use.
+
+    Returns:
+        jax.Array: (N,) medians; 0 for an image without valid values.
+    """
     flat, ok = _flat(x), _flat(valid)
     count = ok.sum(-1)
     ordered = jnp.sort(jnp.where(ok, flat, jnp.inf), axis=-1)
@@ -54,8 +63,18 @@ def masked_median(x, valid):
 
 
 def normalise(x, valid):
-    """``(x - median) / mean |x - median|`` per image over the valid pixels
-    (Eq. 5-6); 0 at invalid pixels."""
+    """Each image brought to zero translation and unit scale over its valid pixels
+    (Eq. 5-6): ``(x - median) / mean |x - median|``.
+
+    The scale is floored at 1e-6, so a constant image gives zeros.
+
+    Args:
+        x: (N, H, W) disparities.
+        valid: (N, H, W) bool mask of the pixels to use.
+
+    Returns:
+        jax.Array: (N, H, W) normalised values, 0 at invalid pixels.
+    """
     t = masked_median(x, valid)[:, None, None]
     m = valid.astype(x.dtype)
     count = jnp.maximum(m.sum((1, 2)), 1)
@@ -64,8 +83,19 @@ def normalise(x, valid):
 
 
 def trimmed_mae(residual, valid, trim: float = TRIM):
-    """Per image: ``1 / (2M) * sum of the floor((1 - trim) M) smallest
-    |residual|`` over the M valid pixels (Eq. 7); (N,)."""
+    """Trimmed mean absolute error per image (Eq. 7).
+
+    ``1 / (2M) * sum of the floor((1 - trim) M) smallest |residual|`` over
+    the M valid pixels.
+
+    Args:
+        residual: (N, H, W) residuals of normalised disparities.
+        valid: (N, H, W) bool mask of the pixels to use.
+        trim: fraction of the largest residuals left out, in [0, 1).
+
+    Returns:
+        jax.Array: (N,) errors; 0 for an image without valid pixels.
+    """
     flat, ok = _flat(jnp.abs(residual)), _flat(valid)
     count = ok.sum(-1)
     ordered = jnp.sort(jnp.where(ok, flat, jnp.inf), axis=-1)
@@ -76,8 +106,20 @@ def trimmed_mae(residual, valid, trim: float = TRIM):
 
 
 def gradient_matching(residual, valid, scales: int = SCALES):
-    """Sum over ``scales`` of the batch's |grad_x R| + |grad_y R| at every
-    2^k-th pixel over its valid pixel count at that scale (Eq. 11); scalar."""
+    """Multi-scale gradient-matching term over the batch (Eq. 11).
+
+    Sum over scales k of the batch's ``|grad_x R| + |grad_y R|`` at every
+    2^k-th pixel, a difference counting only where both pixels are valid,
+    divided by the batch's valid pixel count at that scale.
+
+    Args:
+        residual: (N, H, W) residual R of normalised disparities.
+        valid: (N, H, W) bool mask of the pixels to use.
+        scales: number of scales K.
+
+    Returns:
+        jax.Array: the scalar term.
+    """
     total = 0.0
     m = valid.astype(residual.dtype)
     for k in range(scales):
@@ -91,8 +133,22 @@ def gradient_matching(residual, valid, scales: int = SCALES):
 
 def ssi_loss(prediction, target, valid, *, alpha: float = ALPHA, trim: float = TRIM,
              scales: int = SCALES) -> tuple:
-    """``(loss, {"ssi", "gradient"})`` for predicted and target disparity
-    (N, H, W) and the valid pixels (N, H, W) bool; see the module docstring."""
+    """The scale- and shift-invariant loss of MiDaS for a batch (see the module
+    docstring): mean over images with valid pixels of the trimmed MAE, plus
+    ``alpha`` times the gradient-matching term.
+
+    Args:
+        prediction: (N, H, W) predicted disparity (relative inverse depth).
+        target: (N, H, W) ground-truth disparity; values at invalid pixels are
+            never read.
+        valid: (N, H, W) bool mask of pixels with ground truth.
+        alpha: weight of the gradient-matching term (0.5 in the paper).
+        trim: fraction of the largest residuals left out of the MAE.
+        scales: number of scales of the gradient-matching term.
+
+    Returns:
+        tuple: ``(loss, {"ssi": ..., "gradient": ...})``, float32 scalars.
+    """
     prediction = prediction.astype(jnp.float32)
     target = jnp.where(valid, target, 0).astype(jnp.float32)
     residual = normalise(prediction, valid) - normalise(target, valid)

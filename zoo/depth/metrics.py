@@ -117,9 +117,24 @@ def _checked(prediction, disparity, valid):
 
 
 def align(prediction, target_disparity, valid) -> tuple[float, float]:
-    """``(scale, shift)`` minimising the squared error of ``scale *
-    prediction + shift`` against ``target_disparity`` over ``valid`` (and
-    finite, positive target) pixels of (H, W) maps."""
+    """The least-squares alignment of a prediction to a target disparity.
+
+    Minimises the squared error of ``scale * prediction + shift`` against
+    ``target_disparity`` over the pixels whose target is finite and > 0 and
+    that ``valid`` marks. A prediction constant on those pixels gets scale 0.
+
+    Args:
+        prediction: (H, W) predicted relative inverse depth.
+        target_disparity: (H, W) ground-truth disparity.
+        valid: (H, W) mask of pixels to use, or None for all.
+
+    Returns:
+        tuple[float, float]: ``(scale, shift)``.
+
+    Raises:
+        ValueError: for maps that are not 2-D or differ in shape, no valid
+            pixel, or non-finite predictions at valid pixels.
+    """
     prediction, disparity, ok = _checked(prediction, target_disparity, valid)
     scale, shift = _align(np, prediction[ok][None], disparity[ok][None],
                           np.ones((1, int(ok.sum()))))
@@ -128,13 +143,40 @@ def align(prediction, target_disparity, valid) -> tuple[float, float]:
 
 def evaluate(prediction, disparity, *, valid=None,
              to_depth: Optional[Callable] = None) -> dict:
-    """Metrics of one (H, W) predicted relative inverse depth against the
-    (H, W) ground-truth ``disparity``: ``{"abs_rel", "bad_1_25" (percent of
-    BAD pixels, max(d/d*, d*/d) > 1.25), "scale", "shift" (the alignment),
-    "valid_pixels", "clipped_pixels"}`` (see the module docstring).
-    ``valid``: an optional (H, W) mask of pixels to score; ``to_depth``:
-    disparity -> depth for both (default ``1 / d``; Middlebury 2014 at full
-    resolution: ``lambda d: 193.001 * 994.978 / (d + 31.086)`` (mm))."""
+    """Metrics of one predicted relative inverse depth against ground truth.
+
+    The prediction is aligned to ``disparity`` by least squares (``align``),
+    aligned values below ``FLOOR`` times the smallest true disparity raised
+    to it, then both are turned into depth and compared (see the module
+    docstring).
+
+    Args:
+        prediction: (H, W) predicted relative inverse depth.
+        disparity: (H, W) ground-truth disparity; pixels that are not finite
+            and > 0 are left out.
+        valid: optional (H, W) mask of the pixels to score.
+        to_depth: disparity -> depth, applied to both (default ``1 / d``;
+            Middlebury 2014 at full resolution:
+            ``zoo.depth.middlebury.disparity_to_depth``, mm).
+
+    Returns:
+        dict: ``"abs_rel"`` (mean of ``|d - d*| / d*``, a fraction),
+        ``"bad_1_25"`` (percent of pixels with ``max(d / d*, d* / d) > 1.25``),
+        ``"scale"`` and ``"shift"`` of the alignment (floats), and
+        ``"valid_pixels"`` and ``"clipped_pixels"`` (ints).
+
+    Raises:
+        ValueError: for maps that are not 2-D or differ in shape, no valid
+            pixel, or non-finite predictions at valid pixels.
+
+    Example:
+        ::
+
+            left, _, disparity = skimage.data.stereo_motorcycle()
+            d = zoo.depth.estimate(left, model="midas_small", allow_unpinned=True)
+            zoo.depth.evaluate(d, disparity,
+                               to_depth=zoo.depth.middlebury.disparity_to_depth)
+    """
     prediction, disparity, ok = _checked(prediction, disparity, valid)
     out = _metrics(np, prediction.reshape(1, -1), disparity.reshape(1, -1), ok.reshape(1, -1),
                    to_depth or _reciprocal)
@@ -146,12 +188,21 @@ def evaluate(prediction, disparity, *, valid=None,
 
 def evaluate_batch(prediction, disparity, valid, *,
                    to_depth: Optional[Callable] = None) -> dict:
-    """``evaluate`` over (N, H, W) batches in jax.numpy (jit-able): a dict
-    of (N,) arrays with the same keys. ``valid`` (N, H, W) bool marks the
-    pixels with ground truth (pass ``isfinite(d) & (d > 0)``; invalid
-    ``disparity`` values are never read). Images without valid pixels get
-    zeros and ``valid_pixels`` 0: weight by it. ``to_depth`` must be
-    jax-traceable (default ``1 / d``)."""
+    """``evaluate`` over (N, H, W) batches in jax.numpy (jit-able), for a
+    training loop's evaluation step; no input checks.
+
+    Args:
+        prediction: (N, H, W) predicted relative inverse depth.
+        disparity: (N, H, W) ground-truth disparity; values at invalid pixels
+            are never read.
+        valid: (N, H, W) bool, the pixels with ground truth (pass
+            ``isfinite(d) & (d > 0)``).
+        to_depth: jax-traceable disparity -> depth (default ``1 / d``).
+
+    Returns:
+        dict: the keys of ``evaluate``, each an (N,) float32 array; images
+        without valid pixels get zeros and ``valid_pixels`` 0 (weight by it).
+    """
     import jax.numpy as jnp
 
     prediction = jnp.asarray(prediction, jnp.float32)

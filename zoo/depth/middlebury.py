@@ -45,14 +45,27 @@ DOFFS_PX = 31.086
 
 
 def disparity_to_depth(disparity):
-    """Depth in millimetres of a disparity in pixels (a numpy or jax array)
-    of the 1/4-resolution Motorcycle pair: ``baseline * f / (d + doffs)``."""
+    """Depth in millimetres of a disparity in pixels of the 1/4-resolution
+    Motorcycle pair: ``baseline * f / (d + doffs)``.
+
+    Args:
+        disparity: disparity in pixels, a number or a numpy or jax array.
+
+    Returns:
+        Depth in millimetres, same shape and array type.
+    """
     return BASELINE_MM * FOCAL_PX / (disparity + DOFFS_PX)
 
 
 def load() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(left image (500, 741, 3) uint8, ground-truth disparity (500, 741)
-    float in pixels with +inf where missing, valid mask (500, 741) bool)."""
+    """The Motorcycle scene from scikit-image (no download).
+
+    Returns:
+        tuple: ``(left, disparity, valid)``: the left image (500, 741, 3)
+        uint8, the ground-truth disparity (500, 741) float in pixels with
+        +inf where missing, and the mask (500, 741) bool of pixels whose
+        disparity is finite and > 0.
+    """
     import skimage.data
 
     left, _, disparity = skimage.data.stereo_motorcycle()
@@ -63,16 +76,37 @@ def load() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def ramp(shape: tuple[int, int]) -> np.ndarray:
-    """"Lower in the image is closer": inverse depth = the row index."""
+    """The "lower in the image is closer" baseline: inverse depth = the row index.
+
+    Args:
+        shape: ``(height, width)`` of the map.
+
+    Returns:
+        np.ndarray: (height, width) float32, row i holding i.
+    """
     h, w = shape
     return np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w)).copy()
 
 
 def constant_row(disparity: np.ndarray, valid: np.ndarray) -> dict:
-    """Metrics of the best constant prediction. Any scale fits a constant
-    equally well, so least-squares alignment is degenerate; ``align`` then
-    takes scale 0 and shift = the mean ground-truth disparity, which is the
-    least-squares best constant. Checked here, as the row depends on it."""
+    """Metrics of the best constant prediction.
+
+    Any scale fits a constant equally well, so least-squares alignment is
+    degenerate; ``align`` then takes scale 0 and shift = the mean
+    ground-truth disparity, which is the least-squares best constant. That
+    is checked here, as the row depends on it.
+
+    Args:
+        disparity: (H, W) ground-truth disparity in pixels.
+        valid: (H, W) bool mask of the pixels with ground truth.
+
+    Returns:
+        dict: the metrics of ``zoo.depth.evaluate`` (depth in mm).
+
+    Raises:
+        RuntimeError: when the alignment did not give scale 0 and the mean
+            disparity as shift.
+    """
     from zoo.depth.metrics import evaluate
 
     result = evaluate(np.zeros(disparity.shape, np.float32), disparity, valid=valid,
@@ -103,6 +137,11 @@ def _hardware() -> str:
 
 
 def depth_models() -> list[str]:
+    """Every registered model whose task is depth.
+
+    Returns:
+        list[str]: their names, sorted.
+    """
     from zoo.registry import get_spec, list_models
 
     return [n for n in list_models() if get_spec(n).task == "depth"]
@@ -110,8 +149,24 @@ def depth_models() -> list[str]:
 
 def evaluate_models(models: Sequence[str], *, allow_unpinned: bool = False,
                     log: Callable[[str], None] = lambda s: None) -> tuple[list[dict], list[str]]:
-    """Rows (label, weights, metrics) for ``models`` and the baselines, and
-    notes on rows that could not be produced (weights unavailable)."""
+    """Table rows for ``models`` and the two baselines on the Motorcycle scene.
+
+    Per model: its trained weights, the same averaged with the mirrored
+    prediction (``flip=True``), and random weights (seed 0); then the
+    constant and ramp baselines. A model whose trained weights cannot be had
+    (none registered, no hash without ``allow_unpinned``, offline) gets a
+    note instead of its trained rows.
+
+    Args:
+        models: registered depth model names.
+        allow_unpinned: accept weights whose publisher gives no hash.
+        log: called with a short progress message before each step.
+
+    Returns:
+        tuple[list[dict], list[str]]: the rows (the metrics of
+        ``zoo.depth.evaluate`` plus ``"prediction"`` and ``"weights"``
+        labels) and the notes.
+    """
     from zoo.depth.inference import estimate
     from zoo.depth.metrics import evaluate
     from zoo.registry import get_spec
@@ -153,7 +208,22 @@ def evaluate_models(models: Sequence[str], *, allow_unpinned: bool = False,
 def table(rows: Sequence[dict], notes: Sequence[str] = (), *, valid_pixels: Optional[int] = None,
           total_pixels: Optional[int] = None, stamp: Optional[str] = None,
           hardware: Optional[str] = None) -> str:
-    """The Markdown table with its header (data, method, date, hardware)."""
+    """The Markdown evaluation table with its header (data, method, date,
+    hardware) and the notes as a list below it.
+
+    Args:
+        rows: rows from ``evaluate_models``.
+        notes: notes from ``evaluate_models``.
+        valid_pixels: pixels with ground truth, for the header (with
+            ``total_pixels``).
+        total_pixels: pixels of the image, for the header.
+        stamp: the measurement time as text; default now, in UTC.
+        hardware: the hardware as text; default this machine's CPU, core
+            count and jax device.
+
+    Returns:
+        str: the Markdown text, ending in a newline.
+    """
     stamp = stamp or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     coverage = (f"{valid_pixels:,} of {total_pixels:,} pixels have ground truth. "
                 if valid_pixels is not None and total_pixels else "")
@@ -181,6 +251,17 @@ def table(rows: Sequence[dict], notes: Sequence[str] = (), *, valid_pixels: Opti
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command line of ``python -m zoo.depth.middlebury``: prints the table and
+    optionally writes it to ``--out``.
+
+    Args:
+        argv: the arguments (``--models``, ``--out``, ``--allow-unpinned``);
+            default ``sys.argv[1:]``.
+
+    Returns:
+        int: the exit status: 0, or 2 after a one-line error on stderr
+        (an unknown or non-depth model, unfetchable weights, ...).
+    """
     p = argparse.ArgumentParser(
         prog="python -m zoo.depth.middlebury",
         description="Evaluate depth models on Middlebury 2014 Motorcycle (scikit-image's "

@@ -62,10 +62,26 @@ MAX_LAYER_STEP = 1 / 8  # layer spacing, as a fraction of the largest radius
 
 def colorize(inverse_depth, *, lo: Optional[float] = None, hi: Optional[float] = None
              ) -> np.ndarray:
-    """(H, W) inverse depth -> (H, W, 3) uint8 RGB with the "inferno" colour
-    map: near (large values) bright yellow, far dark purple. The range
-    ``lo``-``hi`` defaults to the map's finite minimum and maximum;
-    non-finite pixels (missing ground truth) are black."""
+    """A depth map as a picture with the "inferno" colour map: near (large
+    values) bright yellow, far dark purple.
+
+    Args:
+        inverse_depth: (H, W) inverse depth (or disparity).
+        lo: value drawn darkest; default the map's finite minimum.
+        hi: value drawn brightest; default the map's finite maximum.
+
+    Returns:
+        np.ndarray: (H, W, 3) uint8 RGB; non-finite pixels (missing ground
+        truth) are black.
+
+    Raises:
+        ValueError: when ``inverse_depth`` is not 2-D.
+
+    Example:
+        ::
+
+            png = zoo.depth.colorize(zoo.depth.estimate(image))
+    """
     d = np.asarray(inverse_depth, dtype=np.float64)
     if d.ndim != 2:
         raise ValueError(f"colorize: expected an (H, W) depth map, got shape {d.shape}")
@@ -82,10 +98,18 @@ def colorize(inverse_depth, *, lo: Optional[float] = None, hi: Optional[float] =
 
 
 def disc_kernel(radius: float) -> np.ndarray:
-    """A lens's blur: a flat disc of ``radius`` pixels with an antialiased
-    rim (each weight is the pixel's coverage ``clip(radius + 0.5 - distance,
-    0, 1)``), summing to 1; odd side ``2 * ceil(radius + 0.5) + 1``
-    (``[[1.]]`` below half a pixel)."""
+    """A lens's blur: a flat disc of ``radius`` pixels with an antialiased rim.
+
+    Each weight is the pixel's coverage ``clip(radius + 0.5 - distance, 0,
+    1)``, normalised to sum to 1.
+
+    Args:
+        radius: disc radius in pixels.
+
+    Returns:
+        np.ndarray: (k, k) float32 kernel of odd side ``k = 2 * ceil(radius +
+        0.5) + 1``; ``[[1.]]`` for a radius below half a pixel.
+    """
     if radius < 0.5:
         return np.ones((1, 1), np.float32)
     half = int(np.ceil(radius + 0.5))
@@ -114,8 +138,15 @@ def _to_srgb(linear: np.ndarray) -> np.ndarray:
 
 
 def normalized(inverse_depth: np.ndarray) -> np.ndarray:
-    """Inverse depth mapped to [0, 1] between its 1st and 99th percentiles
-    (0 far, 1 near); a flat map is all 0."""
+    """Inverse depth mapped to [0, 1] between its 1st and 99th percentiles.
+
+    Args:
+        inverse_depth: (H, W) finite inverse depth.
+
+    Returns:
+        np.ndarray: (H, W) float64 in [0, 1], 0 far and 1 near (clipped
+        outside the percentiles); all 0 for a flat map.
+    """
     d = np.asarray(inverse_depth, np.float64)
     lo, hi = np.percentile(d, [1, 99])
     if hi - lo <= 1e-12 * max(abs(hi), abs(lo), 1e-30):
@@ -124,8 +155,21 @@ def normalized(inverse_depth: np.ndarray) -> np.ndarray:
 
 
 def focus_depth(t: np.ndarray, focus: Optional[tuple[float, float]] = None) -> float:
-    """Median of ``t`` in a small window (2 % of the shorter side, at least 5x5
-    pixels) around ``focus`` = (x, y) in pixels, default the image centre."""
+    """The depth in focus: median of ``t`` in a small window around ``focus``.
+
+    The window reaches 2 % of the shorter side (at least 2 pixels) each way,
+    so it is at least 5x5 pixels.
+
+    Args:
+        t: (H, W) normalised inverse depth (``normalized``).
+        focus: ``(x, y)`` in pixels; default the image centre.
+
+    Returns:
+        float: the median.
+
+    Raises:
+        ValueError: when ``focus`` lies outside the image.
+    """
     h, w = t.shape
     if focus is None:
         x, y = (w - 1) / 2, (h - 1) / 2
@@ -141,13 +185,35 @@ def focus_depth(t: np.ndarray, focus: Optional[tuple[float, float]] = None) -> f
 
 def bokeh(image, inverse_depth, *, focus: Optional[tuple[float, float]] = None,
           strength: float = 1.0) -> np.ndarray:
-    """Portrait mode: ``image`` (uint8 or float 0-255; grey, RGB or RGBA) with
-    everything off the focus depth blurred by a lens-like disc whose radius
-    grows with the inverse-depth difference. ``focus``: (x, y) in pixels of
-    the subject, default the image centre; the focus depth is the median
-    inverse depth in a small window there. ``strength``: the largest blur
-    radius, in units of 1/40 of the image's longer side (0: no blur).
-    Returns (H, W, 3) uint8 RGB. See the module docstring for the method."""
+    """Portrait mode: everything off the focus depth blurred by a lens-like disc
+    whose radius grows with the inverse-depth difference (see the module
+    docstring for the method).
+
+    Args:
+        image: (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8 or float
+            pixels in 0-255, or a PIL image.
+        inverse_depth: (H, W) finite inverse depth of ``image``, e.g. from
+            ``estimate``.
+        focus: ``(x, y)`` in pixels of the subject to keep sharp, default the
+            image centre; the focus depth is the median inverse depth in a
+            small window there.
+        strength: the largest blur radius, in units of 1/40 of the image's
+            longer side; 0 for no blur.
+
+    Returns:
+        np.ndarray: (H, W, 3) uint8 RGB.
+
+    Raises:
+        ValueError: when ``inverse_depth`` does not have the image's (H, W)
+            shape or is not finite, ``strength`` is negative, ``focus`` lies
+            outside the image, or the image is bad (see ``as_rgb``).
+
+    Example:
+        ::
+
+            d = zoo.depth.estimate(image)
+            picture = zoo.depth.bokeh(image, d, focus=(256, 200))
+    """
     rgb = as_rgb(image, "image")
     h, w = rgb.shape[:2]
     d = np.asarray(inverse_depth)
