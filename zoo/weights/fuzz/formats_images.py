@@ -28,18 +28,41 @@ import zlib
 from zoo.weights.fuzz import Target, default_budget
 from zoo.weights.fuzz.mutate import apply_edit, random_edits
 
+# The seeds, crafted cases and mutators are reached through TARGETS.
+__all__ = ["BYTES_PER_PIXEL", "FUZZ_MAX_PIXELS", "PNG_SIGNATURE", "TARGETS", "budget",
+           "jpeg_segments", "png_bytes", "png_chunks", "read_image"]
+
 FUZZ_MAX_PIXELS = 1 << 22  # 4 megapixels
 BYTES_PER_PIXEL = 16  # the most read_image allocates per pixel (measured: 13, RGBA and palette)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read_image(path: str) -> None:
+    """The worker's entry point: ``zoo.images.read_image`` with at most
+    ``FUZZ_MAX_PIXELS`` pixels (the array is dropped).
+
+    Args:
+        path: the image file.
+
+    Raises:
+        zoo.images.ImageFileError: for a file that is not a whole, readable
+            image within the pixel limit.
+    """
     from zoo.images import read_image as read
 
     read(path, max_pixels=FUZZ_MAX_PIXELS)
 
 
 def budget(size: int) -> int:
+    """The image targets' memory budget: ``default_budget`` plus room for
+    the largest image the pixel limit lets through.
+
+    Args:
+        size: the input file's size in bytes.
+
+    Returns:
+        ``default_budget(size) + BYTES_PER_PIXEL * FUZZ_MAX_PIXELS`` bytes.
+    """
     return default_budget(size) + BYTES_PER_PIXEL * FUZZ_MAX_PIXELS
 
 
@@ -104,7 +127,21 @@ def jpeg_seeds() -> list[bytes]:
 # ------------------------------------------------------------------ PNG
 
 def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    """(type, data) of each chunk; ValueError when the structure is broken."""
+    """(type, data) of each chunk; ValueError when the structure is broken.
+
+    CRCs are not checked; the walk stops after IEND, and ignores a tail
+    too short to be a chunk.
+
+    Args:
+        data: a PNG file's bytes.
+
+    Returns:
+        ``(type, data)`` per chunk, in file order, e.g. ``(b"IHDR", 13 bytes)``.
+
+    Raises:
+        ValueError: if ``data`` does not start with ``PNG_SIGNATURE`` or a
+            chunk's declared length runs past the end.
+    """
     if not data.startswith(PNG_SIGNATURE):
         raise ValueError("not a PNG")
     chunks, i = [], len(PNG_SIGNATURE)
@@ -121,6 +158,15 @@ def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def png_bytes(chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A PNG file of ``chunks``, each with its length and a correct CRC (the
+    inverse of ``png_chunks``).
+
+    Args:
+        chunks: ``(type, data)`` pairs, types of 4 bytes (b"IHDR").
+
+    Returns:
+        ``PNG_SIGNATURE`` followed by the chunks.
+    """
     out = bytearray(PNG_SIGNATURE)
     for kind, body in chunks:
         out += struct.pack(">I", len(body)) + kind + body
@@ -284,7 +330,19 @@ def _bad_idat_crc(good: bytes) -> bytes:
 
 def jpeg_segments(data: bytes) -> list[bytes]:
     """The file cut at its markers: SOI, each segment (a scan with its
-    entropy-coded data), EOI. ValueError when the structure is broken."""
+    entropy-coded data), EOI. ValueError when the structure is broken.
+
+    Args:
+        data: a JPEG file's bytes.
+
+    Returns:
+        The pieces, each starting with its marker (bytes after EOI, if any,
+        as a last piece); ``b"".join`` of them gives ``data`` back.
+
+    Raises:
+        ValueError: if ``data`` does not start with SOI, a marker is missing
+            where one should be, or a segment is cut short.
+    """
     if not data.startswith(b"\xff\xd8"):
         raise ValueError("not a JPEG")
     segs, i = [data[:2]], 2

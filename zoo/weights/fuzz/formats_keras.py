@@ -29,6 +29,10 @@ import numpy as np
 
 from zoo.weights.fuzz import Target
 
+# The seeds, crafted cases and mutators are reached through TARGETS.
+__all__ = ["READ", "TARGETS", "build_zip", "edit_h5", "heap_object_size", "keras_zip",
+           "legacy_h5", "weights_h5", "zip_members"]
+
 READ = "zoo.weights.keras_files:read_keras_file"
 
 _RNG_SEED = 20240611
@@ -87,7 +91,19 @@ def legacy_h5(style: str = "keras3", full_model: bool = False) -> bytes:
     """Keras's legacy HDF5 weights. ``keras3``: Keras 3's writer
     (variable-length names, ``conv/conv/kernel``); ``keras2``: fixed-length
     byte names with ``:0``, name scopes (``Conv/BatchNorm``) and
-    ``layer_names`` split into ``layer_names0``, ``layer_names1``."""
+    ``layer_names`` split into ``layer_names0``, ``layer_names1``.
+
+    The layers are a small conv / batch-norm / depthwise / dense model with
+    seeded random float32 weights (needs h5py).
+
+    Args:
+        style: "keras2" for Keras 2's layout; anything else gives Keras 3's.
+        full_model: as ``model.save("x.h5")`` writes it: a ``model_config``
+            attribute (JSON) and the weights under ``model_weights``.
+
+    Returns:
+        The HDF5 file's bytes.
+    """
     arrays = _arrays()
     keras2 = style == "keras2"
     h5py = _h5py()
@@ -135,7 +151,17 @@ def weights_h5(names: bool = True, bfloat16: bool = False) -> bytes:
     """Keras 3 ``model.save_weights("x.weights.h5")``: ``layers/<snake
     path>/vars/<i>``, the layer's name as the ``name`` attribute (Keras >=
     3.6; ``names=False`` as older Keras wrote them), a nested Sequential
-    under ``layers/sequential/layers``."""
+    under ``layers/sequential/layers``.
+
+    Args:
+        names: write each layer's ``name`` attribute (Keras 3.6 and later).
+        bfloat16: store the 1-D weights (biases, batch-norm vectors) as
+            bfloat16, the way Keras does: 2-byte opaque data with a
+            ``dtype="bfloat16"`` attribute (needs ml_dtypes).
+
+    Returns:
+        The HDF5 file's bytes.
+    """
     arrays = _arrays()
 
     def build(f):
@@ -168,7 +194,18 @@ def weights_h5(names: bool = True, bfloat16: bool = False) -> bytes:
 
 def keras_zip(weights: bytes | None = None, config: dict | None = None,
               compression: int = zipfile.ZIP_STORED) -> bytes:
-    """A ``.keras`` archive as ``model.save`` writes it (members stored)."""
+    """A ``.keras`` archive as ``model.save`` writes it (members stored).
+
+    Args:
+        weights: the ``model.weights.h5`` member; default ``weights_h5()``.
+        config: the ``config.json`` member as a dict; default a small Keras 3
+            Functional config matching the seed weights.
+        compression: the ``zipfile`` method of every member.
+
+    Returns:
+        The archive's bytes (``metadata.json``, ``config.json``,
+        ``model.weights.h5``).
+    """
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=compression) as z:
         z.writestr("metadata.json", json.dumps({"keras_version": "3.15.1",
@@ -193,7 +230,17 @@ def _seeds(target: str) -> tuple[bytes, ...]:
 def edit_h5(data: bytes, edit, latest: bool = False) -> bytes:
     """``data`` with ``edit(f)`` applied to it opened read-write (new
     objects in the latest HDF5 format when ``latest``: attributes over 64 KB
-    need its dense storage)."""
+    need its dense storage).
+
+    Args:
+        data: an HDF5 file's bytes.
+        edit: ``edit(f)``, given the open ``h5py.File``; its return value is
+            ignored.
+        latest: open with ``libver="latest"``.
+
+    Returns:
+        The edited file's bytes (``data`` itself is not changed).
+    """
     h5py = _h5py()
     buffer = io.BytesIO(data)
     with h5py.File(buffer, "r+", libver="latest" if latest else None) as f:
@@ -541,7 +588,19 @@ def heap_object_size(data: bytes, size: int, index: int | None = 0,
                      rng: random.Random | None = None) -> bytes:
     """The size of a global heap object (the free space, index 0, by
     default; a random one with ``rng``) set to ``size``: HDF5 walks a
-    collection by these sizes, and loops forever on a free space of 0."""
+    collection by these sizes, and loops forever on a free space of 0.
+
+    Args:
+        data: an HDF5 file's bytes holding at least one global heap
+            collection (variable-length strings put one there).
+        size: the new size, written as a little-endian uint64.
+        index: the heap object index to edit (0 is the free space); None for
+            any object.
+        rng: pick one of the matching objects at random; None for the first.
+
+    Returns:
+        The edited bytes.
+    """
     objects = _heap_objects(data)
     chosen = [o for o in objects if index is None or o[1] == index]
     at, _ = chosen[0] if rng is None else _pick(rng, chosen)
@@ -628,7 +687,16 @@ def m_h5_model_config(data: bytes, rng: random.Random) -> bytes:
 # ------------------------------------------------------------- zip edits
 
 def zip_members(data: bytes) -> list[dict]:
-    """The members of a valid archive: name, payload and method."""
+    """The members of a valid archive: name, payload and method.
+
+    Args:
+        data: a zip archive's bytes (``zipfile`` must be able to read it).
+
+    Returns:
+        One dict per member, in archive order, with ``name`` (str),
+        ``payload`` (the uncompressed bytes) and ``method`` (the ``zipfile``
+        compression constant): input for ``build_zip``.
+    """
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         return [{"name": i.filename, "payload": z.read(i), "method": i.compress_type}
                 for i in z.infolist()]
@@ -638,7 +706,19 @@ def build_zip(members: list[dict], comment: bytes = b"") -> bytes:
     """A zip written field by field, so that any field can lie. A member:
     name, payload, method (0 stored, 8 deflated: compressed here), and
     optional overrides raw (the bytes stored), crc, csize, usize, flags,
-    method_field, central (dict of central-directory overrides)."""
+    method_field, central (dict of central-directory overrides).
+
+    Args:
+        members: the member dicts (as ``zip_members`` returns, then edited):
+            ``name`` (str or bytes), ``payload`` (default empty), ``method``
+            (0 or 8), and the optional overrides above; ``method_field`` is
+            the method written in the headers, ``method`` the one used to
+            compress.
+        comment: the archive comment, after the end record.
+
+    Returns:
+        The archive's bytes.
+    """
     out, central = bytearray(), bytearray()
     for m in members:
         name = m["name"].encode("utf-8") if isinstance(m["name"], str) else m["name"]

@@ -36,13 +36,37 @@ import numpy as np
 
 from zoo.weights.fuzz import Target
 
+# The crafted cases and mutators are reached through TARGETS; map_blazeface and
+# map_face_mesh (the mapping targets' readers) are made on first access.
+__all__ = ["MAX_SUBGRAPHS_TOUCHED", "Net", "TARGETS", "blazeface_net", "cached_real_file",
+           "face_mesh_net", "map_to_variables", "mapping_seeds", "read_and_touch",
+           "reader_seeds", "synthetic", "write"]
+
 # --------------------------------------------------------------- writing files
 
 
 @dataclasses.dataclass
 class Net:
     """A TFLite graph under construction (one main subgraph; ``extra_subgraphs``
-    empty ones after it for control-flow ops to name)."""
+    empty ones after it for control-flow ops to name).
+
+    Tensors and ops are plain dicts, edited freely before ``write`` (the
+    crafted cases break them on purpose); tensor indices are positions in
+    ``tensors``, -1 an absent optional input.
+
+    Attributes:
+        tensors: one dict per tensor: name, shape, type (a ``TensorType``
+            name or code), data (the constant's bytes or None) and optional
+            scale, zero_point, qdim; see ``tensor``.
+        ops: one dict per op: opcode, inputs, outputs, options, custom; see
+            ``op``.
+        inputs: the graph's input tensor indices.
+        outputs: the graph's output tensor indices.
+        metadata: metadata name -> bytes, each stored in its own buffer.
+        extra_subgraphs: empty subgraphs after the main one, each run by a
+            CALL_ONCE op appended to the main graph.
+        description: the model's description string.
+    """
 
     tensors: list[dict] = dataclasses.field(default_factory=list)
     ops: list[dict] = dataclasses.field(default_factory=list)
@@ -54,11 +78,37 @@ class Net:
 
     def tensor(self, name: str, shape, type: str = "FLOAT32", data: Optional[bytes] = None,
                **quant) -> int:
-        """A tensor; ``quant``: scale, zero_point, qdim."""
+        """A tensor; ``quant``: scale, zero_point, qdim.
+
+        Args:
+            name: the tensor's name.
+            shape: its dimensions.
+            type: a ``tflite.TensorType`` name ("FLOAT32", "INT8", ...) or
+                its integer code (any number, for the crafted cases).
+            data: the constant's raw bytes; None for an activation.
+            **quant: quantization: ``scale`` (floats) and ``zero_point``
+                (integers), both needed when given, and ``qdim`` (the
+                quantized dimension, default 0).
+
+        Returns:
+            The new tensor's index.
+        """
         self.tensors.append(dict(name=name, shape=list(shape), type=type, data=data, **quant))
         return len(self.tensors) - 1
 
     def const(self, name: str, array: np.ndarray, type: Optional[str] = None, **quant) -> int:
+        """A constant tensor holding ``array``.
+
+        Args:
+            name: the tensor's name.
+            array: the values; float16, float32, int32, int8 or uint8 unless
+                ``type`` is given.
+            type: the ``TensorType`` name; default from ``array.dtype``.
+            **quant: quantization, as for ``tensor``.
+
+        Returns:
+            The new tensor's index.
+        """
         type = type or {"float16": "FLOAT16", "float32": "FLOAT32", "int32": "INT32",
                         "int8": "INT8", "uint8": "UINT8"}[array.dtype.name]
         return self.tensor(name, array.shape, type, np.ascontiguousarray(array).tobytes(),
@@ -66,6 +116,21 @@ class Net:
 
     def op(self, opcode: str, inputs, outputs, options: Optional[tuple[str, dict]] = None,
            custom: bytes = b"") -> int:
+        """An op of the main subgraph, appended after the others.
+
+        Args:
+            opcode: a ``tflite.BuiltinOperator`` name ("CONV_2D"), or
+                "CUSTOM:<name>" for a custom op.
+            inputs: its input tensor indices (-1 for an absent one).
+            outputs: its output tensor indices.
+            options: ``(options table, fields)``, e.g. ``("Conv2DOptions",
+                {"Padding": 0, "StrideW": 1})``: the schema's table name and
+                its field names; list values become int32 vectors.
+            custom: the custom options' bytes.
+
+        Returns:
+            The new op's index.
+        """
         self.ops.append(dict(opcode=opcode, inputs=list(inputs), outputs=list(outputs),
                              options=options, custom=custom))
         return len(self.ops) - 1
@@ -73,7 +138,18 @@ class Net:
     def weight(self, name: str, array: np.ndarray, int8_axis: Optional[int] = None) -> int:
         """A float32 weight input as MediaPipe stores it: a float16 constant (or,
         with ``int8_axis``, int8 with per-channel scales along that axis) feeding
-        a DEQUANTIZE op."""
+        a DEQUANTIZE op.
+
+        Args:
+            name: the float32 tensor's name (the stored one gets ``/fp16`` or
+                ``/int8`` appended).
+            array: the float32 values.
+            int8_axis: quantize to int8 (symmetric, zero points 0) with one
+                scale per index of this axis; None for float16.
+
+        Returns:
+            The index of the DEQUANTIZE op's float32 output.
+        """
         if int8_axis is None:
             src = self.const(f"{name}/fp16", array.astype(np.float16))
         else:
@@ -109,7 +185,16 @@ def _options(b, schema, cls: str, fields: dict[str, Any]) -> int:
 
 def write(net: Net) -> bytes:
     """The ``.tflite`` bytes of ``net`` (every scalar field written, defaults
-    too, so that the structured mutators find it)."""
+    too, so that the structured mutators find it).
+
+    Needs the ``flatbuffers`` and ``tflite`` (generated schema) packages.
+
+    Args:
+        net: the graph.
+
+    Returns:
+        The flatbuffer, file identifier "TFL3", schema version 3.
+    """
     import flatbuffers
     import tflite as S
 
@@ -278,6 +363,14 @@ def _control_flow_net() -> Net:
 
 @functools.lru_cache(maxsize=None)
 def reader_seeds() -> tuple[bytes, ...]:
+    """The ``tflite`` target's seeds (built once).
+
+    Returns:
+        Two files, a graph with every constant kind the reader converts
+        (float16/32, bfloat16, per-channel int8, uint8, int4, int32, bool,
+        string), options, a custom op and metadata; and a two-subgraph graph
+        run with CALL_ONCE.
+    """
     return write(_mixed_net()), write(_control_flow_net())
 
 
@@ -290,7 +383,20 @@ MAX_SUBGRAPHS_TOUCHED = 8
 def read_and_touch(path) -> int:
     """``read_tflite`` every subgraph (up to 8) and read every constant,
     dequantized, and the constant behind every DEQUANTIZE op: the whole of
-    what a converter can ask of the reader. Returns the elements read."""
+    what a converter can ask of the reader. Returns the elements read.
+
+    Args:
+        path: the ``.tflite`` file.
+
+    Returns:
+        The number of constant elements read, DEQUANTIZE sources counted
+        again.
+
+    Raises:
+        zoo.weights.errors.WeightFileError: from ``read_tflite`` and the
+            graph's accessors, for a file that is not a well-formed TFLite
+            graph (``TFLiteFormatError``, ``WeightBudgetError``).
+    """
     from zoo.weights.tflite import read_tflite
 
     first = read_tflite(path, subgraph=0)
@@ -406,7 +512,16 @@ class _Blaze:
 
 def blazeface_net(seed: int = 0, int8: bool = False) -> Net:
     """BlazeFace short range in the layout of MediaPipe's
-    ``face_detection_short_range.tflite`` (``zoo.models.blazeface``'s table)."""
+    ``face_detection_short_range.tflite`` (``zoo.models.blazeface``'s table).
+
+    Args:
+        seed: the seed of the random (He-scaled) weights.
+        int8: store the conv and depthwise weights as per-channel int8
+            instead of float16.
+
+    Returns:
+        The graph, outputs "regressors" and "classificators".
+    """
     from zoo.models import blazeface as bf
 
     n = Net(description="synthetic BlazeFace short range (zoo fuzz seed)")
@@ -437,7 +552,16 @@ def blazeface_net(seed: int = 0, int8: bool = False) -> Net:
 
 def face_mesh_net(seed: int = 0, int8: bool = False) -> Net:
     """The face mesh in the layout of MediaPipe's ``face_landmark.tflite``
-    (``zoo.models.face_mesh``'s table)."""
+    (``zoo.models.face_mesh``'s table).
+
+    Args:
+        seed: the seed of the random (He-scaled) weights.
+        int8: store the conv and depthwise weights as per-channel int8
+            instead of float16.
+
+    Returns:
+        The graph, outputs "conv2d_21" (landmarks) and "conv2d_31" (face flag).
+    """
     from zoo.models import face_mesh as fm
 
     n = Net(description="synthetic face mesh (zoo fuzz seed)")
@@ -466,14 +590,35 @@ def face_mesh_net(seed: int = 0, int8: bool = False) -> Net:
 
 @functools.lru_cache(maxsize=None)
 def synthetic(model: str, int8: bool = False, seed: int = 0) -> bytes:
-    """The synthetic ``.tflite`` of ``model`` ("blazeface_short_range" or "face_mesh")."""
+    """The synthetic ``.tflite`` of ``model`` ("blazeface_short_range" or "face_mesh").
+
+    Cached: the same arguments return the same bytes object.
+
+    Args:
+        model: "blazeface_short_range" or "face_mesh" (another name raises
+            KeyError).
+        int8: per-channel int8 conv and depthwise weights instead of float16.
+        seed: the seed of the random weights.
+
+    Returns:
+        The file's bytes (``write`` of ``blazeface_net`` or ``face_mesh_net``).
+    """
     build = {"blazeface_short_range": blazeface_net, "face_mesh": face_mesh_net}[model]
     return write(build(seed, int8))
 
 
 def cached_real_file(model: str) -> Optional[bytes]:
     """MediaPipe's file for ``model`` if the weight cache already holds it
-    (verified by its hash); never downloads."""
+    (verified by its hash); never downloads.
+
+    Args:
+        model: a registered model name whose first weight source is the
+            ``.tflite`` ("blazeface_short_range", "face_mesh").
+
+    Returns:
+        The file's bytes, or None when the cache does not hold it (or holds
+        a file with another hash).
+    """
     from zoo.registry import get_spec
     from zoo.weights.fetch import cache_path, file_digest
 
@@ -485,6 +630,15 @@ def cached_real_file(model: str) -> Optional[bytes]:
 
 
 def mapping_seeds(model: str) -> list[bytes]:
+    """The seeds of a mapping target.
+
+    Args:
+        model: "blazeface_short_range" or "face_mesh".
+
+    Returns:
+        The synthetic float16 file, for BlazeFace also the int8 one, and
+        MediaPipe's real file when ``cached_real_file`` finds it.
+    """
     seeds = [synthetic(model)]
     if model == "blazeface_short_range":
         seeds.append(synthetic(model, int8=True))
@@ -493,7 +647,22 @@ def mapping_seeds(model: str) -> list[bytes]:
 
 
 def map_to_variables(path, model: str) -> dict:
-    """``variables_from_tflite(path, model)``: the mapping targets' reader."""
+    """``variables_from_tflite(path, model)``: the mapping targets' reader.
+
+    Args:
+        path: the ``.tflite`` file.
+        model: the registered model whose layout the file must have.
+
+    Returns:
+        The model's Flax variables (nested dicts of jax arrays, shaped as
+        its variables template), from
+        ``zoo.models.blazeface.variables_from_tflite``.
+
+    Raises:
+        zoo.weights.errors.WeightError: ``TFLiteFormatError`` for a file that
+            is not a readable TFLite graph, ``WeightMismatchError`` for one
+            that is not this model.
+    """
     from zoo.models.blazeface import variables_from_tflite
 
     return variables_from_tflite(path, model)

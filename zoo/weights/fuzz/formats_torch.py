@@ -58,7 +58,26 @@ class T:
     """A tensor as torch pickles it: ``_rebuild_tensor_v2(storage, offset,
     size, stride, requires_grad, hooks)``; ``dtype`` names the storage class
     (``v3``: an UntypedStorage and ``_rebuild_tensor_v3(..., dtype)``);
-    ``view``: a legacy view ``(view_key, offset, numel)`` of the root storage."""
+    ``view``: a legacy view ``(view_key, offset, numel)`` of the root storage.
+
+    The numeric fields are written as given, so the crafted cases can make
+    them negative, huge or of the wrong type.
+
+    Attributes:
+        key: the storage's key: the zip record ``data/<key>``, or the
+            legacy file's storage key.
+        dtype: the torch dtype name; with ``v3`` any (``"float8_e5m2"``),
+            else a key of ``DTYPES`` (it picks the storage class).
+        offset: the storage offset, in elements.
+        size: the shape (a tuple or list; another value is written as is).
+        stride: the strides, in elements.
+        numel: the storage's element count, as its persistent id states it.
+        view: legacy files only: ``(view key, offset, numel)`` when the
+            storage is a view of another one, else None.
+        v3: pickle with ``_rebuild_tensor_v3`` and an UntypedStorage.
+        parameter: wrap in ``torch._utils._rebuild_parameter`` (an
+            ``nn.Parameter``).
+    """
 
     key: str
     dtype: str
@@ -73,13 +92,31 @@ class T:
 
 @dataclasses.dataclass
 class OD:
-    """``collections.OrderedDict(items)``, with torch's ``_metadata`` state if given."""
+    """``collections.OrderedDict(items)``, with torch's ``_metadata`` state if given.
+
+    Attributes:
+        items: the (key, value) pairs, values anything ``PickleWriter.value``
+            writes (``T`` for a tensor, nested ``OD`` for a sub-dict).
+        metadata: torch's ``_metadata``, module prefix -> dict such as
+            ``{"version": 1}``, set as the dict's state; None for none.
+    """
 
     items: list
     metadata: Optional[dict] = None
 
 
 class PickleWriter:
+    """A protocol-2 pickle of torch's shape, opcode by opcode (no torch).
+
+    Memo indices follow Python's pickler, which ``torch.save`` uses: each
+    global, string and container memoized once, a global fetched again with
+    BINGET. Call ``value`` with the object, then ``finish``.
+
+    Args:
+        legacy: write storages' persistent ids as the legacy format does,
+            with a sixth element (``T.view``).
+    """
+
     def __init__(self, legacy: bool = False):
         self.out = bytearray(b"\x80\x02")
         self.memo = 0
@@ -87,11 +124,20 @@ class PickleWriter:
         self.legacy = legacy
 
     def put(self) -> None:
+        """Memoize the top of the stack under the next memo index (BINPUT,
+        or LONG_BINPUT from index 256)."""
         self.out += b"q" + bytes([self.memo]) if self.memo < 256 else \
             b"r" + struct.pack("<I", self.memo)
         self.memo += 1
 
     def glob(self, module: str, name: str) -> None:
+        """Push ``module.name``: a GLOBAL the first time, memoized; a memo
+        fetch (BINGET/LONG_BINGET) after that.
+
+        Args:
+            module: the global's module ("torch._utils").
+            name: its name ("_rebuild_tensor_v2").
+        """
         if (module, name) in self.globals:
             i = self.globals[(module, name)]
             self.out += b"h" + bytes([i]) if i < 256 else b"j" + struct.pack("<I", i)
@@ -101,6 +147,15 @@ class PickleWriter:
         self.put()
 
     def value(self, v) -> None:
+        """Push ``v`` with the opcodes Python's pickler would use.
+
+        Args:
+            v: None, a bool, int, float, str, tuple, list, dict, ``OD`` or
+                ``T`` (containers nest).
+
+        Raises:
+            TypeError: for any other type.
+        """
         out = self.out
         if v is None:
             out += b"N"
@@ -158,6 +213,13 @@ class PickleWriter:
             self.out += b"u"
 
     def tensor(self, t: T) -> None:
+        """Push the ``_rebuild_tensor_v2``/``v3`` call (in a
+        ``_rebuild_parameter`` call for a parameter) that rebuilds ``t``,
+        its storage as a persistent id (BINPERSID).
+
+        Args:
+            t: the tensor.
+        """
         if t.parameter:
             self.glob("torch._utils", "_rebuild_parameter")
             self.out += b"("
@@ -195,6 +257,11 @@ class PickleWriter:
         self.put()
 
     def finish(self) -> bytes:
+        """The pickle so far, ended with STOP.
+
+        Returns:
+            The pickle's bytes.
+        """
         return bytes(self.out + b".")
 
 
@@ -224,7 +291,18 @@ def dumps(obj, legacy: bool = False) -> bytes:
 def zip_file(obj, storages: dict, byteorder: str = "little", archive: str = "archive",
              pkl: Optional[bytes] = None) -> bytes:
     """A torch.save zip: ``archive/data.pkl``, the small records torch 2.x
-    writes, ``archive/data/<key>`` per storage (stored, not compressed)."""
+    writes, ``archive/data/<key>`` per storage (stored, not compressed).
+
+    Args:
+        obj: the object to pickle (``OD`` of ``T`` for a state dict).
+        storages: storage key -> its raw bytes (in ``byteorder``).
+        byteorder: the ``byteorder`` record: "little" or "big".
+        archive: the top folder's name (torch uses the file's stem).
+        pkl: ``data.pkl`` as given (``obj`` is then not used).
+
+    Returns:
+        The archive's bytes.
+    """
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         zf.writestr(f"{archive}/data.pkl", pkl if pkl is not None else dumps(obj))
@@ -243,7 +321,21 @@ def legacy_file(obj, storages: dict, little: bool = True, pkl: Optional[bytes] =
     storage keys, then per key an int64 element count and the raw bytes,
     both little-endian whatever machine wrote them (``little`` only sets
     sys_info's ``little_endian``, which torch ignores when loading).
-    ``storages``: key -> (numpy dtype, raw bytes)."""
+    ``storages``: key -> (numpy dtype, raw bytes).
+
+    Args:
+        obj: the object to pickle, with ``T.view`` in the persistent ids.
+        storages: storage key -> (numpy dtype, raw bytes), in order.
+        little: sys_info's ``little_endian`` flag.
+        pkl: the object's pickle as given (``obj`` is then not used).
+        keys: the storage key list written; default ``storages``' keys.
+        counts: key -> element count written before each storage; default
+            its byte length over the dtype's size (given, a missing key
+            counts 0).
+
+    Returns:
+        The file's bytes.
+    """
     out = bytearray()
     out += pickle.dumps(LEGACY_MAGIC, protocol=2) + pickle.dumps(1001, protocol=2)
     out += pickle.dumps({"protocol_version": 1001, "little_endian": little,
@@ -260,7 +352,17 @@ def legacy_file(obj, storages: dict, little: bool = True, pkl: Optional[bytes] =
 def zip_raw(members: list[dict]) -> bytes:
     """A zip written field by field, for the headers ``zipfile`` will not
     write: each member ``{"name", "data" (as stored), "method", "crc",
-    "size" (declared uncompressed), "flags"}`` (defaults: stored, true CRC)."""
+    "size" (declared uncompressed), "flags"}`` (defaults: stored, true CRC).
+
+    Args:
+        members: the member dicts: ``name`` (str or bytes) and ``data``
+            required; ``method`` (default 0), ``flags`` (0), ``crc`` (the
+            CRC-32 of ``data`` when stored, else 0) and ``size`` (default
+            ``len(data)``) optional. The compressed size is ``len(data)``.
+
+    Returns:
+        The archive's bytes.
+    """
     out, central = bytearray(), bytearray()
     for m in members:
         name = m["name"].encode() if isinstance(m["name"], str) else m["name"]
@@ -283,7 +385,20 @@ def zip_raw(members: list[dict]) -> bytes:
 def safetensors_file(tensors: dict, metadata: Optional[dict] = None,
                      header: Optional[dict] = None) -> bytes:
     """``tensors``: name -> numpy array, laid out as the Rust writer does
-    (JSON header padded with spaces to 8 bytes, data in header order)."""
+    (JSON header padded with spaces to 8 bytes, data in header order).
+
+    Args:
+        tensors: name -> array of a dtype in ``DTYPES`` (float32, float16,
+            int64, uint8, bool, int32), stored little-endian.
+        metadata: the ``__metadata__`` entry (str -> str), first in the
+            header; None for none.
+        header: a header to write instead of the one computed (the data is
+            still appended): for headers that lie.
+
+    Returns:
+        The file's bytes (the header's length as a little-endian uint64,
+        the header, the data).
+    """
     codes = {np.dtype(d): c for _, d, c in DTYPES.values()}
     entries, data, pos = {}, bytearray(), 0
     if metadata is not None:

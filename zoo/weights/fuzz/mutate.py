@@ -20,7 +20,30 @@ KINDS = ("flip", "byte", "int32", "int64", "delete", "duplicate", "insert", "tru
 
 
 def apply_edit(data: bytes, kind: str, where: float, value: int, other: bytes = b"") -> bytes:
-    """One edit at ``where`` (a fraction of the length) with ``value``."""
+    """One edit at ``where`` (a fraction of the length) with ``value``.
+
+    The edit kinds (``KINDS``), at byte ``i = int(where * len(data))``:
+    ``flip`` flips bit ``value % 8``; ``byte`` writes the low byte of an
+    ``INTERESTING`` integer; ``int32`` / ``int64`` write one little-endian
+    (moved left to fit, cut at the end of short data); ``delete`` removes
+    ``1 + value % 64`` bytes; ``duplicate`` repeats the next
+    ``1 + value % 256`` bytes ``1 + value % 3`` more times; ``insert`` adds
+    ``1 + value % 16`` copies of an interesting byte; ``truncate`` cuts the
+    data at ``i``; ``splice`` replaces the rest with ``other`` from the same
+    fraction of its length.
+
+    Args:
+        data: the bytes to edit.
+        kind: one of ``KINDS``; any other string leaves ``data`` as it is
+            (so does ``splice`` without ``other``).
+        where: the position as a fraction of ``len(data)``, in [0, 1).
+        value: a non-negative integer choosing the bit, the interesting value
+            (``INTERESTING[value % len(INTERESTING)]``) or the length.
+        other: another input (a seed) for ``splice``.
+
+    Returns:
+        The edited bytes; for empty ``data``, the single byte ``value & 0xFF``.
+    """
     n = len(data)
     if n == 0:
         return bytes([value & 0xFF])
@@ -51,6 +74,17 @@ def apply_edit(data: bytes, kind: str, where: float, value: int, other: bytes = 
 
 
 def random_edits(rng: random.Random, count: int | None = None) -> list[tuple[str, float, int]]:
+    """Random edits for ``apply_edit``: each a (kind, where, value) tuple.
+
+    Args:
+        rng: the source of randomness.
+        count: how many edits; default: 1 to 8, fewer more often
+            (``1 + min(int(expovariate(0.7)), 7)``).
+
+    Returns:
+        A list of ``(kind, where, value)`` tuples, kind from ``KINDS``,
+        where in [0, 1), value in [0, 65536).
+    """
     count = count if count is not None else 1 + min(int(rng.expovariate(0.7)), 7)
     return [(rng.choice(KINDS), rng.random(), rng.randrange(1 << 16)) for _ in range(count)]
 
@@ -58,7 +92,20 @@ def random_edits(rng: random.Random, count: int | None = None) -> list[tuple[str
 def mutate(data: bytes, rng: random.Random, seeds: Sequence[bytes] = (),
            mutators: Sequence[Callable] = ()) -> bytes:
     """A random mutant of ``data``: a format-aware mutator (half of the time
-    when there are any) or a few generic edits."""
+    when there are any) or a few generic edits.
+
+    A format-aware mutator that raises (it could not parse ``data``) falls
+    back to the generic edits.
+
+    Args:
+        data: the input to mutate (usually a seed).
+        rng: the source of randomness (the same state gives the same mutant).
+        seeds: the target's seeds, the source of ``splice`` edits.
+        mutators: format-aware mutators, each ``f(data, rng) -> bytes``.
+
+    Returns:
+        The mutant bytes.
+    """
     if mutators and rng.random() < 0.5:
         try:
             return rng.choice(mutators)(data, rng)
@@ -71,7 +118,17 @@ def mutate(data: bytes, rng: random.Random, seeds: Sequence[bytes] = (),
 
 
 def edits_strategy(max_edits: int = 6):
-    """A Hypothesis strategy of edit lists (imported lazily: tests only)."""
+    """A Hypothesis strategy of edit lists (imported lazily: tests only).
+
+    Hypothesis shrinks a failing edit list towards fewer edits, earlier
+    kinds and smaller numbers; apply one with ``apply_edits``.
+
+    Args:
+        max_edits: the most edits in one list (at least one is drawn).
+
+    Returns:
+        A strategy drawing lists of ``(kind, where, value)`` tuples.
+    """
     from hypothesis import strategies as st
 
     edit = st.tuples(st.sampled_from(KINDS), st.floats(0, 1, exclude_max=True),
@@ -80,6 +137,17 @@ def edits_strategy(max_edits: int = 6):
 
 
 def apply_edits(data: bytes, edits, other: bytes = b"") -> bytes:
+    """``apply_edit`` for each edit in turn.
+
+    Args:
+        data: the bytes to edit.
+        edits: ``(kind, where, value)`` tuples, as ``random_edits`` or
+            ``edits_strategy`` make them.
+        other: another input for ``splice`` edits.
+
+    Returns:
+        The edited bytes.
+    """
     for kind, where, value in edits:
         data = apply_edit(data, kind, where, value, other)
     return data

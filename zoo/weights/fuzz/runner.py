@@ -27,7 +27,25 @@ SECONDS = 10.0  # per input: the readers take milliseconds on these small files
 class Worker:
     """A ``zoo.weights.fuzz.worker`` process; ``run(target, data)`` writes
     the input to a temporary file and returns the worker's answer (or a
-    ``hang``/``crash`` one, after which the next call starts a new worker)."""
+    ``hang``/``crash`` one, after which the next call starts a new worker).
+
+    The process starts on the first ``run``. Use it as a context manager (or
+    call ``close``) to kill it and remove its temporary folder.
+
+    Args:
+        memory_bytes: the worker's address-space limit (``RLIMIT_AS``) in
+            bytes; 0 or less for none. Default 4 GiB.
+        seconds: the wall-clock limit per input. Default 10 s.
+
+    Example:
+        ::
+
+            from zoo.weights.fuzz import get_target
+            from zoo.weights.fuzz.runner import Worker
+            with Worker(seconds=5.0) as worker:
+                answer = worker.run(get_target("wheel"), b"not a zip")
+            print(answer["outcome"])  # "error"
+    """
 
     def __init__(self, memory_bytes: int = MEMORY_BYTES, seconds: float = SECONDS):
         self.memory_bytes, self.seconds = memory_bytes, seconds
@@ -51,6 +69,25 @@ class Worker:
         return code
 
     def run(self, target: Target, data: bytes, first_seconds: float = 120.0) -> dict:
+        """Read one input with ``target``'s reader in the worker.
+
+        Starts a worker if none is running. The input is written to a
+        temporary file named ``input`` plus ``target.suffix``.
+
+        Args:
+            target: the reader and its memory budget.
+            data: the file's bytes.
+            first_seconds: extra time allowed for the first input of a new
+                worker or of a target new to it (importing the reader, and jax
+                for the face-model mappings).
+
+        Returns:
+            The answer, a dict with keys ``"outcome"``, ``"type"``,
+            ``"message"``, ``"peak_bytes"`` and ``"seconds"`` (see
+            ``zoo.weights.fuzz.worker.classify``); the outcome is ``hang``
+            when no answer came in time (the worker is killed), ``crash``
+            when the worker died.
+        """
         fresh = self.proc is None or self.proc.poll() is not None
         if fresh:
             self._stop()
@@ -87,6 +124,7 @@ class Worker:
                 "peak_bytes": 0, "seconds": 0.0}
 
     def close(self) -> None:
+        """Kill the worker process, if any, and remove the temporary folder."""
         self._stop()
         self.tmp.cleanup()
 
@@ -103,8 +141,44 @@ def fuzz(targets: list[Target], count: Optional[int] = None, seconds: Optional[f
     """Per target: its crafted cases, its seeds unmutated, then mutants until
     ``count`` mutants or ``seconds`` of fuzzing (split evenly between the
     targets). Bad inputs are written to ``save`` (named by outcome and hash)
-    for reproduction. Returns ``{target: {"tried", "outcomes", "crafted",
-    "bad": [...]}}``."""
+    for reproduction.
+
+    A crafted case read without an error counts as an ``escape`` (type
+    "accepted"). With neither ``count`` nor ``seconds`` the mutants never
+    stop: give one of them.
+
+    Args:
+        targets: the targets to fuzz, in order.
+        count: mutants per target.
+        seconds: total time for the mutants of all targets, split evenly.
+        seed: the run's seed; each target's mutants come from
+            ``random.Random(f"{seed}:{name}")``, so a run repeats.
+        save: a folder for the inputs that ended badly, written as
+            ``<target>-<outcome>-<sha256 prefix><suffix>``; None to keep none.
+        worker: the ``Worker`` to use (it is left open); default: a new one
+            with the default limits, closed at the end.
+        say: called with a progress line every 100 mutants.
+
+    Returns:
+        A dict from target name to that target's report, a dict with
+        ``"tried"`` (mutants run), ``"outcomes"`` (outcome name to count,
+        mutants only), ``"crafted"`` (case name to outcome) and ``"bad"`` (a
+        list of one dict per input that ended outside ``ok``/``error``, with
+        ``"input"`` ("crafted:<name>" or "mutant"), ``"sha256"`` (first 12
+        hex digits) and the worker's answer).
+
+    Raises:
+        RuntimeError: if a seed of a target is not read with outcome ``ok``
+            (the target itself is broken).
+
+    Example:
+        ::
+
+            from zoo.weights.fuzz import targets
+            from zoo.weights.fuzz.runner import fuzz, markdown, passed
+            report = fuzz(targets(["wheel"]), count=100, seed=0)
+            print(markdown(report), passed(report))
+    """
     own = worker is None
     worker = worker or Worker()
     report = {}
@@ -161,11 +235,27 @@ def fuzz(targets: list[Target], count: Optional[int] = None, seconds: Optional[f
 
 
 def passed(report: dict) -> bool:
-    """Only ``ok`` and ``error`` outcomes, every crafted case ``error``."""
+    """Only ``ok`` and ``error`` outcomes, every crafted case ``error``.
+
+    Args:
+        report: what ``fuzz`` returned.
+
+    Returns:
+        True when no input of any target ended badly.
+    """
     return all(not r["bad"] for r in report.values())
 
 
 def markdown(report: dict) -> str:
+    """The report as a Markdown table: one row per target, the count of
+    mutants per outcome, and how many crafted cases ended in ``error``.
+
+    Args:
+        report: what ``fuzz`` returned.
+
+    Returns:
+        The table, one line per row, ending in a newline.
+    """
     lines = ["| format | inputs | " + " | ".join(OUTCOMES) + " | crafted cases (all error) |",
              "|---|---:|" + "---:|" * len(OUTCOMES) + "---|"]
     for name, r in report.items():

@@ -35,7 +35,29 @@ def _resolve(dotted: str):
 
 
 def classify(target, path: str, budget: int) -> dict:
-    """Run ``target.read`` on ``path``; the outcome as in ``zoo.weights.fuzz``."""
+    """Run ``target.read`` on ``path``; the outcome as in ``zoo.weights.fuzz``.
+
+    A documented error (one of ``target.errors``) is ``error`` when its
+    message is one line and names the file (its base name), else
+    ``bad_message``. The memory used is the larger of tracemalloc's peak
+    (which counts only while tracemalloc traces, as ``main`` starts it) and
+    the growth of the process's peak resident size; above ``budget`` it
+    turns ``ok``, ``error`` and ``bad_message`` into ``over_budget``, as a
+    MemoryError does. Any other exception is an ``escape``;
+    KeyboardInterrupt propagates.
+
+    Args:
+        target: a ``zoo.weights.fuzz.Target`` (its ``read`` and ``errors``).
+        path: the input file.
+        budget: the bytes the reader may allocate.
+
+    Returns:
+        A dict with keys ``"outcome"``, ``"type"``, ``"message"``,
+        ``"peak_bytes"`` and ``"seconds"``, holding the outcome (one of
+        ``OUTCOMES``), the exception's class name and message (its first
+        500 characters; both None when the reader returned), the memory
+        used in bytes and the reader's wall time in seconds.
+    """
     import os
 
     read = _resolve(target.read)
@@ -70,6 +92,21 @@ def classify(target, path: str, budget: int) -> dict:
 
 
 def main(argv=None) -> int:
+    """Serve requests from stdin until it closes (``python -m
+    zoo.weights.fuzz.worker``).
+
+    Sets the address-space limit first, then answers each JSON request
+    line (``{"target", "path", "budget"}``) with one JSON line from
+    ``classify``.
+
+    Args:
+        argv: the command-line arguments (default ``sys.argv[1:]``):
+            ``--memory-bytes N``, the address-space limit (default 4 GiB;
+            0 for none).
+
+    Returns:
+        0, the exit status, once stdin is exhausted.
+    """
     p = argparse.ArgumentParser(prog="python -m zoo.weights.fuzz.worker")
     p.add_argument("--memory-bytes", type=int, default=4 * 2**30)
     args = p.parse_args(argv)
