@@ -11,7 +11,19 @@ from typing import Union
 
 
 def write_atomic(path: Union[str, os.PathLike], data: Union[str, bytes]) -> Path:
-    """Write ``data`` (text as UTF-8, or bytes) to ``path`` atomically."""
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` atomically.
+
+    Missing parent folders are created; the file ends up readable by all
+    (mode 0o644). If writing fails, the temporary file is removed, the
+    target is left as it was and the error propagates.
+
+    Args:
+        path: the file to create or replace.
+        data: the whole content; ``str`` is encoded as UTF-8.
+
+    Returns:
+        ``path`` as a ``Path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -38,6 +38,13 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
+# The command bodies (``cmd_*``) are reached through ``zoo NAME``, not called.
+__all__ = ["COMMAND_GROUP", "EXAMPLES", "HELP_ORDER", "IMAGE_SUFFIXES", "Requirement",
+           "add_allow_unpinned", "add_command", "add_plugin", "csv_list", "image_paths",
+           "image_sources", "installed_commands", "is_missing_module", "main",
+           "offer_allow_unpinned", "output_plan", "parser", "published_table",
+           "refuse_overwrite", "run_reporting_errors", "sample_image"]
+
 COMMAND_GROUP = "zoo.commands"
 # Where each subcommand goes in ``zoo --help``; plug-ins not named here
 # follow, alphabetically.
@@ -87,6 +94,7 @@ def _rows(names: Sequence[str], progress: bool):
 
 
 def cmd_list(args) -> int:
+    """``zoo list``: the table of models; 1 when none matches the pattern."""
     from zoo.registry import list_models
 
     names = list_models(args.pattern)
@@ -111,7 +119,16 @@ def cmd_list(args) -> int:
 def published_table(rows) -> str:
     """Markdown: our counts against the published figures, with sources.
     Notes that explain a difference are numbered below the table; a figure
-    the source does not publish is a dash."""
+    the source does not publish is a dash.
+
+    Args:
+        rows: one dict per model with ``"name"`` (registered), ``"params"``
+            and ``"macs"`` (our counts), as ``zoo list`` computes them;
+            models whose spec publishes nothing are left out.
+
+    Returns:
+        The Markdown table and its numbered notes, one string.
+    """
     from zoo.registry import get_spec
 
     lines = ["| model | params (ours) | published | diff | MACs (ours) | published | diff "
@@ -141,6 +158,7 @@ def published_table(rows) -> str:
 
 
 def cmd_info(args) -> int:
+    """``zoo info``: one model's spec, counts and published figures."""
     spec, counts = _counts(args.name, args.width, args.resolution)
     info = {
         "name": spec.name, "family": spec.family, "task": spec.task,
@@ -198,9 +216,22 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 def image_sources(images: Sequence[str], examples: Optional[Sequence[str]]
                   ) -> list[tuple[str, Any]]:
     """``(label, path or example name)`` for the image files and folders
-    given (``image_paths``) and then each ``--example NAME``; a ValueError
-    when there are none. Examples are checked by the command, which knows
-    which it offers."""
+    given (``image_paths``) and then each ``--example NAME``. Examples are
+    checked by the command, which knows which it offers.
+
+    Args:
+        images: image files and folders from the command line.
+        examples: the ``--example`` names, or None.
+
+    Returns:
+        ``(label, source)`` pairs, files first: a file's label is its path
+        and its source a ``Path``; an example's label is ``example:NAME``
+        and its source the name.
+
+    Raises:
+        ValueError: neither images nor examples were given, or a path is
+            missing or a folder has no images (from ``image_paths``).
+    """
     sources: list[tuple[str, Any]] = [(str(p), p) for p in image_paths(images)]
     sources += [(f"example:{e}", e) for e in examples or ()]
     if not sources:
@@ -214,7 +245,16 @@ def output_plan(sources, out, names) -> list[tuple[str, Any, dict]]:
     file-name suffix written for it (``{"depth": "depth"}`` ->
     ``<stem>_depth.png`` in ``out``); inputs with the same stem get ``_2``,
     ``_3``... ``refuse_overwrite(plan)`` then checks, before any model
-    loads, that none of the files exists."""
+    loads, that none of the files exists.
+
+    Args:
+        sources: ``(label, source)`` pairs as ``image_sources`` gives them.
+        out: the output folder.
+        names: output key -> file-name suffix.
+
+    Returns:
+        ``(label, source, {key: Path})`` per source, in order.
+    """
     plan, used = [], set()
     for label, src in sources:
         stem = Path(label.split(":", 1)[-1]).stem or "image"
@@ -229,7 +269,15 @@ def output_plan(sources, out, names) -> list[tuple[str, Any, dict]]:
 
 
 def refuse_overwrite(plan) -> None:
-    """A one-line ValueError if any file of an ``output_plan`` exists."""
+    """A one-line ValueError if any file of an ``output_plan`` exists.
+
+    Args:
+        plan: what ``output_plan`` returned.
+
+    Raises:
+        ValueError: some of the planned files exist (up to three are named,
+            with the fix: ``--overwrite`` or another ``--out``).
+    """
     existing = [str(p) for _, _, paths in plan for p in paths.values() if p.exists()]
     if existing:
         more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
@@ -239,8 +287,18 @@ def refuse_overwrite(plan) -> None:
 
 
 def image_paths(items: Sequence[str]) -> list[Path]:
-    """Image files and folders (their images, sorted) -> the image files; a
-    ValueError naming a missing path or a folder without images."""
+    """Image files and folders (their images, sorted) -> the image files.
+
+    Args:
+        items: paths of files (taken whatever their suffix) or folders
+            (their files with a suffix in ``IMAGE_SUFFIXES``, not recursive).
+
+    Returns:
+        The files, in the order given, each folder's sorted by name.
+
+    Raises:
+        ValueError: a path does not exist, or a folder holds no images.
+    """
     paths = []
     for item in items:
         p = Path(item)
@@ -257,7 +315,19 @@ def image_paths(items: Sequence[str]) -> list[Path]:
 
 
 def sample_image(name: str):
-    """A scikit-image sample photo for ``--example NAME``: (H, W, 3) uint8."""
+    """A scikit-image sample photo for ``--example NAME``: (H, W, 3) uint8.
+
+    Needs scikit-image installed.
+
+    Args:
+        name: "astronaut", "chelsea", "coffee" or "rocket".
+
+    Returns:
+        (H, W, 3) uint8 RGB array.
+
+    Raises:
+        ValueError: ``name`` is not one of the four.
+    """
     import skimage.data
 
     if name not in ("astronaut", "chelsea", "coffee", "rocket"):
@@ -266,6 +336,7 @@ def sample_image(name: str):
 
 
 def cmd_predict(args) -> int:
+    """``zoo predict``: the top classes of each image."""
     import jax
 
     from zoo.images import read_image
@@ -317,7 +388,18 @@ def cmd_predict(args) -> int:
 @contextlib.contextmanager
 def offer_allow_unpinned():
     """Adds the command's flag to an ``UnpinnedSourceError``, whose message
-    names only the Python and environment opt-ins."""
+    names only the Python and environment opt-ins.
+
+    A context manager: wrap the code that loads weights in ``with
+    offer_allow_unpinned():``.
+
+    Yields:
+        None.
+
+    Raises:
+        UnpinnedSourceError: the one raised inside, its message ending
+            "On the command line: --allow-unpinned.".
+    """
     from zoo.weights.errors import UnpinnedSourceError
 
     try:
@@ -328,6 +410,7 @@ def offer_allow_unpinned():
 
 
 def cmd_convert_weights(args) -> int:
+    """``zoo convert-weights``: a weight file, run or pretrained source to a checkpoint."""
     from zoo.checkpoint import save
     from zoo.counting import count_params
 
@@ -388,8 +471,22 @@ def _write_safetensors(variables, model_name: str, out: str, dtype: str,
 
 
 def csv_list(text: str, kind, what: str) -> list:
-    """``"a,b"`` -> ``[kind("a"), kind("b")]``; a ValueError naming the
-    option ``what`` for an empty or unparseable list."""
+    """``"a,b"`` -> ``[kind("a"), kind("b")]``; blanks around values and
+    empty items are dropped.
+
+    Args:
+        text: the option's comma-separated value.
+        kind: converts one item, e.g. ``int``, ``float`` or ``str``; it
+            raises ValueError for a bad item.
+        what: the option's name for messages, e.g. ``"--batch"``.
+
+    Returns:
+        The converted values, in order.
+
+    Raises:
+        ValueError: the list is empty or an item does not convert (naming
+            ``what``).
+    """
     try:
         values = [kind(v.strip()) for v in text.split(",") if v.strip()]
     except ValueError:
@@ -400,7 +497,12 @@ def csv_list(text: str, kind, what: str) -> list:
 
 
 def add_allow_unpinned(s: argparse.ArgumentParser, when: str = "") -> None:
-    """The ``--allow-unpinned`` flag, its help starting with ``when``."""
+    """The ``--allow-unpinned`` flag, its help starting with ``when``.
+
+    Args:
+        s: the subcommand's parser.
+        when: a prefix of the help text, e.g. ``"with 'pretrained': "``.
+    """
     s.add_argument("--allow-unpinned", action="store_true",
                    help=f"{when}accept weights whose publisher gives no hash (midas_small's "
                         "official ones), as downloaded")
@@ -409,7 +511,17 @@ def add_allow_unpinned(s: argparse.ArgumentParser, when: str = "") -> None:
 def add_command(sub, name: str, help_: str, epilog: str) -> argparse.ArgumentParser:
     """A new subcommand of ``zoo`` in the common layout: ``help_`` in the
     command list and atop its ``--help``, ``epilog`` (its examples) below,
-    both printed as written."""
+    both printed as written.
+
+    Args:
+        sub: the subparsers of ``zoo`` (what a plug-in's ``register`` gets).
+        name: the subcommand's name.
+        help_: its one-sentence description.
+        epilog: its examples, e.g. an entry of ``EXAMPLES``.
+
+    Returns:
+        The new subcommand's parser, to add arguments and a ``func`` to.
+    """
     return sub.add_parser(name, help=help_, description=help_, epilog=epilog,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
@@ -417,13 +529,28 @@ def add_command(sub, name: str, help_: str, epilog: str) -> argparse.ArgumentPar
 @dataclasses.dataclass(frozen=True)
 class Requirement:
     """What a plug-in's command needs beyond the core install: the optional
-    ``extras`` of ``distribution`` named on its entry point."""
+    ``extras`` of ``distribution`` named on its entry point.
+
+    Attributes:
+        distribution: the name of the distribution that declares the entry point.
+        extras: the extras its ``[extra]`` names; empty for the core install.
+    """
 
     distribution: str = "zoo"
     extras: tuple[str, ...] = ()
 
     def missing_line(self, prog: str, error: ImportError) -> str:
-        """The one line for ``error``, a module that is not installed."""
+        """The one line for ``error``, a module that is not installed.
+
+        Args:
+            prog: the command, e.g. ``"zoo depth"``, that starts the line.
+            error: the ImportError met.
+
+        Returns:
+            ``"PROG: needs the 'EXTRA' extra: pip install ..."`` naming the
+            missing module (without extras, only the module), or, for an
+            error without a module name, the error's first line.
+        """
         if not (isinstance(error, ModuleNotFoundError) and error.name):
             text = str(error).strip().splitlines()
             return f"{prog}: error: {text[0] if text else type(error).__name__}"
@@ -439,7 +566,14 @@ def is_missing_module(error: ImportError) -> bool:
     """True for an ImportError that means "install something": a module
     whose top-level package is absent, or a message composed to say what to
     install (no module name attached). A missing submodule of an installed
-    package, or a name missing from a module, is a bug instead."""
+    package, or a name missing from a module, is a bug instead.
+
+    Args:
+        error: the ImportError to judge.
+
+    Returns:
+        Whether to report it as "install something" rather than as a bug.
+    """
     import importlib.util
 
     if error.name is None:
@@ -454,7 +588,12 @@ def is_missing_module(error: ImportError) -> bool:
 
 def installed_commands() -> list:
     """The ``zoo.commands`` entry points of the installed distributions,
-    one per name (the first found), in ``HELP_ORDER``."""
+    one per name (the first found), in ``HELP_ORDER``.
+
+    Returns:
+        ``importlib.metadata.EntryPoint`` objects; names not in
+        ``HELP_ORDER`` follow, alphabetically.
+    """
     from importlib.metadata import entry_points
 
     first: dict = {}
@@ -481,7 +620,12 @@ def _say(line: str) -> Callable[[Sequence[str]], int]:
 def add_plugin(sub, ep) -> None:
     """Registers one ``zoo.commands`` entry point's subcommand. One whose
     module cannot be imported is still listed; running it prints why, in
-    one line, and exits with 2."""
+    one line, and exits with 2.
+
+    Args:
+        sub: the subparsers of ``zoo``.
+        ep: an ``importlib.metadata.EntryPoint`` of ``COMMAND_GROUP``.
+    """
     need = _requirement(ep)
     before = set(sub.choices)
     try:
@@ -569,12 +713,32 @@ def _build() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
 
 def parser() -> argparse.ArgumentParser:
     """The whole ``zoo`` parser: the core subcommands and every installed
-    plug-in's, in help order."""
+    plug-in's, in help order.
+
+    Returns:
+        The ``argparse.ArgumentParser`` of ``zoo``; each subcommand sets a
+        ``func`` default (arguments in, exit status out).
+    """
     return _build()[0]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``zoo ARGV...``; the exit status."""
+    """``zoo ARGV...``; the exit status.
+
+    Args:
+        argv: the arguments after ``zoo``; None reads ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0 on success, 2 for an error reported in one
+        line (see ``run_reporting_errors``), or the command's own status.
+        Arguments argparse cannot parse exit through ``SystemExit(2)``.
+
+    Example:
+        ::
+
+            from zoo.cli import main
+            status = main(["info", "efficientnet_b0", "--json"])
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     p, sub = _build()
     chosen = sub.choices.get(argv[0]) if argv else None
@@ -593,7 +757,23 @@ def run_reporting_errors(prog: str, fn, *args, requirement: Optional[Requirement
     (``zoo.weights.errors``: unreadable, unsafe, over-budget, mismatched or
     unfetchable weights), a missing optional package (named with the extra
     of ``requirement``) become one line on stderr and exit status 2, not a
-    traceback."""
+    traceback.
+
+    Args:
+        prog: the command's name, e.g. ``"zoo depth"``, starting each line.
+        fn: the command's work, returning its exit status.
+        *args: ``fn``'s arguments.
+        requirement: the extras to name for a missing module; None names
+            none.
+
+    Returns:
+        What ``fn`` returned, or 2 after an error was printed.
+
+    Raises:
+        ImportError: one that is a bug, not a missing install
+            (``is_missing_module`` is False). Other exceptions outside the
+            listed kinds also propagate.
+    """
     from zoo.weights.errors import WeightError
 
     try:

@@ -24,13 +24,32 @@ from zoo.layers import Conv, Dense, DepthwiseConv
 
 @dataclasses.dataclass
 class Counts:
+    """What ``analytic_counts`` found in one trace of a model.
+
+    Attributes:
+        macs: multiply-adds per image of the convolutions and fully
+            connected layers (the papers' convention, see the module
+            docstring).
+        params: parameters the counted layers declare, BatchNorm scale and
+            offset included (running statistics excluded).
+        layers: how many layer calls were counted.
+    """
+
     macs: int = 0
     params: int = 0
     layers: int = 0
 
 
 def count_params(variables) -> int:
-    """Trainable parameters (BatchNorm running statistics are not parameters)."""
+    """Trainable parameters (BatchNorm running statistics are not parameters).
+
+    Args:
+        variables: a variables dict; its ``"params"`` collection is counted,
+            or, without one, every array in it (a bare params tree).
+
+    Returns:
+        The total number of elements of those arrays.
+    """
     params = variables.get("params", variables)
     return int(sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(params)))
 
@@ -44,7 +63,20 @@ def _own_params(module) -> dict:
 def analytic_counts(model, input_size) -> Counts:
     """Multiply-adds and parameters of ``model`` on ``input_size`` square
     images, or (height, width) ones (or, for a model that declares a
-    sequence ``trace_input``, on sequences of ``input_size`` steps)."""
+    sequence ``trace_input``, on sequences of ``input_size`` steps).
+
+    The model is traced abstractly on a batch of one, (1, H, W, 3) float32,
+    with its reference implementation; nothing is computed or allocated.
+
+    Args:
+        model: a zoo Flax module, e.g. from ``zoo.build``.
+        input_size: the side in pixels, or ``(height, width)``; for a
+            sequence model the number of steps.
+
+    Returns:
+        A ``Counts`` with the multiply-adds per example, the parameters and
+        the number of layers counted.
+    """
     counts = Counts()
     settings = getattr(model, "settings", None)
     if settings is not None:
@@ -95,5 +127,20 @@ def analytic_counts(model, input_size) -> Counts:
 
 
 def count_macs(model, input_size: int) -> int:
-    """Analytic multiply-adds per image (see module docstring)."""
+    """Analytic multiply-adds per image (see module docstring).
+
+    Args:
+        model: a zoo Flax module, e.g. from ``zoo.build``.
+        input_size: the image side in pixels (``analytic_counts`` also
+            takes ``(height, width)``).
+
+    Returns:
+        Multiply-adds for one image, ``analytic_counts(model, input_size).macs``.
+
+    Example:
+        ::
+
+            macs = zoo.count_macs(zoo.build("mobilenet_v2"), 224)
+            print(f"{macs / 1e6:.0f}M multiply-adds")
+    """
     return analytic_counts(model, input_size).macs

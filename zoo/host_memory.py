@@ -39,9 +39,17 @@ def _jax_started() -> bool:
 
 
 def keep_freed_host_memory() -> bool:
-    """Tune glibc's allocator as above. Returns whether it applied (False on
-    other C libraries and operating systems, or once JAX's backends exist:
-    then nothing changes)."""
+    """Tune glibc's allocator as the module docstring describes.
+
+    Call it before JAX's first computation or ``jax.devices()``. The
+    outcome of the first call that reaches ``mallopt`` is remembered, and
+    later calls return it without tuning again.
+
+    Returns:
+        Whether the settings applied: False on other C libraries and
+        operating systems, or once JAX's backends exist (then nothing
+        changes).
+    """
     global _applied
     if _applied is not None:
         return _applied

@@ -42,7 +42,8 @@ import numpy as np
 
 from zoo.weights.errors import one_line
 
-__all__ = ["FORMATS", "MAX_IMAGE_PIXELS", "ImageFileError", "read_image", "to_rgb_array"]
+__all__ = ["FORMATS", "MAX_IMAGE_PIXELS", "ImageFileError", "png_bytes", "read_image",
+           "to_rgb_array"]
 
 MAX_IMAGE_PIXELS = 64 * 2**20  # 67,108,864 = 8192 x 8192; a 50-megapixel photo passes
 FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF")
@@ -58,10 +59,30 @@ class ImageFileError(ValueError):
 def read_image(path: os.PathLike | str, *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """The image file at ``path`` as a (H, W, 3) uint8 RGB array, upright.
 
-    Raises ``ImageFileError`` (a ``ValueError``) for anything that is not a
-    whole, readable JPEG/PNG/BMP/GIF/WebP/TIFF image of at most
-    ``max_pixels`` pixels, and ``FileNotFoundError`` when ``path`` does not
-    exist."""
+    The format is recognised by content; modes, transparency and EXIF
+    orientation are handled by the rules in the module docstring.
+
+    Args:
+        path: the image file.
+        max_pixels: the most pixels (width x height) accepted, checked from
+            the header before decoding.
+
+    Returns:
+        (H, W, 3) uint8 RGB array, 0-255, EXIF orientation applied.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ImageFileError: anything that is not a whole, readable
+            JPEG/PNG/BMP/GIF/WebP/TIFF image of at most ``max_pixels``
+            pixels (one line naming the file).
+        MemoryError: decoding ran out of memory.
+
+    Example:
+        ::
+
+            image = read_image("cat.jpg")              # (H, W, 3) uint8
+            x = zoo.preprocess(image, "efficientnet_b0")
+    """
     from PIL import Image, ImageFile
 
     name = os.fspath(path)
@@ -89,7 +110,14 @@ def read_image(path: os.PathLike | str, *, max_pixels: int = MAX_IMAGE_PIXELS) -
 
 
 def png_bytes(array) -> bytes:
-    """A uint8 (H, W) or (H, W, 3) array as PNG file bytes (lossless)."""
+    """A uint8 (H, W) or (H, W, 3) array as PNG file bytes (lossless).
+
+    Args:
+        array: (H, W) grey or (H, W, 3) RGB uint8 pixels.
+
+    Returns:
+        The bytes of a PNG file (write them with ``zoo.atomic.write_atomic``).
+    """
     import io
 
     from PIL import Image
@@ -101,7 +129,14 @@ def png_bytes(array) -> bytes:
 
 def to_rgb_array(im) -> np.ndarray:
     """A loaded PIL image as a (H, W, 3) uint8 RGB array, converted by the
-    rules in this module's docstring (no orientation applied)."""
+    rules in this module's docstring (no orientation applied).
+
+    Args:
+        im: a ``PIL.Image.Image`` in any mode, pixels loaded.
+
+    Returns:
+        (H, W, 3) uint8 RGB array; transparent pixels composited onto white.
+    """
     mode = im.mode
     if mode == "I" or mode.startswith("I;16"):
         grey = np.clip(np.array(im), 0, 65535).astype(np.uint32)

@@ -52,7 +52,34 @@ def preprocess(images: Union[np.ndarray, Sequence[np.ndarray]],
                spec: Union[ModelSpec, str]) -> jax.Array:
     """uint8 RGB images (one ``(H, W, C)``, a batch ``(N, H, W, C)``, or a
     list of differently sized ones) -> ``(N, S, S, 3)`` float32 normalised
-    model inputs, ``S = spec.input_size``."""
+    model inputs, ``S = spec.input_size``.
+
+    Each image is resized (antialiased, with the spec's interpolation) so
+    its shorter side is ``S / spec.crop_fraction``, centre-cropped to S x S,
+    clipped to [0, 255] and normalised as ``(x - spec.mean) / spec.std``.
+
+    Args:
+        images: uint8 RGB images with values 0-255: one (H, W, C), a batch
+            (N, H, W, C), or a sequence of (H, W, C) arrays of any sizes.
+            C is 3, 1 (grayscale, repeated) or 4 (alpha dropped); (H, W)
+            is grayscale. Float pixels are taken to be 0-255 as well.
+        spec: the model's ``ModelSpec``, or its registry name.
+
+    Returns:
+        ``(N, S, S, 3)`` float32 ``jax.Array``, N = 1 for a single image.
+
+    Raises:
+        ValueError: no images, a shape that is not an image, or an image
+            smaller than 2 x 2.
+        TypeError: pixels that are neither uint8 nor float.
+        KeyError: ``spec`` names no registered model.
+
+    Example:
+        ::
+
+            x = zoo.preprocess(uint8_images, "efficientnet_b0")  # (N, 224, 224, 3)
+            logits = model.apply(variables, x)
+    """
     spec = get_spec(spec) if isinstance(spec, str) else spec
     if isinstance(images, np.ndarray) and images.ndim == 4:
         images = list(images)
@@ -86,7 +113,11 @@ def _resize(x, h, w, method):
 
 @functools.lru_cache(maxsize=1)
 def imagenet_labels() -> tuple[str, ...]:
-    """The 1000 ImageNet class names (first WordNet lemma of each synset)."""
+    """The 1000 ImageNet class names (first WordNet lemma of each synset).
+
+    Returns:
+        1000 names in the standard class order, e.g. ``"tench"`` at index 0.
+    """
     text = resources.files("zoo").joinpath("data/imagenet_labels.tsv").read_text()
     return tuple(line.split("\t", 1)[1].split(",")[0].strip() for line in text.splitlines())
 
@@ -95,7 +126,28 @@ def decode_predictions(logits, top: int = 5,
                        labels: Sequence[str] | None = None) -> list[list[tuple[int, str, float]]]:
     """Per image, the ``top`` classes as ``(index, label, probability)``;
     ``labels`` are the class names (ImageNet's by default; a fine-tuned
-    run's are in its ``run.json``)."""
+    run's are in its ``run.json``).
+
+    Args:
+        logits: (N, C) or (C,) scores; the softmax over C gives the
+            probabilities.
+        top: how many classes to keep per image, most probable first.
+        labels: the C class names; None means the 1000 ImageNet classes.
+
+    Returns:
+        One list per image of ``top`` ``(class index, label, probability)``
+        tuples, probabilities in [0, 1] and descending.
+
+    Raises:
+        ValueError: ``logits`` are not (N, C) or (C,) with C the number of
+            labels.
+
+    Example:
+        ::
+
+            for index, label, p in zoo.decode_predictions(logits, top=5)[0]:
+                print(f"{p:.1%} {label}")
+    """
     logits = np.asarray(logits, np.float32)
     if logits.ndim == 1:
         logits = logits[None]

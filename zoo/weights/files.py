@@ -19,9 +19,28 @@ def load_weight_file(path, name: str, **options) -> "Weights":
     safetensors or Keras (.h5/.keras) file, as ``Weights`` carrying the
     conventions they need (see ``from_torch`` and ``from_keras_file``;
     ``conventions=`` overrides them). ``options`` are ``zoo.create``'s.
-    Raises FileNotFoundError for a missing path, the errors of
-    ``zoo.weights.errors`` for anything else (a damaged or unknown file:
-    WeightFileError; weights that do not fit the model: WeightMismatchError)."""
+
+    Args:
+        path: a ``.pth``, ``.pt``, ``.bin``, ``.ckpt``, ``.safetensors``,
+            ``.h5``, ``.hdf5`` or ``.keras`` file; the suffix (any case)
+            picks the reader.
+        name: the zoo model the weights are for.
+        **options: ``zoo.create``'s options, and ``conventions=``.
+
+    Returns:
+        ``Weights``: the variables as numpy arrays, carrying their conventions.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        WeightFileError: an unknown suffix, or a damaged or unsafe file.
+        WeightMismatchError: the weights do not fit the model (keys named).
+
+    Example:
+        ::
+
+            w = load_weight_file("mobilenet_v2-b0353104.pth", "mobilenet_v2")
+            model, variables = zoo.create("mobilenet_v2", weights=w)
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weight file at {path}")

@@ -65,7 +65,18 @@ def _to_ours(arr: np.ndarray, shape: tuple[int, ...]):
 def keras_conventions(keras_model) -> Conventions:
     """What a live Keras model's weights need: TF "same" padding (every
     Keras Applications model pads so) and its BatchNormalization epsilon,
-    read from the layers (1e-3 when it has none)."""
+    read from the layers (1e-3 when it has none).
+
+    Args:
+        keras_model: a live ``keras.Model``.
+
+    Returns:
+        ``KERAS`` with the model's BatchNormalization epsilon.
+
+    Raises:
+        WeightMismatchError: its BatchNormalization layers use more than one
+            epsilon.
+    """
     eps = {float(layer.epsilon) for layer in keras_model.layers
            if type(layer).__name__ == "BatchNormalization"}
     if len(eps) > 1:
@@ -85,8 +96,31 @@ def from_keras(keras_model, name: str, *, conventions: Optional[Conventions] = N
 
     ``options`` are ``zoo.create``'s (``width``, ``num_classes``, ...);
     ``conventions`` (or ``padding``/``bn_eps``) overrides what is recorded.
-    Raises ``WeightMismatchError`` naming every missing, unexpected or
-    mis-shaped key.
+    The weights of preprocessing layers (Rescaling, Normalization) are
+    skipped: ``zoo.preprocess`` does their job.
+
+    Args:
+        keras_model: a live ``keras.Model`` of the same architecture, e.g.
+            ``keras.applications.MobileNetV2(weights="imagenet")``.
+        name: the zoo model the weights are for.
+        conventions: the conventions to record instead of the model's.
+        **options: ``zoo.create``'s options for building the target model.
+
+    Returns:
+        ``Weights``: ``{"params": ..., "batch_stats": ...}`` numpy arrays
+        carrying their conventions.
+
+    Raises:
+        WeightMismatchError: keys are missing, unexpected or mis-shaped
+            (all named), the family has no Keras counterpart, or the
+            Keras model mixes BatchNorm epsilons.
+        ValueError: ``conventions`` given together with ``padding``/``bn_eps``.
+
+    Example:
+        ::
+
+            km = keras.applications.MobileNetV2(weights="imagenet")
+            model, variables = zoo.create("mobilenet_v2", weights=from_keras(km, "mobilenet_v2"))
     """
     need = declared(keras_conventions(keras_model), conventions, options.get("padding"),
                     options.get("bn_eps"))
@@ -108,7 +142,23 @@ def from_keras_arrays(source, name: str, *, source_label: str, skip=(),
     ``bias``, ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``),
     as ``Weights`` carrying ``conventions``; keys in ``skip`` are never
     reported as unexpected. Shared by ``from_keras`` (live models) and
-    ``zoo.weights.keras_files`` (files)."""
+    ``zoo.weights.keras_files`` (files).
+
+    Args:
+        source: ``"<layer>/<weight>"`` -> numpy array, in Keras layouts.
+        name: the zoo model the weights are for.
+        source_label: what the arrays came from, for messages.
+        skip: source keys to leave unread without reporting them.
+        conventions: the conventions to record on the result.
+        **options: ``zoo.build``'s options for the target model.
+
+    Returns:
+        ``Weights`` carrying ``conventions``.
+
+    Raises:
+        WeightMismatchError: the family has no Keras counterpart, or keys
+            are missing, unexpected or mis-shaped (all named).
+    """
     from zoo.registry import build
 
     model = build(name, **options)

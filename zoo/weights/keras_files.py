@@ -892,9 +892,22 @@ def read_keras_file(path):
     """``(arrays, skip)`` from a Keras weight file: ``arrays`` maps
     ``"<keras layer>/<weight>"`` to numpy arrays (``stem_conv/kernel``,
     ``stem_bn/moving_mean``); ``skip`` holds the keys of preprocessing
-    layers. Raises ``FileNotFoundError`` or ``WeightFileError`` (its
-    ``WeightBudgetError`` when the file declares more than its size allows),
-    one line naming the file."""
+    layers. The format is recognised by content (see the module docstring).
+
+    Args:
+        path: a legacy ``.h5``, Keras 3 ``.weights.h5`` or ``.keras`` file.
+
+    Returns:
+        ``(arrays, skip)``: ``dict[str, numpy.ndarray]`` in Keras layouts,
+        and the set of keys no model variable should read.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        WeightFileError: not a readable Keras weight file (one line naming
+            it); its subclass ``WeightBudgetError`` when the file declares
+            more than its size allows.
+        ImportError: h5py is not installed (the message names the extra).
+    """
     path = Path(path)
     label = str(path)
     if not path.is_file():
@@ -1056,10 +1069,30 @@ def from_keras_file(path, name: str, *, conventions: Optional[Conventions] = Non
 
     ``options`` are ``zoo.create``'s (``width``, ``num_classes``, ...);
     ``conventions`` (or ``padding``/``bn_eps``) overrides what is recorded.
-    Raises ``FileNotFoundError``, ``WeightFileError`` (not a readable Keras
-    file, naming it; ``WeightBudgetError`` when it declares more than its
-    size allows) or ``WeightMismatchError`` (the file is for another model,
-    naming every missing, unexpected or mis-shaped key).
+
+    Args:
+        path: the Keras weight file.
+        name: the zoo model the weights are for.
+        conventions: the conventions to record instead of Keras's.
+        **options: ``zoo.create``'s options for building the target model.
+
+    Returns:
+        ``Weights``: ``{"params": ..., "batch_stats": ...}`` numpy arrays
+        carrying their conventions.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        WeightFileError: not a readable Keras file (naming it);
+            ``WeightBudgetError`` when it declares more than its size allows.
+        WeightMismatchError: the file is for another model (every missing,
+            unexpected or mis-shaped key named).
+        ValueError: ``conventions`` given together with ``padding``/``bn_eps``.
+
+    Example:
+        ::
+
+            w = from_keras_file("efficientnetb0.h5", "efficientnet_b0")
+            model, variables = zoo.create("efficientnet_b0", weights=w)
     """
     from zoo.registry import build
 

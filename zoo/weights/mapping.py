@@ -19,6 +19,15 @@ from zoo.weights.errors import WeightMismatchError
 
 @dataclasses.dataclass
 class Report:
+    """The keys that did not map, collected while loading.
+
+    Attributes:
+        source: what the weights came from, for the message.
+        missing: our variable paths found nowhere in the source.
+        unexpected: source keys that no variable read.
+        misshaped: variables whose source array could not take their shape.
+    """
+
     source: str
     missing: list[str] = dataclasses.field(default_factory=list)
     unexpected: list[str] = dataclasses.field(default_factory=list)
@@ -26,7 +35,14 @@ class Report:
 
     def raise_if_any(self, model: str) -> None:
         """One line naming the first keys of each kind; the full lists stay on
-        the error (``.missing``, ``.unexpected``, ``.misshaped``)."""
+        the error (``.missing``, ``.unexpected``, ``.misshaped``).
+
+        Args:
+            model: the zoo model's name, for the message.
+
+        Raises:
+            WeightMismatchError: any of the three lists is not empty.
+        """
         parts = []
         for label, keys in (("missing (in the model, not in the source)", self.missing),
                             ("unexpected (in the source, not in the model)", self.unexpected),
@@ -45,7 +61,17 @@ class Report:
 
 def template_leaves(template) -> list[tuple[tuple[str, ...], jax.ShapeDtypeStruct]]:
     """(collection, module..., leaf) paths of a variables tree, parameters
-    first (they say more about a mismatch than BatchNorm statistics)."""
+    first (they say more about a mismatch than BatchNorm statistics).
+
+    Args:
+        template: a variables pytree of nested dicts (arrays or
+            ``jax.ShapeDtypeStruct`` leaves).
+
+    Returns:
+        ``(path, leaf)`` pairs: the path a tuple of key strings, e.g.
+        ``("params", "stem", "conv", "kernel")``; ``"params"`` entries
+        first, otherwise in flattening order.
+    """
     out = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(template)[0]:
         out.append((tuple(str(getattr(k, "key", k)) for k in path), leaf))
@@ -62,7 +88,27 @@ def load_named(model, model_name: str, names: Mapping[tuple[str, ...], str],
     leaf spelling ``leaf_names(collection, our_leaf, is_batchnorm)`` that
     exists; ``to_ours(array, our_shape)`` changes the layout (None if it
     cannot). Source keys never read, unless ``ignore(key)``, are unexpected.
-    Raises ``WeightMismatchError`` naming every bad key."""
+
+    Args:
+        model: the zoo Flax Module to fill (its variables' shapes are traced).
+        model_name: its name, for messages.
+        names: our module path (a tuple of names) -> source layer name.
+        source: flat source key -> array.
+        source_label: what the source is, for messages.
+        sep: the separator between layer and leaf in source keys ("/" or ".").
+        leaf_names: ``(collection, our_leaf, is_batchnorm)`` -> the source
+            spellings of that leaf, tried in order.
+        to_ours: ``(source_array, our_shape)`` -> the array in our layout, or
+            None when it cannot be.
+        ignore: source keys for which it is True are never unexpected.
+
+    Returns:
+        The nested variables dict of numpy arrays in the template's dtypes.
+
+    Raises:
+        WeightMismatchError: keys are missing, unexpected or mis-shaped
+            (``.missing``, ``.unexpected``, ``.misshaped`` hold them all).
+    """
     from zoo.registry import variables_template
 
     template = variables_template(model)

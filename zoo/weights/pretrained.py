@@ -11,7 +11,21 @@ from zoo.weights.conventions import Weights
 
 def weight_source(name: str, origin: Optional[str] = None) -> WeightSource:
     """The spec's first weight source, or the first whose ``origin`` starts
-    with ``origin`` (case-insensitive: "timm", "keras")."""
+    with ``origin`` (case-insensitive: "timm", "keras").
+
+    Args:
+        name: a registered model name.
+        origin: a prefix of the wanted source's ``origin``; None takes the
+            first source.
+
+    Returns:
+        The chosen ``WeightSource``.
+
+    Raises:
+        ValueError: the model has no weight sources (the message lists the
+            models that have), or none from ``origin``.
+        KeyError: ``name`` is not registered.
+    """
     spec = get_spec(name)
     if not spec.weights:
         have = [n for n in list_models() if get_spec(n).weights]
@@ -36,7 +50,31 @@ def load_pretrained(name: str, origin: Optional[str] = None, *,
     refused unless ``allow_unpinned=True`` (or ``ZOO_ALLOW_UNPINNED=1``);
     with it, the file is used as downloaded. The result is ``Weights``
     carrying the conventions the file needs: ``zoo.create(name,
-    weights=...)`` builds the matching model."""
+    weights=...)`` builds the matching model.
+
+    Args:
+        name: a registered model name with weight sources (``zoo info NAME``).
+        origin: pick the source whose origin starts with this, e.g.
+            "timm" or "keras"; None takes the first.
+        allow_unpinned: accept a source whose publisher gives no hash.
+
+    Returns:
+        ``Weights`` (``{"params": ..., "batch_stats": ...}``) whose
+        conventions say "converted from" the source's origin (or, without
+        one, where the file comes from).
+
+    Raises:
+        ValueError: no such weight source (from ``weight_source``).
+        WeightError: the file cannot be fetched, verified or read, or does
+            not fit the model (see ``zoo.weights.fetch.fetch`` and the
+            readers).
+
+    Example:
+        ::
+
+            variables = zoo.load_pretrained("efficientnet_lite0")
+            model, variables = zoo.create("efficientnet_lite0", weights=variables)
+    """
     from zoo.weights.fetch import fetch
     from zoo.weights.files import load_weight_file
 

@@ -100,17 +100,39 @@ TABLE_CHARGE = 128
 
 @dataclasses.dataclass(frozen=True)
 class Quantization:
+    """How an integer tensor maps to real numbers: ``(q - zero_point) * scale``.
+
+    Attributes:
+        scale: one scale per tensor, or one per channel.
+        zero_point: as many zero points as scales, or none (zero).
+        quantized_dimension: the channel dimension of per-channel scales.
+    """
+
     scale: tuple[float, ...]
     zero_point: tuple[int, ...]
     quantized_dimension: int = 0
 
     @property
     def per_channel(self) -> bool:
+        """Whether there is more than one scale (one per channel)."""
         return len(self.scale) > 1
 
 
 @dataclasses.dataclass(frozen=True)
 class Tensor:
+    """One tensor of the graph, as the file declares it.
+
+    Attributes:
+        index: its position in ``TFLiteGraph.tensors``.
+        name: its name in the file.
+        shape: its dimensions; -1 marks one unknown until run time.
+        dtype: a numpy-style name: "float32", "float16", "int8", "uint8",
+            "int32", ..., or "string", "resource", "variant", "int4".
+        buffer_index: the model buffer holding its data (0: none).
+        quantization: its quantization parameters, or None.
+        is_variable: whether the graph writes it as state (a variable).
+    """
+
     index: int
     name: str
     shape: tuple[int, ...]
@@ -122,12 +144,26 @@ class Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class Op:
+    """One operator of the graph, in execution order.
+
+    Attributes:
+        index: its position in ``TFLiteGraph.ops`` (the execution order).
+        opcode: the builtin name ("CONV_2D", "DEQUANTIZE", ...) or
+            ``"CUSTOM:<name>"``.
+        inputs: tensor indices it reads; -1 for an absent optional input.
+        outputs: tensor indices it writes.
+        options: its builtin options in snake case, enums as names, e.g.
+            ``{"padding": "SAME", "stride_w": 2}``.
+        custom_options: the raw (usually flexbuffer) bytes of a custom op's
+            options; empty otherwise.
+    """
+
     index: int
     opcode: str
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     options: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False)
-    custom_options: bytes = b""  # raw (usually flexbuffer) bytes of a custom op
+    custom_options: bytes = b""
 
 
 # TensorType -> (dtype name, numpy dtype or None when there is no fixed-size element).
@@ -283,7 +319,27 @@ def _options_dict(table, cls, parse: _Parse, where: str) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class TFLiteGraph:
-    """One subgraph of a TFLite model, with the model's constant buffers."""
+    """One subgraph of a TFLite model, with the model's constant buffers.
+
+    Made by ``read_tflite``; its methods raise ``TFLiteFormatError`` for an
+    index out of range or a tensor that cannot give what is asked.
+
+    Attributes:
+        path: the file it was read from, for messages.
+        tensors: every tensor of the subgraph, by index.
+        ops: its operators in execution order.
+        inputs: the subgraph's input tensor indices.
+        outputs: the subgraph's output tensor indices.
+        subgraph: which subgraph of the model this is.
+        num_subgraphs: how many subgraphs the model has.
+        version: the schema version the file declares.
+        description: the model's description string.
+        metadata: the model's metadata entries, name -> raw bytes.
+        _buffers: the model's buffers as uint8 arrays (internal; read them
+            through ``constant``).
+        _producers: tensor index -> index of the op that writes it
+            (internal; see ``producer``).
+    """
 
     path: str
     tensors: tuple[Tensor, ...]
@@ -312,22 +368,59 @@ class TFLiteGraph:
         return self.tensors[index]
 
     def is_constant(self, index: int) -> bool:
-        """Whether tensor ``index`` holds data in the file."""
+        """Whether tensor ``index`` holds data in the file.
+
+        Args:
+            index: a tensor index.
+
+        Returns:
+            True when its buffer is a non-empty one of the file's.
+        """
         t = self._tensor(index)
         return 0 < t.buffer_index < len(self._buffers) and self._buffers[t.buffer_index].size > 0
 
     def producer(self, index: int) -> Optional[Op]:
-        """The op whose output tensor ``index`` is (None for inputs and constants)."""
+        """The op whose output tensor ``index`` is (None for inputs and constants).
+
+        Args:
+            index: a tensor index.
+
+        Returns:
+            The producing ``Op``, or None.
+        """
         op = self._producers.get(self._tensor(index).index)
         return None if op is None else self.ops[op]
 
     def consumers(self, index: int) -> list[Op]:
-        """The ops that read tensor ``index``, in execution order."""
+        """The ops that read tensor ``index``, in execution order.
+
+        Args:
+            index: a tensor index.
+
+        Returns:
+            Those ``Op`` objects; empty for a graph output nothing reads.
+        """
         self._tensor(index)
         return [op for op in self.ops if index in op.inputs]
 
     def constant(self, index: int, *, dequantize: bool = False) -> np.ndarray:
-        """The data of constant tensor ``index`` (see the module docstring for dtypes)."""
+        """The data of constant tensor ``index`` (see the module docstring for dtypes).
+
+        Args:
+            index: a tensor index.
+            dequantize: turn an integer tensor that carries a scale into
+                float32 ``(q - zero_point) * scale``.
+
+        Returns:
+            A fresh array of the tensor's shape: float16 and bfloat16
+            widened to float32, int4 unpacked to int8, others as stored.
+
+        Raises:
+            TFLiteFormatError: ``index`` is out of range or not constant, its
+                type has no numpy form, its shape is not fully known, its
+                buffer has the wrong size, or its per-channel quantization
+                does not fit its shape.
+        """
         t = self._tensor(index)
         if not self.is_constant(index):
             what = self.producer(index)
@@ -371,7 +464,18 @@ class TFLiteGraph:
 
     def dequantized_source(self, index: int) -> int:
         """The constant tensor behind tensor ``index``: itself if constant, else
-        the input of the DEQUANTIZE op producing it (see ``dequantized_constant``)."""
+        the input of the DEQUANTIZE op producing it (see ``dequantized_constant``).
+
+        Args:
+            index: a tensor index, e.g. a convolution's weight input.
+
+        Returns:
+            The index of the constant tensor that holds the data.
+
+        Raises:
+            TFLiteFormatError: ``index`` is out of range, or the tensor is
+                neither constant nor a DEQUANTIZE of a constant.
+        """
         t = self._tensor(index)
         if self.is_constant(index):
             return index
@@ -391,7 +495,19 @@ class TFLiteGraph:
     def dequantized_constant(self, index: int) -> np.ndarray:
         """Float32 data of tensor ``index``: itself if constant, else the constant
         behind the DEQUANTIZE op producing it (float16 -> float32 as stored by
-        MediaPipe, or int8/uint8 dequantized with its scale)."""
+        MediaPipe, or int8/uint8 dequantized with its scale).
+
+        Args:
+            index: a tensor index, e.g. a convolution's weight input.
+
+        Returns:
+            float32 array in TFLite's layout (CONV_2D weights OHWI,
+            DEPTHWISE_CONV_2D 1HW(I*M)).
+
+        Raises:
+            TFLiteFormatError: as for ``dequantized_source`` and
+                ``constant``, or the data are not real numbers.
+        """
         src = self.dequantized_source(index)
         data = self.constant(src, dequantize=True)
         if data.dtype.kind not in "fiub":
@@ -414,7 +530,29 @@ def read_tflite(path: os.PathLike | str, *, subgraph: Optional[int] = None) -> T
     (or ``WeightBudgetError`` when parsing it would take far more memory than
     its size), one line naming the file. A file with several subgraphs needs
     ``subgraph=``; asking for none, or for one it does not have, raises the
-    base ``WeightFileError``."""
+    base ``WeightFileError``.
+
+    Args:
+        path: the ``.tflite`` file.
+        subgraph: which subgraph to read; None reads the only one.
+
+    Returns:
+        The ``TFLiteGraph`` of that subgraph.
+
+    Raises:
+        TFLiteFormatError: not a well-formed TFLite flatbuffer or graph.
+        WeightBudgetError: parsing it would take far more memory than its size.
+        WeightFileError: ``subgraph`` is missing for a model with several,
+            or out of range.
+        OSError: the file cannot be opened (``FileNotFoundError`` when missing).
+
+    Example:
+        ::
+
+            graph = read_tflite("face_detection_short_range.tflite")
+            conv = next(op for op in graph.ops if op.opcode == "CONV_2D")
+            kernel = graph.dequantized_constant(conv.inputs[1])  # OHWI float32
+    """
     path = os.fspath(path)
     with open(path, "rb") as f:
         buf = f.read()

@@ -63,8 +63,30 @@ def from_torch(state_dict: Mapping[str, np.ndarray], name: str, *, source: str =
     ``conventions=`` (or ``padding``/``bn_eps``), e.g. for timm's own
     ``efficientnet_b0`` training, which has ``tf_efficientnet_b0``'s names
     but symmetric padding and eps 1e-5. ``options`` are ``zoo.create``'s.
-    Raises ``WeightMismatchError`` naming every missing, unexpected or
-    mis-shaped key."""
+
+    Args:
+        state_dict: PyTorch key -> numpy array, e.g. from ``read_state_dict``.
+        name: the zoo model the weights are for.
+        source: what the state dict came from, for messages.
+        conventions: the conventions to record instead of the spec's.
+        **options: ``zoo.create``'s options for building the target model.
+
+    Returns:
+        ``Weights``: ``{"params": ..., "batch_stats": ...}`` numpy arrays
+        carrying their conventions.
+
+    Raises:
+        WeightMismatchError: keys are missing, unexpected or mis-shaped
+            (all named), or no PyTorch layout is known for the family.
+        ValueError: ``conventions`` given together with ``padding``/``bn_eps``.
+
+    Example:
+        ::
+
+            from zoo.weights.torch_pickle import read_state_dict
+            state = read_state_dict("mobilenet_v2-b0353104.pth")
+            model, variables = zoo.create("mobilenet_v2", weights=from_torch(state, "mobilenet_v2"))
+    """
     from zoo.registry import build, get_spec
 
     need = declared(get_spec(name).conventions.labelled("converted from PyTorch"), conventions,
@@ -89,7 +111,23 @@ def to_torch(variables: Mapping, name: str, *, dtype=None, **options) -> dict[st
     written as a ``Linear`` weight (families whose 1x1 convolutions are dense
     layers in our tree, the squeeze-excite ones, read such files back but
     PyTorch's modules would not). ``dtype`` casts every array (float16 halves
-    the file)."""
+    the file).
+
+    Args:
+        variables: the model's variables (``{"params": ..., "batch_stats":
+            ...}``, arrays of any kind).
+        name: the zoo model they belong to.
+        dtype: a numpy dtype to cast to; None keeps each array's.
+        **options: ``zoo.build``'s options (``width``, ``num_classes``...).
+
+    Returns:
+        PyTorch key -> contiguous numpy array, in PyTorch layouts (OIHW
+        convolutions, (out, in) linear weights).
+
+    Raises:
+        WeightMismatchError: the family has no PyTorch layout, or a variable
+            has no PyTorch name.
+    """
     from zoo.registry import build
     from zoo.weights.mapping import template_leaves
 

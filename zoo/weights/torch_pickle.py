@@ -712,10 +712,26 @@ def _open(path):
 
 def load_torch(path) -> dict[str, np.ndarray]:
     """``{name: array}`` from a ``torch.save`` state dict (zip or legacy), in
-    file order. Raises UnsafePickleError for pickles naming anything but
-    tensors, WeightBudgetError for files declaring far more data than they
-    hold, WeightFileError for files that are not torch checkpoints or are
-    damaged (see the module docstring)."""
+    file order. A checkpoint that wraps its state dict (under
+    ``WRAPPER_KEYS`` such as ``"state_dict"`` or ``"model"``) is unwrapped,
+    nested mappings become dotted names, and plain Python values (epoch,
+    config) are dropped.
+
+    Args:
+        path: the ``.pth``/``.pt``/``.bin``/``.ckpt`` file.
+
+    Returns:
+        Tensor name -> numpy array with the tensor's dtype and shape
+        (bfloat16 and float8 as ``ml_dtypes`` types).
+
+    Raises:
+        UnsafePickleError: the pickle names a global other than the
+            tensor machinery (nothing it names is called).
+        WeightBudgetError: the file declares far more data than it holds.
+        WeightFileError: not a torch checkpoint, or damaged (see the module
+            docstring).
+        FileNotFoundError: ``path`` does not exist.
+    """
     path = os.fspath(path)
     with _open(path) as f:
         size = os.fstat(f.fileno()).st_size
@@ -817,7 +833,20 @@ def _safetensors_header(raw: bytes, data_len: int, path) -> list:
 def load_safetensors(path) -> dict[str, np.ndarray]:
     """``{name: array}`` from a ``.safetensors`` file, in header order (the
     format is read here: the header is checked field by field before any
-    array is allocated; see the module docstring)."""
+    array is allocated; see the module docstring).
+
+    Args:
+        path: the ``.safetensors`` file.
+
+    Returns:
+        Tensor name -> numpy array in the file's dtype and shape; the
+        ``__metadata__`` entry is not returned.
+
+    Raises:
+        WeightFileError: not a safetensors file, a header that breaks the
+            format's rules or the size limits, or truncated data.
+        FileNotFoundError: ``path`` does not exist.
+    """
     path = os.fspath(path)
     with _open(path) as f:
         size = os.fstat(f.fileno()).st_size
@@ -848,8 +877,21 @@ def load_safetensors(path) -> dict[str, np.ndarray]:
 def read_state_dict(path) -> dict[str, np.ndarray]:
     """``{name: array}`` from a PyTorch checkpoint (``.pth``, ``.pt``,
     ``.bin``, ``.ckpt``: zip or legacy) or, by its suffix, a ``.safetensors``
-    file. Raises only the errors of ``zoo.weights.errors`` (and
-    FileNotFoundError)."""
+    file.
+
+    Args:
+        path: the checkpoint; a name ending ``.safetensors`` (any case) is
+            read as safetensors, anything else as ``torch.save`` output.
+
+    Returns:
+        Tensor name -> numpy array (see ``load_torch`` and
+        ``load_safetensors``).
+
+    Raises:
+        WeightFileError: the file cannot be read as weights (and its
+            subclasses ``UnsafePickleError``, ``WeightBudgetError``).
+        FileNotFoundError: ``path`` does not exist.
+    """
     if os.fspath(path).lower().endswith(".safetensors"):
         return load_safetensors(path)
     return load_torch(path)
