@@ -31,6 +31,26 @@ _FOLD_TARGETS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}
 
 @dataclasses.dataclass
 class AuditReport:
+    """What ``audit_tflite`` found in one ``.tflite`` file. Layers are the
+    flax paths the converter kept in tensor names (see
+    ``conversions.tflite.layer_of``).
+
+    Attributes:
+        path: the audited file.
+        ops: op type -> count, over every subgraph.
+        foreign_ops: ``(op, layer)`` of each Flex or custom op, which a
+            phone's builtin-only TFLite runtime cannot run.
+        stray_ops: ``(op, layer)`` of each ``TRANSPOSE`` or ``BROADCAST_TO``.
+        unfolded_batchnorm: layers whose BatchNorm is computed at run time
+            instead of folded into a convolution, sorted, each once.
+        grouped_convs: layers with a grouped ``CONV_2D`` (a depthwise
+            convolution not lowered to ``DEPTHWISE_CONV_2D``).
+        partitions: XNNPACK delegate partitions of the main subgraph; -1
+            when delegation was not checked.
+        undelegated_ops: ``(op, layer)`` of each op on the way to the
+            outputs that the interpreter runs outside XNNPACK.
+    """
+
     path: str
     ops: collections.Counter
     foreign_ops: list[tuple[str, str]]  # (op, layer)
@@ -41,12 +61,24 @@ class AuditReport:
     undelegated_ops: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     def describe_foreign(self) -> str:
+        """An error message about the foreign ops.
+
+        Returns:
+            One paragraph: how many ops fall outside TFLite's builtin set,
+            the first 10 with their layers, and what to do about them.
+        """
         items = "; ".join(f"{op} at {layer}" for op, layer in self.foreign_ops[:10])
         return (f"{len(self.foreign_ops)} op(s) outside TFLite's builtin set ({items}). "
                 "Phones' TFLite runtimes cannot run them: rewrite the layer with ops that "
                 "lower to builtins (convolutions, elementwise math, reductions)")
 
     def summary(self) -> str:
+        """The report as a few lines of text for a terminal.
+
+        Returns:
+            The op counts, most common first; the XNNPACK partitions when
+            checked; then, for each non-empty finding, up to 6 of its items.
+        """
         ops = ", ".join(f"{k} {v}" for k, v in self.ops.most_common())
         lines = [f"{sum(self.ops.values())} ops: {ops}"]
         if self.partitions >= 0:
@@ -71,7 +103,29 @@ def _layer(graph, op) -> str:
 def audit_tflite(path: Union[str, Path], *, delegation: bool = True) -> AuditReport:
     """The op audit of a ``.tflite`` file. Ops of every subgraph count (a
     model with control flow, e.g. TALNet's NMS loop, keeps the loop bodies in
-    subgraphs of their own); delegation is read from the main one."""
+    subgraphs of their own); delegation is read from the main one.
+
+    Args:
+        path: the ``.tflite`` file.
+        delegation: also load the file in the LiteRT interpreter (needs the
+            ``litert`` extra) to count XNNPACK partitions and the ops left
+            outside them; skipped when the file has foreign ops.
+
+    Returns:
+        An ``AuditReport``; ``partitions`` is -1 when delegation was not
+        checked.
+
+    Raises:
+        zoo.weights.errors.TFLiteFormatError: if the file is not a
+            well-formed TFLite flatbuffer.
+        ImportError: if ``delegation`` needs LiteRT and it is not installed.
+
+    Example:
+        ::
+
+            report = audit_tflite("mobilenet_v2_224_int8.tflite")
+            print(report.summary())
+    """
     graph = read_tflite(path, subgraph=0)
     graphs = [graph] + [read_tflite(path, subgraph=i) for i in range(1, graph.num_subgraphs)]
     ops = collections.Counter(op.opcode for g in graphs for op in g.ops)

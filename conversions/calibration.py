@@ -27,7 +27,28 @@ def calibration_images(spec, input_shape, samples: int = 128, seed: int = 0) -> 
     """``samples`` arrays of ``input_shape`` (preprocessed model inputs).
 
     128 by default (a common post-training calibration size); int8 logits
-    still vary with the draw by a few tenths of a logit."""
+    still vary with the draw by a few tenths of a logit. Each image is a
+    random crop (35-100 % of each side) of one of ``CALIBRATION_PHOTOS``,
+    flipped left-right half the time, then preprocessed by ``spec`` (square
+    inputs) or stretched to the input size and normalised by the spec's
+    mean and std (non-square inputs). Needs scikit-image and Pillow.
+
+    Args:
+        spec: the model's ``ModelSpec`` (its mean, std, crop fraction and
+            interpolation).
+        input_shape: the export's input shape (N, H, W, 3); each array
+            holds N crops.
+        samples: how many arrays.
+        seed: seed of the crops and flips; the same seed gives the same
+            arrays.
+
+    Returns:
+        A list of ``samples`` float32 arrays of shape ``input_shape``.
+
+    Raises:
+        ValueError: if ``spec`` is None (pass ``representative_data``
+            instead).
+    """
     from PIL import Image
 
     from zoo.preprocess import preprocess

@@ -24,7 +24,28 @@ EXAMPLES = ("examples:\n"
 
 
 def cmd_convert(args) -> int:
-    """``zoo convert``: the parsed arguments in, the exit status out."""
+    """``zoo convert``: the parsed arguments in, the exit status out.
+
+    Writes the file and its ``FILE.json``, prints the op audit (TFLite) and,
+    with ``args.check``, the largest difference between the file's outputs
+    and JAX's on one input.
+
+    Args:
+        args: the ``argparse.Namespace`` of the options ``register`` adds
+            (``name``, ``checkpoint``, ``to``, ``quantize``, ``keep_float``,
+            ``pretrained``, ``allow_unpinned``, ``resolution``, ``batch``,
+            ``out``, ``check``).
+
+    Returns:
+        0, the exit status.
+
+    Raises:
+        ValueError: for options that do not go together: ONNX with a
+            quantisation, an unknown ``--quantize``, ``--keep-float``
+            without ``--to tflite --quantize int8``, neither a name nor
+            ``--checkpoint`` (or ``--checkpoint`` with a name or
+            ``--pretrained``), or ``--out`` with the wrong suffix.
+    """
     import numpy as np
     from rich.console import Console
 
@@ -119,7 +140,12 @@ def _check_input(spec, shape):
 
 
 def register(sub) -> None:
-    """Adds ``zoo convert`` to the ``zoo`` command's subparsers."""
+    """Adds ``zoo convert`` to the ``zoo`` command's subparsers.
+
+    Args:
+        sub: the ``zoo`` parser's subparsers (what
+            ``ArgumentParser.add_subparsers`` returns).
+    """
     s = add_command(sub, "convert", "Export a model to TFLite or ONNX, with its op audit and a "
                                     "parity check.", EXAMPLES)
     s.add_argument("name", nargs="?", help="registry model name (zoo list)")

@@ -22,7 +22,19 @@ class ConversionError(RuntimeError):
 
 @dataclasses.dataclass
 class Exportable:
-    """A model ready to export: ``fn(x) -> {output name: array}``."""
+    """A model ready to export: ``fn(x) -> {output name: array}``.
+
+    Attributes:
+        name: the model's name, used in default file names and the metadata.
+        fn: a pure function of one float32 batch of ``input_shape`` to a
+            dict of named outputs, with the variables closed over.
+        input_shape: the fixed input shape, (N, H, W, 3), or (N, steps,
+            features) for a feature-sequence model.
+        spec: the model's ``ModelSpec``, or None for a bare model.
+        pretrained: whether the variables are the published weights.
+        labels: class names for the metadata when they are not ImageNet's
+            (a fine-tuned run); None otherwise.
+    """
 
     name: str
     fn: Callable[[Any], dict]
@@ -33,13 +45,15 @@ class Exportable:
 
     @property
     def output_names(self) -> list[str]:
+        """The names of ``fn``'s outputs, in order (found by shape
+        evaluation, without computing anything)."""
         x = jax.ShapeDtypeStruct(self.input_shape, np.float32)
         return list(jax.eval_shape(self.fn, x))
 
 
 def _output_dict(out) -> dict:
-    """Name a model's outputs: one array -> ``logits`` (or ``output``), a dict
-    keeps its keys, a tuple/list becomes ``output_0``, ``output_1``..."""
+    """Name a model's outputs: one array -> ``output``, a dict keeps its
+    keys, a tuple/list becomes ``output_0``, ``output_1``..."""
     if isinstance(out, dict):
         return {str(k): v for k, v in out.items()}
     if isinstance(out, (tuple, list)):
@@ -54,7 +68,35 @@ def prepare(name_or_model: Union[str, Any], variables: Optional[dict] = None, *,
     reference kernels; its variables are the pretrained ones if
     ``pretrained``, given ``variables`` if any, random (seed 0) otherwise.
     ``allow_unpinned`` accepts pretrained weights whose publisher gives no
-    hash (see ``zoo.load_pretrained``)."""
+    hash (see ``zoo.load_pretrained``).
+
+    A model object whose settings choose another kernel implementation is
+    cloned with the reference one (same variables). Outputs are named: one
+    array is ``output``, a dict keeps its keys, a tuple or list gives
+    ``output_0``, ``output_1``...
+
+    Args:
+        name_or_model: a registry name, a flax model, or an ``Exportable``
+            (returned as it is).
+        variables: the model's variables; required with a model object,
+            optional with a name (instead of the random ones).
+        pretrained: with a name: export the published weights.
+        input_shape: the fixed input shape; None means (1, H, W, 3) at the
+            spec's resolution (a sequence model: (1, steps, features)).
+        spec: the ``ModelSpec``; None means the registry's for the name (or
+            for the model's ``model_name``).
+        allow_unpinned: accept pretrained weights with no published hash.
+
+    Returns:
+        The ``Exportable``.
+
+    Raises:
+        ValueError: if a name gets both ``pretrained=True`` and
+            ``variables``, a model object comes without variables, there is
+            no ``input_shape`` and no spec to take it from, or
+            ``input_shape`` is not a fixed (batch, height, width, 3) shape
+            (for a sequence model: (batch, steps, features)).
+    """
     import zoo
 
     if isinstance(name_or_model, Exportable):

@@ -22,6 +22,25 @@ def _version() -> str:
 
 
 def metadata(ex, *, fmt: str, quantization: str, outputs: list[str]) -> dict[str, Any]:
+    """The metadata document of an export, ready for ``json.dumps``.
+
+    Args:
+        ex: the ``conversions.export.Exportable`` being exported.
+        fmt: the file format to record, ``"tflite"`` or ``"onnx"``.
+        quantization: the quantisation to record, e.g. ``"int8"``.
+        outputs: the output names, in the file's order.
+
+    Returns:
+        A dict with ``model``, ``format``, ``quantization``,
+        ``zoo_version``, ``created`` (UTC, ISO 8601), ``pretrained``,
+        ``input`` (name, shape, dtype, layout, colour order; with a spec also
+        the normalisation, mean, std, resize, centre crop and interpolation)
+        and ``outputs``. With a spec also ``task``; ``weights`` (source and
+        license) when pretrained; ``labels`` and ``output_meaning`` for a
+        classifier with ``ex.labels`` or ImageNet's 1000 classes;
+        ``output_meaning`` for a depth model. A feature-sequence model (3-D
+        input) gets its own input fields and no image ones.
+    """
     spec = ex.spec
     if len(ex.input_shape) == 3:
         return _sequence_metadata(ex, fmt=fmt, quantization=quantization, outputs=outputs)

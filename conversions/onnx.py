@@ -28,7 +28,39 @@ def to_onnx(name_or_model: Union[str, Any], variables: Optional[dict] = None,
             input_shape=None, *, out: Union[str, Path, None] = None,
             pretrained: bool = False, spec: Any = None, opset: int = OPSET) -> Path:
     """Export to a float32 ``.onnx`` file; returns its path (default
-    ``NAME_RES_float32.onnx``)."""
+    ``NAME_RES_float32.onnx``).
+
+    The model goes through a temporary float32 TFLite file (``to_tflite``
+    without the audit) and ``tflite_to_onnx``; the metadata is in the
+    model's ``metadata_props`` and in the sidecar ``FILE.json``. Needs the
+    ``convert`` extra.
+
+    Args:
+        name_or_model: a registry name, a flax model (with ``variables``),
+            or an ``Exportable``; see ``conversions.export.prepare``.
+        variables: the model's variables; required with a model object.
+        input_shape: the fixed input shape; None means (1, H, W, 3) at the
+            spec's resolution.
+        out: the ``.onnx`` path; None means ``NAME_RES_float32.onnx`` in the
+            working folder.
+        pretrained: with a name: export the published weights.
+        spec: the ``ModelSpec``; None means the registry's.
+        opset: the ONNX opset to target.
+
+    Returns:
+        The path of the written ``.onnx`` file.
+
+    Raises:
+        ValueError: from ``prepare``, for inconsistent arguments.
+        ConversionError: if TFLite or tf2onnx conversion fails.
+        ImportError: if TensorFlow, tf2onnx or onnx is not installed.
+
+    Example:
+        ::
+
+            path = to_onnx("mobilenet_v2", pretrained=True)
+            logits = runner(path)(x)["output"]
+    """
     ex = prepare(name_or_model, variables, pretrained=pretrained, input_shape=input_shape,
                  spec=spec)
     path = Path(out) if out is not None else default_output(ex, "float32", ".onnx")
@@ -41,7 +73,28 @@ def to_onnx(name_or_model: Union[str, Any], variables: Optional[dict] = None,
 
 def tflite_to_onnx(tflite: Union[str, Path], out: Union[str, Path], *, opset: int = OPSET,
                    started: Optional[float] = None) -> Path:
-    """Convert a float32 ``.tflite`` written by ``to_tflite`` to ``out``."""
+    """Convert a float32 ``.tflite`` written by ``to_tflite`` to ``out``.
+
+    The file's ``zoo_metadata`` goes into the ONNX model's
+    ``metadata_props`` and the sidecar ``out.json``, with ``format``,
+    ``opset`` and ``conversion_seconds`` updated; the model passes
+    ``onnx.checker`` before it is written.
+
+    Args:
+        tflite: a float32 ``.tflite`` file written by ``to_tflite``.
+        out: the ``.onnx`` path to write.
+        opset: the ONNX opset to target.
+        started: ``time.perf_counter()`` when the export began, so
+            ``conversion_seconds`` includes the TFLite step; None means now.
+
+    Returns:
+        ``out`` as a ``Path``.
+
+    Raises:
+        ImportError: if tf2onnx or onnx is not installed.
+        ValueError: if ``tflite`` has no ``zoo_metadata`` or is not float32.
+        ConversionError: if tf2onnx cannot convert the file.
+    """
     try:
         import onnx
         import tf2onnx

@@ -14,7 +14,14 @@ from zoo.timing import time_calls
 
 
 def litert_interpreter():
-    """LiteRT's ``Interpreter`` class, or an ImportError naming the extra."""
+    """LiteRT's ``Interpreter`` class, or an ImportError naming the extra.
+
+    Returns:
+        ``ai_edge_litert.interpreter.Interpreter``.
+
+    Raises:
+        ImportError: if LiteRT (the ``litert`` extra) is not installed.
+    """
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -23,6 +30,21 @@ def litert_interpreter():
 
 
 def litert_runner(path: Union[str, Path], num_threads: int = 2) -> Callable[[np.ndarray], dict]:
+    """A function that runs a ``.tflite`` file in LiteRT (default XNNPACK
+    delegate).
+
+    Args:
+        path: the ``.tflite`` file.
+        num_threads: the interpreter's threads.
+
+    Returns:
+        ``run(x) -> {output name: array}``: ``x`` is cast to float32; the
+        names and their order are the file's first signature's, or the
+        output tensors' when it has none.
+
+    Raises:
+        ImportError: if LiteRT is not installed.
+    """
     interp = litert_interpreter()(model_path=str(path), num_threads=num_threads)
     sigs = interp.get_signature_list()
     if sigs:
@@ -47,6 +69,19 @@ def litert_runner(path: Union[str, Path], num_threads: int = 2) -> Callable[[np.
 
 
 def onnx_runner(path: Union[str, Path], num_threads: int = 2) -> Callable[[np.ndarray], dict]:
+    """A function that runs an ``.onnx`` file in onnxruntime (CPU provider).
+
+    Args:
+        path: the ``.onnx`` file.
+        num_threads: intra-op threads (inter-op: 1).
+
+    Returns:
+        ``run(x) -> {output name: array}``: ``x`` is cast to float32 and fed
+        to the first input; outputs in the session's order.
+
+    Raises:
+        ImportError: if onnxruntime is not installed.
+    """
     try:
         import onnxruntime as ort
     except ImportError:
@@ -66,7 +101,27 @@ def onnx_runner(path: Union[str, Path], num_threads: int = 2) -> Callable[[np.nd
 
 
 def runner(path: Union[str, Path], num_threads: int = 2) -> Callable[[np.ndarray], dict]:
-    """A runner for ``path`` chosen by its suffix."""
+    """A runner for ``path`` chosen by its suffix.
+
+    Args:
+        path: a ``.tflite`` file (run by ``litert_runner``) or an ``.onnx``
+            file (``onnx_runner``).
+        num_threads: the runtime's threads.
+
+    Returns:
+        ``run(x) -> {output name: array}`` taking a float32 batch of the
+        file's input shape.
+
+    Raises:
+        ValueError: if the suffix is neither ``.tflite`` nor ``.onnx``.
+
+    Example:
+        ::
+
+            run = runner("mobilenet_v2_224_float32.tflite")
+            logits = run(x)["output"]          # x: (1, 224, 224, 3) float32
+            print(latency_ms(run, x))
+    """
     suffix = Path(path).suffix
     if suffix == ".tflite":
         return litert_runner(path, num_threads)
@@ -79,5 +134,15 @@ def latency_ms(run: Callable[[np.ndarray], dict], x: np.ndarray, runs: int = 20,
                warmup: int = 3) -> float:
     """Median wall time (ms) of ``runs`` calls, timed by the benchmark suite's
     loop (``zoo.timing``); both runtimes return host arrays, so a call has
-    finished when it returns."""
+    finished when it returns.
+
+    Args:
+        run: a runner from ``runner``.
+        x: the input of every call.
+        runs: timed calls.
+        warmup: untimed calls first.
+
+    Returns:
+        The median of the timed calls, in milliseconds.
+    """
     return time_calls(lambda: run(x), runs, warmup)["p50_ms"]

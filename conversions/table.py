@@ -82,7 +82,21 @@ def _peak_rss_gib() -> float:
 
 
 def worker(name: str, fmt: str, quantization: str, out: str) -> dict:
-    """Convert one model (in this process) and report time and peak memory."""
+    """Convert one model (in this process) and report time and peak memory.
+
+    ``measure`` runs it in a child process (``--worker``), so the peak is
+    the conversion's own. Models in ``OFFLINE_PRETRAINED`` are exported
+    with their published weights, the others with random ones; no audit.
+
+    Args:
+        name: the registry model name.
+        fmt: ``"tflite"``; anything else exports ONNX.
+        quantization: a TFLite quantisation (ignored for ONNX).
+        out: the path of the file to write.
+
+    Returns:
+        ``{"convert_s": seconds, "pretrained": bool, "peak_rss_gib": GiB}``.
+    """
     from conversions.onnx import to_onnx
     from conversions.tflite import to_tflite
 
@@ -122,6 +136,25 @@ def _convert(name, fmt, quantization, out: Path, timeout: float) -> dict:
 
 def measure(name: str, fmt: str, quantization: str, folder: Path, runs: int,
             timeout: float) -> dict:
+    """One row of the table: convert in a child process, then run the file
+    beside JAX on the task's photos (see the module docstring).
+
+    Args:
+        name: the registry model name.
+        fmt: ``"tflite"`` or ``"onnx"``.
+        quantization: ``"float32"``, ``"float16"``, ``"dynamic_int8"`` or
+            ``"int8"``.
+        folder: where the file is written, as ``NAME_QUANT.EXT``.
+        runs: timed calls for the latency.
+        timeout: seconds the conversion may take before it is killed.
+
+    Returns:
+        The row: ``model``, ``format``, ``quantization`` and ``status``
+        (``"ok"``, or why the conversion failed or timed out, then nothing
+        else); when ok also the worker's fields and ``size_mib``,
+        ``max_rel_diff``, ``top1_agree`` (``"k/n"``, empty for tasks with no
+        top-1), ``latency_ms`` and, for TFLite, ``partitions``.
+    """
     import zoo
     from conversions.audit import audit_tflite
     from conversions.runtime import latency_ms, runner
@@ -162,6 +195,18 @@ def _peak(r: dict) -> str:
 
 
 def markdown(rows: list[dict], env: dict) -> str:
+    """The table as Markdown.
+
+    Args:
+        rows: rows from ``measure``.
+        env: the machine and versions: ``cpu``, ``cores``, ``tensorflow``,
+            ``litert``, ``onnxruntime``, ``date`` and ``command``.
+
+    Returns:
+        A line naming the machine, versions and date, the command, and a
+        Markdown table with one line per row (a failed row shows its status
+        and peak memory only), ending in a newline.
+    """
     lines = [f"Conversions on {env['cpu']} ({env['cores']} cores), TensorFlow {env['tensorflow']}, "
              f"LiteRT {env['litert']}, onnxruntime {env['onnxruntime']}, {env['date']}.",
              f"Command: `{env['command']}`", "",
@@ -199,6 +244,20 @@ def _env() -> dict:
 
 
 def main(argv=None) -> int:
+    """``python -m conversions.table``: convert and measure the models,
+    write ``conversions-cpu-<cores>cores-<time>.json`` and ``.md`` to
+    ``--out`` and print the table.
+
+    Args:
+        argv: the command-line arguments; None means ``sys.argv[1:]``.
+
+    Returns:
+        0, the exit status.
+
+    Raises:
+        SystemExit: if ``--models`` matches no registered model of the
+            table's tasks (and on ``--help`` or bad options, from argparse).
+    """
     p = argparse.ArgumentParser(
         prog="python -m conversions.table", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -61,6 +61,18 @@ def _tensorflow():
 
 
 def default_output(ex: Exportable, quantization: str, suffix: str) -> Path:
+    """The default file name of an export, in the working folder.
+
+    Args:
+        ex: the ``Exportable``; its name and input shape make the name.
+        quantization: the quantisation label, as ``quant_label`` makes it.
+        suffix: the extension with its dot, ``".tflite"`` or ``".onnx"``.
+
+    Returns:
+        ``NAME_RES[_bBATCH]_QUANT.SUFFIX`` as a relative ``Path``: RES is
+        ``H`` for a square input, else ``HxW``; the batch part only when it
+        is not 1 (e.g. ``mobilenet_v2_224_int8.tflite``).
+    """
     h, w = ex.input_shape[1:3]
     res = f"_{h}" if h == w else f"_{h}x{w}"
     batch = f"_b{ex.input_shape[0]}" if ex.input_shape[0] != 1 else ""
@@ -152,7 +164,50 @@ def to_tflite(name_or_model: Union[str, Any], variables: Optional[dict] = None,
     and gets the same JSON as a sidecar, ``FILE.json``. With ``audit`` (the
     default) the op audit runs and a Flex or custom op is an error naming
     its layer. ``keep_float`` (int8 only) names TFLite op types to leave in
-    float32, e.g. ``("FULLY_CONNECTED",)`` for the classifier."""
+    float32, e.g. ``("FULLY_CONNECTED",)`` for the classifier.
+
+    Needs the ``convert`` extra (TensorFlow).
+
+    Args:
+        name_or_model: a registry name, a flax model (with ``variables``),
+            or an ``Exportable``; see ``conversions.export.prepare``.
+        variables: the model's variables; required with a model object.
+        quantization: ``"float32"``, ``"float16"``, ``"dynamic_int8"`` or
+            ``"int8"`` (see the module's table).
+        input_shape: the fixed input shape; None means (1, H, W, 3) at the
+            spec's resolution.
+        representative_data: int8 only: an iterable of float32 arrays of
+            the export's input shape, preprocessed like the model's input;
+            None means ``calibration_images`` of the spec.
+        out: the ``.tflite`` path; None means ``NAME_RES_QUANT.tflite`` in
+            the working folder.
+        pretrained: with a name: export the published weights.
+        spec: the ``ModelSpec``; None means the registry's.
+        audit: run ``audit_tflite`` on the result (needs LiteRT).
+        keep_float: int8 only: TFLite op type names (any case) to keep in
+            float32; a single string is one name.
+
+    Returns:
+        The path of the written ``.tflite`` file (its ``FILE.json`` sidecar
+        sits beside it).
+
+    Raises:
+        ValueError: if ``quantization`` is unknown; ``keep_float`` or
+            ``representative_data`` comes with another quantisation than
+            int8; ``keep_float`` names no TFLite builtin op;
+            ``representative_data`` is empty or mis-shaped; or ``prepare``
+            rejects the arguments.
+        ConversionError: if the TFLite converter fails (the message names
+            the layers and reasons), or the audit finds Flex or custom ops
+            (the file and its sidecar are then deleted).
+        ImportError: if TensorFlow is not installed.
+
+    Example:
+        ::
+
+            path = to_tflite("efficientnet_lite0", pretrained=True, quantization="int8")
+            path = to_tflite(model, variables, input_shape=(1, 96, 96, 3), out="m.tflite")
+    """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization={quantization!r}: choose one of {', '.join(QUANTIZATIONS)}")
     keep_float = _check_keep_float(keep_float, quantization)
@@ -217,7 +272,16 @@ def to_tflite(name_or_model: Union[str, Any], variables: Optional[dict] = None,
 
 
 def quant_label(quantization: str, keep_float: Sequence[str] = ()) -> str:
-    """``int8``, or ``int8-float-fully_connected`` for a mixed-precision file."""
+    """``int8``, or ``int8-float-fully_connected`` for a mixed-precision file.
+
+    Args:
+        quantization: the quantisation, e.g. ``"int8"``.
+        keep_float: the op types kept in float32, if any.
+
+    Returns:
+        ``quantization``, followed by ``-float-`` and the lower-cased op
+        types joined by ``-`` when ``keep_float`` is not empty.
+    """
     return "-".join([quantization] + ["float"] * bool(keep_float)
                     + [o.lower() for o in keep_float])
 
@@ -281,7 +345,20 @@ def _finish(flatbuffer: bytes, meta: dict, tf_names: dict[str, str]) -> bytes:
 
 
 def read_metadata(path: Union[str, Path]) -> dict:
-    """The ``zoo_metadata`` JSON embedded in a ``.tflite`` file we wrote."""
+    """The ``zoo_metadata`` JSON embedded in a ``.tflite`` file we wrote.
+
+    Args:
+        path: a ``.tflite`` file written by ``to_tflite``.
+
+    Returns:
+        The metadata as a dict (see ``conversions.metadata.metadata``), with
+        ``conversion_seconds`` and, for mixed precision, ``keep_float``.
+
+    Raises:
+        ValueError: if the file carries no ``zoo_metadata``.
+        zoo.weights.errors.TFLiteFormatError: if the file is not a
+            well-formed TFLite flatbuffer.
+    """
     from zoo.weights.tflite import read_tflite
 
     graph = read_tflite(path, subgraph=0)
@@ -296,7 +373,16 @@ _LOC = re.compile(r"jit\([^)]*\)/([^;'\"]+)")
 
 def layer_of(tensor_name: str) -> str:
     """``jit(fn)/MobileNetV2/blocks_3/dw/conv/conv_general_dilated`` ->
-    ``MobileNetV2/blocks_3/dw/conv``: the flax path that made a tensor."""
+    ``MobileNetV2/blocks_3/dw/conv``: the flax path that made a tensor.
+
+    Args:
+        tensor_name: a TFLite tensor name; of a fused op's ``;``-separated
+            names the last (the convolution's) is read.
+
+    Returns:
+        The JAX location without its ``jit(...)`` prefix and primitive, or
+        ``tensor_name`` unchanged when it holds no JAX location.
+    """
     m = _LOC.search((tensor_name or "").split(";")[-1])  # fused ops: the last is the conv
     if not m:
         return tensor_name

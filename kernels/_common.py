@@ -71,6 +71,19 @@ def resolve_implementation(implementation: str, backend: str | None = None) -> s
     path), ``reference`` on GPU/TPU, where cuDNN and the TPU compiler run the
     plain forms well and the Pallas kernels have not been timed on hardware
     yet (no accelerator is lent to this project); ask for ``pallas`` by name.
+
+    Args:
+        implementation: one of ``IMPLEMENTATIONS``: ``"auto"``,
+            ``"reference"``, ``"xla_fast"`` or ``"pallas"``.
+        backend: a JAX backend name (``"cpu"``, ``"gpu"``, ``"tpu"``...);
+            None means ``jax.default_backend()``. Only read for ``"auto"``.
+
+    Returns:
+        ``"reference"``, ``"xla_fast"`` or ``"pallas"``: ``implementation``
+        itself unless it is ``"auto"``.
+
+    Raises:
+        ValueError: if ``implementation`` is not one of ``IMPLEMENTATIONS``.
     """
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(
@@ -90,11 +103,24 @@ def lowering_target(target: str):
     kernel for ``target`` ("tpu" or "triton") whatever the local backend:
     for ``jax.export(..., platforms=["tpu"] / ["cuda"])`` from a CPU machine.
 
-        with kernels.lowering_target("tpu"):
-            jax.export.export(jax.jit(f), platforms=["tpu"], disabled_checks=...)(x)
-
     The choice is made while tracing: trace inside the context, with a
     function jit has not traced before (jit caches traces per function).
+    The setting is per thread and the previous one comes back on exit.
+
+    Args:
+        target: ``"tpu"`` (Mosaic) or ``"triton"`` (GPU).
+
+    Yields:
+        None; the override holds until the ``with`` block ends.
+
+    Raises:
+        ValueError: if ``target`` is not one of ``TARGETS``.
+
+    Example:
+        ::
+
+            with kernels.lowering_target("tpu"):
+                jax.export.export(jax.jit(f), platforms=["tpu"], disabled_checks=...)(x)
     """
     if target not in TARGETS:
         raise ValueError(f"target={target!r} is not one of {TARGETS}")
@@ -107,11 +133,26 @@ def lowering_target(target: str):
 
 
 def pallas_target(target: Optional[str] = None) -> tuple[str, bool]:
-    """(target, interpret): which kernel variant to build and whether to run
-    it in interpret mode. On TPU: Mosaic; on GPU: Triton; on CPU (no compiled
-    Pallas backend) the TPU variant in interpret mode unless ``target`` says
-    otherwise; a ``target`` foreign to the backend runs interpreted too.
-    Inside ``lowering_target(t)``: (t, False)."""
+    """Which Pallas kernel variant to build and whether to run it in
+    interpret mode.
+
+    On TPU: Mosaic; on GPU: Triton; on CPU (no compiled Pallas backend) the
+    TPU variant in interpret mode unless ``target`` says otherwise; a
+    ``target`` foreign to the backend runs interpreted too. Inside
+    ``lowering_target(t)``: ``(t, False)``, whatever ``target`` says.
+
+    Args:
+        target: ``"tpu"``, ``"triton"``, or None for the backend's own
+            variant (``"tpu"`` on CPU).
+
+    Returns:
+        ``(target, interpret)``: the variant name and True when it must run
+        in the Pallas interpreter.
+
+    Raises:
+        ValueError: if ``target`` is neither None nor one of ``TARGETS``
+            (outside ``lowering_target``).
+    """
     forced = getattr(_override, "target", None)
     if forced is not None:
         return forced, False
@@ -130,6 +171,19 @@ def pallas_target(target: Optional[str] = None) -> tuple[str, bool]:
 
 @dataclasses.dataclass(frozen=True)
 class Fallback:
+    """One shape that ran the reference instead of a Pallas kernel.
+
+    Attributes:
+        op: the op's name, e.g. ``"depthwise_conv_bn_act"``.
+        target: the Pallas variant that could not take it, ``"tpu"`` or
+            ``"triton"``.
+        shape: the problem's key: ``(input shape, (kh, kw), stride, dtype)``
+            for ``depthwise_conv_bn_act``, ``(input shape, (K, N), has
+            residual, dtype)`` for ``pointwise_conv``, ``(input shape, R,
+            dtype)`` for ``squeeze_excite``; dtype as its name.
+        reason: why no kernel plan fits, e.g. the VMEM working set over budget.
+    """
+
     op: str
     target: str
     shape: tuple
@@ -147,7 +201,12 @@ def record_fallback(op: str, target: str, shape: tuple, reason: str) -> None:
 
 def fallbacks() -> list[Fallback]:
     """Every (op, target, shape) that ran the reference instead of a Pallas
-    kernel in this process, with the reason."""
+    kernel in this process, with the reason.
+
+    Returns:
+        The recorded ``Fallback`` entries, one per distinct (op, target,
+        shape), sorted by op, target and shape.
+    """
     with _lock:
         return sorted(_fallbacks.values(), key=lambda f: (f.op, f.target, f.shape))
 

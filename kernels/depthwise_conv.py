@@ -62,14 +62,30 @@ from kernels._common import (IMPLEMENTATIONS, TPU_VMEM_BUDGET, TRITON_TILE_ELEME
 __all__ = ["IMPLEMENTATIONS", "depthwise_conv", "depthwise_conv_reference",
            "depthwise_conv_xla_fast", "depthwise_conv_bn_act", "depthwise_conv_bn_act_reference",
            "depthwise_conv_bn_act_xla_fast", "depthwise_conv_bn_act_pallas", "depthwise_plan",
-           "resolve_implementation", "same_padding", "resolve_padding"]
+           "DepthwisePlan", "resolve_implementation", "same_padding", "resolve_padding"]
 
 Padding = Union[str, Sequence[tuple[int, int]]]
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TensorFlow "SAME" padding of one spatial axis: output = ceil(size/stride),
-    the extra pixel (if any) goes after. Weights trained in TensorFlow expect it."""
+    the extra pixel (if any) goes after. Weights trained in TensorFlow expect it.
+
+    Args:
+        size: the input's length along the axis, in pixels.
+        kernel: the kernel's length along the axis.
+        stride: the stride along the axis.
+
+    Returns:
+        ``(before, after)`` pixel counts, ``after`` the larger when the total
+        is odd; ``(0, 0)`` when the windows need no padding.
+
+    Example:
+        ::
+
+            same_padding(224, 3, 2)   # (0, 1): 112 outputs
+            same_padding(112, 5, 2)   # (1, 2)
+    """
     out = -(-size // stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
@@ -82,6 +98,20 @@ def resolve_padding(padding: Padding, spatial: Sequence[int], kernel: Sequence[i
     ``"same"``: TensorFlow SAME (asymmetric at stride 2 on even sizes).
     ``"symmetric"``: k//2 on each side, as PyTorch models are written.
     ``"valid"``: none. A pair of pairs is returned unchanged.
+
+    Args:
+        padding: a mode name (``"same"``, ``"symmetric"``, ``"valid"``, any
+            letter case) or explicit ``((top, bottom), (left, right))``.
+        spatial: the input's ``(H, W)``.
+        kernel: the kernel's ``(kh, kw)``.
+        stride: the stride of both spatial axes.
+
+    Returns:
+        ``((top, bottom), (left, right))`` as ints.
+
+    Raises:
+        ValueError: if ``padding`` names no mode, or explicit padding is not
+            two ``(before, after)`` pairs.
     """
     if isinstance(padding, str):
         mode = padding.lower()
@@ -110,7 +140,23 @@ def _check(x: jax.Array, w: jax.Array) -> None:
 
 def depthwise_conv_reference(x: jax.Array, w: jax.Array, *, stride: int = 1,
                              padding: Padding = "same") -> jax.Array:
-    """Definition of correct: XLA grouped convolution."""
+    """Definition of correct: XLA grouped convolution.
+
+    Args:
+        x: (N, H, W, C) float input (NHWC).
+        w: (kh, kw, 1, C) kernel (HWIO with I = 1), cast to ``x``'s dtype.
+        stride: the stride of both spatial axes.
+        padding: ``"same"``, ``"symmetric"``, ``"valid"`` or explicit
+            ``((top, bottom), (left, right))``; see ``resolve_padding``.
+
+    Returns:
+        (N, H_out, W_out, C) array of ``x``'s dtype; with ``"same"``,
+        ``H_out = ceil(H / stride)`` and ``W_out = ceil(W / stride)``.
+
+    Raises:
+        ValueError: if ``x`` is not rank 4, ``w`` is not (kh, kw, 1, C), or
+            ``padding`` is not a valid mode or pair of pairs.
+    """
     _check(x, w)
     pads = resolve_padding(padding, x.shape[1:3], w.shape[:2], stride)
     return lax.conv_general_dilated(
@@ -120,7 +166,24 @@ def depthwise_conv_reference(x: jax.Array, w: jax.Array, *, stride: int = 1,
 
 def depthwise_conv_xla_fast(x: jax.Array, w: jax.Array, *, stride: int = 1,
                             padding: Padding = "same") -> jax.Array:
-    """k*k shifted multiply-adds; XLA:CPU fuses them into one vectorised loop."""
+    """k*k shifted multiply-adds; XLA:CPU fuses them into one vectorised loop.
+
+    Args:
+        x: (N, H, W, C) float input (NHWC).
+        w: (kh, kw, 1, C) kernel (HWIO with I = 1), cast to ``x``'s dtype.
+        stride: the stride of both spatial axes.
+        padding: ``"same"``, ``"symmetric"``, ``"valid"`` or explicit
+            ``((top, bottom), (left, right))``; see ``resolve_padding``.
+
+    Returns:
+        (N, H_out, W_out, C) array of ``x``'s dtype; with ``"same"``,
+        ``H_out = ceil(H / stride)`` and ``W_out = ceil(W / stride)``.
+
+    Raises:
+        ValueError: if ``x`` is not rank 4, ``w`` is not (kh, kw, 1, C),
+            ``padding`` is not valid, or the window does not fit the padded
+            input.
+    """
     _check(x, w)
     kh, kw = w.shape[:2]
     (pt, pb), (pl, pr) = resolve_padding(padding, x.shape[1:3], (kh, kw), stride)
@@ -167,7 +230,28 @@ def _epilogue(y, scale, bias, act):
 
 def depthwise_conv_bn_act_reference(x, w, scale=None, bias=None, *, stride: int = 1,
                                     padding: Padding = "same", act: Optional[str] = None):
-    """act(depthwise_conv(x, w) * scale + bias): grouped conv, then the epilogue."""
+    """act(depthwise_conv(x, w) * scale + bias): grouped conv, then the epilogue.
+
+    Args:
+        x: (N, H, W, C) float input (NHWC).
+        w: (kh, kw, 1, C) kernel (HWIO with I = 1), cast to ``x``'s dtype.
+        scale: (C,) per-channel factor (a folded BatchNorm's
+            ``gamma / sqrt(var + eps)``); None means 1.
+        bias: (C,) per-channel offset (``beta - mean * scale``); None means 0.
+        stride: the stride of both spatial axes.
+        padding: ``"same"``, ``"symmetric"``, ``"valid"`` or explicit
+            ``((top, bottom), (left, right))``; see ``resolve_padding``.
+        act: activation applied last: None (identity), ``"relu"``,
+            ``"relu6"``, ``"swish"``, ``"hard_swish"``, ``"sigmoid"`` or
+            ``"hard_sigmoid"``.
+
+    Returns:
+        (N, H_out, W_out, C) array of ``x``'s dtype; with ``"same"``,
+        ``H_out = ceil(H / stride)`` and ``W_out = ceil(W / stride)``.
+
+    Raises:
+        ValueError: if ``act`` is unknown, or as ``depthwise_conv_reference``.
+    """
     act_fn(act)
     y = depthwise_conv_reference(x, w, stride=stride, padding=padding)
     return _epilogue(y, scale, bias, act)
@@ -175,7 +259,28 @@ def depthwise_conv_bn_act_reference(x, w, scale=None, bias=None, *, stride: int 
 
 def depthwise_conv_bn_act_xla_fast(x, w, scale=None, bias=None, *, stride: int = 1,
                                    padding: Padding = "same", act: Optional[str] = None):
-    """The shifted multiply-adds with the epilogue; XLA fuses it all on CPU."""
+    """The shifted multiply-adds with the epilogue; XLA fuses it all on CPU.
+
+    Args:
+        x: (N, H, W, C) float input (NHWC).
+        w: (kh, kw, 1, C) kernel (HWIO with I = 1), cast to ``x``'s dtype.
+        scale: (C,) per-channel factor (a folded BatchNorm's
+            ``gamma / sqrt(var + eps)``); None means 1.
+        bias: (C,) per-channel offset (``beta - mean * scale``); None means 0.
+        stride: the stride of both spatial axes.
+        padding: ``"same"``, ``"symmetric"``, ``"valid"`` or explicit
+            ``((top, bottom), (left, right))``; see ``resolve_padding``.
+        act: activation applied last: None (identity), ``"relu"``,
+            ``"relu6"``, ``"swish"``, ``"hard_swish"``, ``"sigmoid"`` or
+            ``"hard_sigmoid"``.
+
+    Returns:
+        (N, H_out, W_out, C) array of ``x``'s dtype; with ``"same"``,
+        ``H_out = ceil(H / stride)`` and ``W_out = ceil(W / stride)``.
+
+    Raises:
+        ValueError: if ``act`` is unknown, or as ``depthwise_conv_xla_fast``.
+    """
     act_fn(act)
     y = depthwise_conv_xla_fast(x, w, stride=stride, padding=padding)
     return _epilogue(y, scale, bias, act)
@@ -186,7 +291,30 @@ def depthwise_conv_bn_act_xla_fast(x, w, scale=None, bias=None, *, stride: int =
 
 @dataclasses.dataclass(frozen=True)
 class DepthwisePlan:
-    """How the Pallas kernel tiles one problem; ``reason`` set means fall back."""
+    """How the Pallas kernel tiles one problem; ``reason`` set means fall back.
+
+    Attributes:
+        target: ``"tpu"`` (Mosaic) or ``"triton"`` (GPU).
+        n: batch size of the input.
+        h: input height.
+        w: input width.
+        c: channels.
+        k: the square kernel's side.
+        stride: the stride of both spatial axes.
+        pads: ``((top, bottom), (left, right))`` padding.
+        out_h: output height.
+        out_w: output width.
+        th: output rows per grid step (0 when ``reason`` is set).
+        tw: output columns per grid step (TPU: the whole width).
+        bc: channels per grid step.
+        out_h_pad: ``out_h`` rounded up to a multiple of ``th``.
+        out_w_pad: ``out_w`` rounded up to a multiple of ``tw``.
+        c_pad: ``c`` rounded up to a multiple of ``bc`` (Triton; TPU: ``c``).
+        vmem_bytes: the TPU plan's double-buffered working set per grid
+            step, in bytes (0 for Triton).
+        reason: why no tiling fits, making the op run the reference; empty
+            when the plan is usable.
+    """
 
     target: str
     n: int
@@ -209,10 +337,14 @@ class DepthwisePlan:
 
     @property
     def halo(self) -> int:
+        """Extra rows (and columns) of each stride phase a tile reads beyond
+        its outputs: ``(k - 1) // stride``."""
         return (self.k - 1) // self.stride
 
     @property
     def grid(self) -> tuple:
+        """The Pallas grid, (batch, row tiles, column tiles, channel tiles);
+        only defined when ``reason`` is empty."""
         return (self.n, self.out_h_pad // self.th, self.out_w_pad // self.tw, self.c_pad // self.bc)
 
 
@@ -223,7 +355,30 @@ def _next_pow2(n: int) -> int:
 def depthwise_plan(shape, k: int, stride: int = 1, padding: Padding = "same",
                    dtype=jnp.float32, target: str = "tpu") -> DepthwisePlan:
     """Tiling of a depthwise kxk conv of NHWC ``shape`` for ``target``
-    ("tpu" or "triton"); ``plan.reason`` is non-empty when no tiling fits."""
+    ("tpu" or "triton"); ``plan.reason`` is non-empty when no tiling fits.
+
+    TPU: whole-width row bands of a 128-channel block (all channels when C
+    is not a multiple of 128), the tallest band whose double-buffered
+    working set fits the 16 MiB VMEM budget. Triton: power-of-two tiles of
+    at most 8 rows, 16 columns and 128 channels.
+
+    Args:
+        shape: the input's (N, H, W, C).
+        k: the square kernel's side.
+        stride: the stride of both spatial axes.
+        padding: a padding mode or explicit pads, as in ``resolve_padding``.
+        dtype: the input's dtype; its item size sets the working set.
+        target: ``"tpu"`` or ``"triton"``.
+
+    Returns:
+        A ``DepthwisePlan``; its ``reason`` says why no kernel fits (the
+        window does not fit the padded input, or on TPU even 8 rows exceed
+        the VMEM budget).
+
+    Raises:
+        ValueError: if ``target`` is neither ``"tpu"`` nor ``"triton"``, or
+            ``padding`` is not valid.
+    """
     n, h, w, c = shape
     pads = resolve_padding(padding, (h, w), (k, k), stride)
     out_h = (h + sum(pads[0]) - k) // stride + 1
@@ -353,7 +508,37 @@ def depthwise_conv_bn_act_pallas(x, w, scale=None, bias=None, *, stride: int = 1
                                  interpret: Optional[bool] = None):
     """The fused Pallas kernel (Mosaic TPU or Triton GPU; interpret mode on
     CPU), differentiable through the reference's VJP. A shape the plan cannot
-    take runs the reference and is recorded in ``kernels.fallbacks()``."""
+    take (a non-square kernel, or a plan with a ``reason``) runs the
+    reference and is recorded in ``kernels.fallbacks()``.
+
+    Args:
+        x: (N, H, W, C) float input (NHWC).
+        w: (kh, kw, 1, C) kernel (HWIO with I = 1); the kernel computes in
+            float32 and casts the result to ``x``'s dtype.
+        scale: (C,) per-channel factor (a folded BatchNorm's
+            ``gamma / sqrt(var + eps)``); None means 1.
+        bias: (C,) per-channel offset (``beta - mean * scale``); None means 0.
+        stride: the stride of both spatial axes.
+        padding: ``"same"``, ``"symmetric"``, ``"valid"`` or explicit
+            ``((top, bottom), (left, right))``; see ``resolve_padding``.
+        act: activation applied last: None (identity), ``"relu"``,
+            ``"relu6"``, ``"swish"``, ``"hard_swish"``, ``"sigmoid"`` or
+            ``"hard_sigmoid"``.
+        target: the kernel variant, ``"tpu"`` or ``"triton"``; None means
+            the backend's own (``"tpu"`` on CPU). See ``pallas_target``.
+        interpret: run in the Pallas interpreter; None means whenever the
+            variant is not the backend's own (always on CPU), never inside
+            ``lowering_target``.
+
+    Returns:
+        (N, H_out, W_out, C) array of ``x``'s dtype; with ``"same"``,
+        ``H_out = ceil(H / stride)`` and ``W_out = ceil(W / stride)``.
+
+    Raises:
+        ValueError: if ``x`` or ``w`` is mis-shaped, ``scale`` or ``bias`` is
+            not (C,), ``act`` is unknown, ``target`` is not a variant, or
+            ``padding`` is not valid.
+    """
     _check(x, w)
     act_fn(act)
     kh, kw = w.shape[:2]
@@ -384,7 +569,41 @@ def depthwise_conv_bn_act(x, w, scale=None, bias=None, *, stride: int = 1,
                           implementation: str = "auto", target: Optional[str] = None):
     """act(depthwise_conv(x, w) * scale + bias) with ``implementation``
     "auto" | "reference" | "xla_fast" | "pallas" (``target`` picks the Pallas
-    variant, "tpu" or "triton"; default: the backend's)."""
+    variant, "tpu" or "triton"; default: the backend's).
+
+    Every implementation gives the same result to float rounding.
+
+    Args:
+        x: (N, H, W, C) float input (NHWC).
+        w: (kh, kw, 1, C) kernel (HWIO with I = 1), cast to ``x``'s dtype.
+        scale: (C,) per-channel factor (a folded BatchNorm's
+            ``gamma / sqrt(var + eps)``); None means 1.
+        bias: (C,) per-channel offset (``beta - mean * scale``); None means 0.
+        stride: the stride of both spatial axes.
+        padding: ``"same"``, ``"symmetric"``, ``"valid"`` or explicit
+            ``((top, bottom), (left, right))``; see ``resolve_padding``.
+        act: activation applied last: None (identity), ``"relu"``,
+            ``"relu6"``, ``"swish"``, ``"hard_swish"``, ``"sigmoid"`` or
+            ``"hard_sigmoid"``.
+        implementation: ``"auto"`` (``xla_fast`` on CPU, ``reference`` on
+            GPU/TPU), ``"reference"``, ``"xla_fast"`` or ``"pallas"``.
+        target: with ``"pallas"``: ``"tpu"`` or ``"triton"``; None means the
+            backend's own. Ignored by the other forms.
+
+    Returns:
+        (N, H_out, W_out, C) array of ``x``'s dtype; with ``"same"``,
+        ``H_out = ceil(H / stride)`` and ``W_out = ceil(W / stride)``.
+
+    Raises:
+        ValueError: if ``implementation`` is unknown, or as the chosen form.
+
+    Example:
+        ::
+
+            x = jnp.ones((1, 16, 16, 8)); w = jnp.ones((3, 3, 1, 8))
+            y = depthwise_conv_bn_act(x, w, jnp.ones(8), jnp.zeros(8),
+                                      stride=2, act="relu6")   # (1, 8, 8, 8)
+    """
     impl = resolve_implementation(implementation)
     kwargs = dict(stride=stride, padding=padding, act=act)
     if impl == "reference":
@@ -396,7 +615,25 @@ def depthwise_conv_bn_act(x, w, scale=None, bias=None, *, stride: int = 1,
 
 def depthwise_conv(x: jax.Array, w: jax.Array, *, stride: int = 1,
                    padding: Padding = "same", implementation: str = "auto") -> jax.Array:
-    """Depthwise convolution of NHWC ``x`` with a ``(kh, kw, 1, C)`` kernel."""
+    """Depthwise convolution of NHWC ``x`` with a ``(kh, kw, 1, C)`` kernel.
+
+    Args:
+        x: (N, H, W, C) float input (NHWC).
+        w: (kh, kw, 1, C) kernel (HWIO with I = 1), cast to ``x``'s dtype.
+        stride: the stride of both spatial axes.
+        padding: ``"same"``, ``"symmetric"``, ``"valid"`` or explicit
+            ``((top, bottom), (left, right))``; see ``resolve_padding``.
+        implementation: ``"auto"`` (``xla_fast`` on CPU, ``reference`` on
+            GPU/TPU), ``"reference"``, ``"xla_fast"`` or ``"pallas"`` (the
+            fused kernel with no scale, bias or activation).
+
+    Returns:
+        (N, H_out, W_out, C) array of ``x``'s dtype; with ``"same"``,
+        ``H_out = ceil(H / stride)`` and ``W_out = ceil(W / stride)``.
+
+    Raises:
+        ValueError: if ``implementation`` is unknown, or as the chosen form.
+    """
     impl = resolve_implementation(implementation)
     if impl == "reference":
         return depthwise_conv_reference(x, w, stride=stride, padding=padding)

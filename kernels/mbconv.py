@@ -61,7 +61,29 @@ def halo_tile_bytes(expanded: int, k: int, stride: int, out_tile: int = 8,
                     chunk: int | None = None, itemsize: int = 4) -> int:
     """Bytes of the power-of-two expanded-activation tile a Triton program
     would hold to produce an ``out_tile`` x ``out_tile`` output tile of a
-    fused MBConv (all channels, or ``chunk`` of them at a time)."""
+    fused MBConv (all channels, or ``chunk`` of them at a time).
+
+    Args:
+        expanded: channels of the expanded tensor E.
+        k: the depthwise kernel's side.
+        stride: the depthwise stride.
+        out_tile: side of the square output tile, in pixels.
+        chunk: channels held at a time when E is streamed in chunks; None
+            holds all of them.
+        itemsize: bytes per element (4 for float32).
+
+    Returns:
+        The tile's size in bytes: side * side * channels * itemsize, where
+        side is the input window ``out_tile * stride + k - stride`` and
+        channels is ``expanded`` (or ``chunk``, if fewer), each rounded up
+        to a power of two.
+
+    Example:
+        ::
+
+            halo_tile_bytes(16, 3, 1)                # 16 * 16 * 16 * 4 = 16 KiB
+            halo_tile_bytes(1056, 5, 2, chunk=32)    # 32 * 32 * 32 * 4 = 128 KiB
+    """
     window = out_tile * stride + k - stride
     side = _pow2(window)
     channels = _pow2(expanded if chunk is None else min(chunk, expanded))
@@ -70,6 +92,17 @@ def halo_tile_bytes(expanded: int, k: int, stride: int, out_tile: int = 8,
 
 def expand_recompute_factor(k: int, stride: int, out_tile: int = 8) -> float:
     """Expand-conv FLOPs of the fused tile over the unfused conv's, for the
-    same output pixels (the power-of-two halo window is recomputed)."""
+    same output pixels (the power-of-two halo window is recomputed).
+
+    Args:
+        k: the depthwise kernel's side.
+        stride: the depthwise stride.
+        out_tile: side of the square output tile, in pixels.
+
+    Returns:
+        The ratio: the power-of-two window's pixels over the
+        ``(out_tile * stride) ** 2`` input pixels the outputs need; 4.0 for
+        3x3 at stride 1 and 5x5 at stride 2 with 8x8 tiles.
+    """
     side = _pow2(out_tile * stride + k - stride)
     return side * side / (out_tile * out_tile * stride * stride)

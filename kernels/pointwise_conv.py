@@ -47,7 +47,7 @@ from kernels._common import (IMPLEMENTATIONS, TPU_VMEM_BUDGET, TRANSCENDENTAL, a
                              with_reference_vjp)
 
 __all__ = ["IMPLEMENTATIONS", "pointwise_conv", "pointwise_conv_reference",
-           "pointwise_conv_xla_fast", "pointwise_conv_pallas", "pointwise_plan"]
+           "pointwise_conv_xla_fast", "pointwise_conv_pallas", "pointwise_plan", "PointwisePlan"]
 
 
 def _prepare(x, w, scale, bias, residual):
@@ -74,7 +74,31 @@ def _prepare(x, w, scale, bias, residual):
 
 def pointwise_conv_reference(x, w, scale=None, bias=None, residual=None, *,
                              act: Optional[str] = None):
-    """act((x @ w) * scale + bias) + residual, op by op."""
+    """act((x @ w) * scale + bias) + residual, op by op.
+
+    Args:
+        x: (..., K) float input, usually NHWC (N, H, W, K); every leading
+            axis is a row of the matmul.
+        w: (K, N) or (1, 1, K, N) kernel: K input, N output channels; cast to
+            ``x``'s dtype.
+        scale: (N,) per-output-channel factor (a folded BatchNorm's
+            ``gamma / sqrt(var + eps)``); None means 1.
+        bias: (N,) per-output-channel offset; None means 0.
+        residual: an array of the output's shape (..., N), added after the
+            activation; None adds nothing.
+        act: activation before the residual: None (identity), ``"relu"``,
+            ``"relu6"``, ``"swish"``, ``"hard_swish"``, ``"sigmoid"`` or
+            ``"hard_sigmoid"``.
+
+    Returns:
+        (..., N) array of ``x``'s dtype.
+
+    Raises:
+        ValueError: if ``x`` has fewer than 2 axes, ``w`` is not (K, N) or
+            (1, 1, K, N) with K = ``x.shape[-1]``, ``scale`` or ``bias`` is
+            not (N,), ``residual`` does not have the output's shape, or
+            ``act`` is unknown.
+    """
     w, _ = _prepare(x, w, scale, bias, residual)
     act_fn(act)
     y = jnp.dot(x, w.astype(x.dtype))
@@ -90,7 +114,32 @@ def pointwise_conv_reference(x, w, scale=None, bias=None, residual=None, *,
 
 def pointwise_conv_xla_fast(x, w, scale=None, bias=None, residual=None, *,
                             act: Optional[str] = None):
-    """On CPU XLA's dot plus its fused epilogue is already the fast form."""
+    """On CPU XLA's dot plus its fused epilogue is already the fast form:
+    this is ``pointwise_conv_reference``.
+
+    Args:
+        x: (..., K) float input, usually NHWC (N, H, W, K); every leading
+            axis is a row of the matmul.
+        w: (K, N) or (1, 1, K, N) kernel: K input, N output channels; cast to
+            ``x``'s dtype.
+        scale: (N,) per-output-channel factor (a folded BatchNorm's
+            ``gamma / sqrt(var + eps)``); None means 1.
+        bias: (N,) per-output-channel offset; None means 0.
+        residual: an array of the output's shape (..., N), added after the
+            activation; None adds nothing.
+        act: activation before the residual: None (identity), ``"relu"``,
+            ``"relu6"``, ``"swish"``, ``"hard_swish"``, ``"sigmoid"`` or
+            ``"hard_sigmoid"``.
+
+    Returns:
+        (..., N) array of ``x``'s dtype.
+
+    Raises:
+        ValueError: if ``x`` has fewer than 2 axes, ``w`` is not (K, N) or
+            (1, 1, K, N) with K = ``x.shape[-1]``, ``scale`` or ``bias`` is
+            not (N,), ``residual`` does not have the output's shape, or
+            ``act`` is unknown.
+    """
     return pointwise_conv_reference(x, w, scale, bias, residual, act=act)
 
 
@@ -99,6 +148,25 @@ def pointwise_conv_xla_fast(x, w, scale=None, bias=None, residual=None, *,
 
 @dataclasses.dataclass(frozen=True)
 class PointwisePlan:
+    """How the Pallas kernel tiles one (m, k) @ (k, n) problem; ``reason``
+    set means fall back to the reference.
+
+    Attributes:
+        target: ``"tpu"`` (Mosaic) or ``"triton"`` (GPU).
+        m: rows: the product of the input's leading axes (N * H * W).
+        k: input channels.
+        n: output channels.
+        bm: rows per grid step (0 when ``reason`` is set).
+        bn: output columns per grid step.
+        bk: input channels per inner matmul step (TPU: all of ``k``).
+        m_pad: ``m`` padded to a multiple of ``bm`` (Triton; TPU: ``m``).
+        k_pad: ``k`` padded to a multiple of ``bk`` (Triton; TPU: ``k``).
+        n_pad: ``n`` padded to a multiple of ``bn`` (Triton; TPU: ``n``).
+        vmem_bytes: the TPU plan's double-buffered working set per grid
+            step, in bytes (0 for Triton).
+        reason: why no tiling fits; empty when the plan is usable.
+    """
+
     target: str
     m: int
     k: int
@@ -114,6 +182,8 @@ class PointwisePlan:
 
     @property
     def grid(self):
+        """The Pallas grid, (row blocks, column blocks); only defined when
+        ``reason`` is empty."""
         return (pl.cdiv(self.m_pad, self.bm), self.n_pad // self.bn)
 
 
@@ -123,7 +193,28 @@ def _next_pow2(n: int) -> int:
 
 def pointwise_plan(m: int, k: int, n: int, dtype=jnp.float32, residual: bool = False,
                    target: str = "tpu") -> PointwisePlan:
-    """Tiling of an (m, k) @ (k, n) conv with epilogue for ``target``."""
+    """Tiling of an (m, k) @ (k, n) conv with epilogue for ``target``.
+
+    TPU: all of K in one block, 256- or 128-column blocks (all columns when
+    N is not a multiple of 128), and the largest row block (up to 512) whose
+    double-buffered working set fits the 16 MiB VMEM budget. Triton:
+    power-of-two tiles, 16 to 64 rows and columns and 16 to 32 of K.
+
+    Args:
+        m: rows (pixels: N * H * W).
+        k: input channels.
+        n: output channels.
+        dtype: the input's dtype; its item size sets the working set.
+        residual: whether a residual block is read too (TPU working set).
+        target: ``"tpu"`` or ``"triton"``.
+
+    Returns:
+        A ``PointwisePlan``; its ``reason`` is set (TPU only) when even 8
+        rows exceed the VMEM budget.
+
+    Raises:
+        ValueError: if ``target`` is neither ``"tpu"`` nor ``"triton"``.
+    """
     isz = itemsize(dtype)
     if target == "tpu":
         bn = 256 if n % 256 == 0 else (128 if n % 128 == 0 else n)
@@ -219,7 +310,39 @@ def _pw_pallas_call(x2, w, scale, bias, r2, plan: PointwisePlan, act, interpret)
 def pointwise_conv_pallas(x, w, scale=None, bias=None, residual=None, *,
                           act: Optional[str] = None, target: Optional[str] = None,
                           interpret: Optional[bool] = None):
-    """The fused Pallas kernel; differentiable through the reference's VJP."""
+    """The fused Pallas kernel; differentiable through the reference's VJP.
+
+    A shape the plan cannot take runs the reference and is recorded in
+    ``kernels.fallbacks()``.
+
+    Args:
+        x: (..., K) float input, usually NHWC (N, H, W, K); every leading
+            axis is a row of the matmul.
+        w: (K, N) or (1, 1, K, N) kernel: K input, N output channels; cast to
+            ``x``'s dtype, products accumulated in float32.
+        scale: (N,) per-output-channel factor (a folded BatchNorm's
+            ``gamma / sqrt(var + eps)``); None means 1.
+        bias: (N,) per-output-channel offset; None means 0.
+        residual: an array of the output's shape (..., N), added after the
+            activation; None adds nothing.
+        act: activation before the residual: None (identity), ``"relu"``,
+            ``"relu6"``, ``"swish"``, ``"hard_swish"``, ``"sigmoid"`` or
+            ``"hard_sigmoid"``.
+        target: the kernel variant, ``"tpu"`` or ``"triton"``; None means
+            the backend's own (``"tpu"`` on CPU). See ``pallas_target``.
+        interpret: run in the Pallas interpreter; None means whenever the
+            variant is not the backend's own (always on CPU), never inside
+            ``lowering_target``.
+
+    Returns:
+        (..., N) array of ``x``'s dtype.
+
+    Raises:
+        ValueError: if ``x`` has fewer than 2 axes, ``w`` is not (K, N) or
+            (1, 1, K, N) with K = ``x.shape[-1]``, ``scale`` or ``bias`` is
+            not (N,), ``residual`` does not have the output's shape,
+            ``act`` is unknown, or ``target`` is not a variant.
+    """
     w, out_shape = _prepare(x, w, scale, bias, residual)
     act_fn(act)
     k, n = w.shape
@@ -252,7 +375,40 @@ def pointwise_conv_pallas(x, w, scale=None, bias=None, residual=None, *,
 def pointwise_conv(x, w, scale=None, bias=None, residual=None, *, act: Optional[str] = None,
                    implementation: str = "auto", target: Optional[str] = None):
     """act((x @ w) * scale + bias) + residual over the last axis of ``x``
-    (NHWC), ``w`` of shape (K, N) or (1, 1, K, N)."""
+    (NHWC), ``w`` of shape (K, N) or (1, 1, K, N).
+
+    Every implementation gives the same result to float rounding.
+
+    Args:
+        x: (..., K) float input, usually NHWC (N, H, W, K); every leading
+            axis is a row of the matmul.
+        w: (K, N) or (1, 1, K, N) kernel: K input, N output channels; cast to
+            ``x``'s dtype.
+        scale: (N,) per-output-channel factor (a folded BatchNorm's
+            ``gamma / sqrt(var + eps)``); None means 1.
+        bias: (N,) per-output-channel offset; None means 0.
+        residual: an array of the output's shape (..., N), added after the
+            activation; None adds nothing.
+        act: activation before the residual: None (identity), ``"relu"``,
+            ``"relu6"``, ``"swish"``, ``"hard_swish"``, ``"sigmoid"`` or
+            ``"hard_sigmoid"``.
+        implementation: ``"auto"`` (``xla_fast`` on CPU, ``reference`` on
+            GPU/TPU), ``"reference"``, ``"xla_fast"`` or ``"pallas"``.
+        target: with ``"pallas"``: ``"tpu"`` or ``"triton"``; None means the
+            backend's own. Ignored by the other forms.
+
+    Returns:
+        (..., N) array of ``x``'s dtype.
+
+    Raises:
+        ValueError: if ``implementation`` is unknown, or as the chosen form.
+
+    Example:
+        ::
+
+            x = jnp.ones((1, 8, 8, 16)); w = jnp.ones((16, 32))
+            y = pointwise_conv(x, w, bias=jnp.zeros(32), act="relu")   # (1, 8, 8, 32)
+    """
     impl = resolve_implementation(implementation)
     if impl == "reference":
         return pointwise_conv_reference(x, w, scale, bias, residual, act=act)

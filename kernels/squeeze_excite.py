@@ -46,7 +46,7 @@ from kernels._common import (IMPLEMENTATIONS, TPU_VMEM_BUDGET, TRANSCENDENTAL, a
                              with_reference_vjp)
 
 __all__ = ["IMPLEMENTATIONS", "squeeze_excite", "squeeze_excite_reference",
-           "squeeze_excite_xla_fast", "squeeze_excite_pallas", "squeeze_excite_plan"]
+           "squeeze_excite_xla_fast", "squeeze_excite_pallas", "squeeze_excite_plan", "SEPlan"]
 
 GATES = ("sigmoid", "hard_sigmoid")
 
@@ -66,7 +66,30 @@ def _check(x, w1, b1, w2, b2, gate):
 
 
 def squeeze_excite_reference(x, w1, b1, w2, b2, *, act: str = "relu", gate: str = "sigmoid"):
-    """x * gate(act(mean(x) @ w1 + b1) @ w2 + b2), op by op."""
+    """x * gate(act(mean(x) @ w1 + b1) @ w2 + b2), op by op.
+
+    The weights are cast to ``x``'s dtype.
+
+    Args:
+        x: (N, H, W, C) float input (NHWC).
+        w1: (C, R) weights of the reducing FC.
+        b1: (R,) its bias.
+        w2: (R, C) weights of the expanding FC.
+        b2: (C,) its bias.
+        act: activation after the first FC: ``"relu"`` (default),
+            ``"relu6"``, ``"swish"``, ``"hard_swish"``, another activation
+            name, or None for none.
+        gate: the gate after the second FC: ``"sigmoid"`` or
+            ``"hard_sigmoid"``.
+
+    Returns:
+        (N, H, W, C) array of ``x``'s dtype: ``x`` scaled per image and
+        channel by the gate.
+
+    Raises:
+        ValueError: if ``x`` is not rank 4, a weight or bias has the wrong
+            shape, ``gate`` is not a gate, or ``act`` is unknown.
+    """
     _check(x, w1, b1, w2, b2, gate)
     s = jnp.mean(x, axis=(1, 2))
     s = act_fn(act)(s @ w1.astype(x.dtype) + b1.astype(x.dtype))
@@ -75,7 +98,28 @@ def squeeze_excite_reference(x, w1, b1, w2, b2, *, act: str = "relu", gate: str 
 
 
 def squeeze_excite_xla_fast(x, w1, b1, w2, b2, *, act: str = "relu", gate: str = "sigmoid"):
-    """XLA:CPU already fuses this graph well: the reference."""
+    """XLA:CPU already fuses this graph well: the reference.
+
+    Args:
+        x: (N, H, W, C) float input (NHWC).
+        w1: (C, R) weights of the reducing FC.
+        b1: (R,) its bias.
+        w2: (R, C) weights of the expanding FC.
+        b2: (C,) its bias.
+        act: activation after the first FC: ``"relu"`` (default),
+            ``"relu6"``, ``"swish"``, ``"hard_swish"``, another activation
+            name, or None for none.
+        gate: the gate after the second FC: ``"sigmoid"`` or
+            ``"hard_sigmoid"``.
+
+    Returns:
+        (N, H, W, C) array of ``x``'s dtype: ``x`` scaled per image and
+        channel by the gate.
+
+    Raises:
+        ValueError: if ``x`` is not rank 4, a weight or bias has the wrong
+            shape, ``gate`` is not a gate, or ``act`` is unknown.
+    """
     return squeeze_excite_reference(x, w1, b1, w2, b2, act=act, gate=gate)
 
 
@@ -84,6 +128,27 @@ def squeeze_excite_xla_fast(x, w1, b1, w2, b2, *, act: str = "relu", gate: str =
 
 @dataclasses.dataclass(frozen=True)
 class SEPlan:
+    """How the Pallas kernel tiles one squeeze-and-excite; ``reason`` set
+    means fall back to the reference.
+
+    Attributes:
+        target: ``"tpu"`` (Mosaic) or ``"triton"`` (GPU).
+        n: batch size.
+        hw: pixels per image, H * W.
+        c: channels.
+        r: the reduced width R.
+        bt: pixels (rows of the (H * W, C) image) per tile; 0 when
+            ``reason`` is set.
+        bc: channels per tile (Triton; 0 on TPU, whose tiles hold all).
+        hw_pad: ``hw`` padded to a multiple of ``bt`` (Triton; TPU: ``hw``).
+        c_pad: ``c`` padded to a multiple of ``bc`` (Triton; TPU: ``c``).
+        r_pad: ``r`` padded to a power of two, at least 2 (Triton; TPU:
+            ``r``).
+        vmem_bytes: the TPU plan's working set, double-buffered tiles plus
+            weights and scratch, in bytes (0 for Triton).
+        reason: why no tiling fits; empty when the plan is usable.
+    """
+
     target: str
     n: int
     hw: int
@@ -99,6 +164,8 @@ class SEPlan:
 
     @property
     def num_tiles(self) -> int:
+        """Tiles per image, ``ceil(hw_pad / bt)``; only defined when
+        ``reason`` is empty."""
         return pl.cdiv(self.hw_pad, self.bt)
 
 
@@ -107,6 +174,27 @@ def _next_pow2(n: int) -> int:
 
 
 def squeeze_excite_plan(shape, r: int, dtype=jnp.float32, target: str = "tpu") -> SEPlan:
+    """Tiling of a squeeze-and-excite of NHWC ``shape`` with reduced width
+    ``r`` for ``target``.
+
+    TPU: all channels per tile and the most pixels (the whole image up to
+    2048, else 2048 down to 8) whose working set fits the 16 MiB VMEM
+    budget. Triton: power-of-two tiles of 8 to 64 pixels and 8 to 64
+    channels.
+
+    Args:
+        shape: the input's (N, H, W, C).
+        r: the reduced width R (columns of ``w1``).
+        dtype: the input's dtype; its item size sets the working set.
+        target: ``"tpu"`` or ``"triton"``.
+
+    Returns:
+        An ``SEPlan``; its ``reason`` is set (TPU only) when even 8 pixels
+        with the FC weights exceed the VMEM budget.
+
+    Raises:
+        ValueError: if ``target`` is neither ``"tpu"`` nor ``"triton"``.
+    """
     n, h, w, c = shape
     hw = h * w
     isz = itemsize(dtype)
@@ -255,7 +343,38 @@ def _se_pallas_call(x, w1, b1, w2, b2, plan: SEPlan, act, gate, interpret):
 
 def squeeze_excite_pallas(x, w1, b1, w2, b2, *, act: str = "relu", gate: str = "sigmoid",
                           target: Optional[str] = None, interpret: Optional[bool] = None):
-    """The fused Pallas kernel; differentiable through the reference's VJP."""
+    """The fused Pallas kernel; differentiable through the reference's VJP.
+
+    Computes in float32 and casts the result to ``x``'s dtype. A shape the
+    plan cannot take runs the reference and is recorded in
+    ``kernels.fallbacks()``.
+
+    Args:
+        x: (N, H, W, C) float input (NHWC).
+        w1: (C, R) weights of the reducing FC.
+        b1: (R,) its bias.
+        w2: (R, C) weights of the expanding FC.
+        b2: (C,) its bias.
+        act: activation after the first FC: ``"relu"`` (default),
+            ``"relu6"``, ``"swish"``, ``"hard_swish"``, another activation
+            name, or None for none.
+        gate: the gate after the second FC: ``"sigmoid"`` or
+            ``"hard_sigmoid"``.
+        target: the kernel variant, ``"tpu"`` or ``"triton"``; None means
+            the backend's own (``"tpu"`` on CPU). See ``pallas_target``.
+        interpret: run in the Pallas interpreter; None means whenever the
+            variant is not the backend's own (always on CPU), never inside
+            ``lowering_target``.
+
+    Returns:
+        (N, H, W, C) array of ``x``'s dtype: ``x`` scaled per image and
+        channel by the gate.
+
+    Raises:
+        ValueError: if ``x`` is not rank 4, a weight or bias has the wrong
+            shape, ``gate`` is not a gate, ``act`` is unknown, or ``target``
+            is not a variant.
+    """
     _check(x, w1, b1, w2, b2, gate)
     act_fn(act)
     tgt, interp = pallas_target(target)
@@ -278,7 +397,40 @@ def squeeze_excite_pallas(x, w1, b1, w2, b2, *, act: str = "relu", gate: str = "
 
 def squeeze_excite(x, w1, b1, w2, b2, *, act: str = "relu", gate: str = "sigmoid",
                    implementation: str = "auto", target: Optional[str] = None):
-    """Squeeze-and-excite of NHWC ``x``: w1 (C, R), b1 (R,), w2 (R, C), b2 (C,)."""
+    """Squeeze-and-excite of NHWC ``x``: w1 (C, R), b1 (R,), w2 (R, C), b2 (C,).
+
+    Every implementation gives the same result to float rounding.
+
+    Args:
+        x: (N, H, W, C) float input (NHWC).
+        w1: (C, R) weights of the reducing FC.
+        b1: (R,) its bias.
+        w2: (R, C) weights of the expanding FC.
+        b2: (C,) its bias.
+        act: activation after the first FC: ``"relu"`` (default),
+            ``"relu6"``, ``"swish"``, ``"hard_swish"``, another activation
+            name, or None for none.
+        gate: the gate after the second FC: ``"sigmoid"`` or
+            ``"hard_sigmoid"``.
+        implementation: ``"auto"`` (``xla_fast`` on CPU, ``reference`` on
+            GPU/TPU), ``"reference"``, ``"xla_fast"`` or ``"pallas"``.
+        target: with ``"pallas"``: ``"tpu"`` or ``"triton"``; None means the
+            backend's own. Ignored by the other forms.
+
+    Returns:
+        (N, H, W, C) array of ``x``'s dtype: ``x`` scaled per image and
+        channel by the gate.
+
+    Raises:
+        ValueError: if ``implementation`` is unknown, or as the chosen form.
+
+    Example:
+        ::
+
+            x = jnp.ones((2, 7, 7, 32))
+            w1, b1, w2, b2 = jnp.ones((32, 8)), jnp.zeros(8), jnp.ones((8, 32)), jnp.zeros(32)
+            y = squeeze_excite(x, w1, b1, w2, b2, act="swish")   # (2, 7, 7, 32)
+    """
     impl = resolve_implementation(implementation)
     if impl == "reference":
         return squeeze_excite_reference(x, w1, b1, w2, b2, act=act, gate=gate)

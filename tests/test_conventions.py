@@ -88,6 +88,18 @@ def test_keras_weights_build_the_keras_model_and_match_keras(keras_case, tmp_pat
     km.save_weights(tmp_path / "m.weights.h5")
     assert from_keras_file(tmp_path / "m.weights.h5", "mobilenet_v2",
                            width=WIDTH).conventions == KERAS
+    # So do safetensors files the zoo writes, although their PyTorch names
+    # alone would say torchvision's.
+    from zoo.cli import main
+    from zoo.weights.files import load_weight_file
+
+    out = tmp_path / "m.safetensors"
+    assert main(["convert-weights", str(tmp_path / "m.weights.h5"), "--model", "mobilenet_v2",
+                 "--width", str(WIDTH), "--out", str(out)]) == 0
+    back = load_weight_file(out, "mobilenet_v2", width=WIDTH)
+    assert back.conventions == KERAS
+    model, variables = zoo.create("mobilenet_v2", width=WIDTH, weights=back)
+    assert relative_error(jax.jit(model.apply)(variables, x), theirs) <= 5e-5
 
 
 def test_the_old_silent_path_is_refused_and_the_override_still_runs(keras_case):
@@ -245,3 +257,25 @@ def test_a_face_model_runs_weights_with_its_own_conventions():
     assert variables.conventions == Conventions(model.settings.padding, model.settings.bn_eps)
     out = jax.jit(model.apply)(variables, np.zeros((1, 128, 128, 3), np.float32))
     assert all(np.isfinite(np.asarray(a)).all() for a in jax.tree_util.tree_leaves(out))
+
+
+def test_recorded_conventions_in_a_safetensors_file_are_checked(tmp_path):
+    from safetensors.numpy import save_file
+
+    from zoo.weights.errors import WeightFileError
+    from zoo.weights.files import load_weight_file
+    from zoo.weights.torch import to_torch
+
+    variables = numpy_variables(zoo.build("mobilenet_v2", width=WIDTH))
+    state = to_torch(variables, "mobilenet_v2", width=WIDTH)
+    plain, bad = tmp_path / "plain.safetensors", tmp_path / "bad.safetensors"
+    save_file(state, plain)  # written elsewhere: no record, the family's PyTorch conventions
+    assert load_weight_file(plain, "mobilenet_v2", width=WIDTH).conventions == \
+        zoo.get_spec("mobilenet_v2").conventions
+    save_file(state, bad, metadata={"zoo_conventions": '{"padding": "valid", "bn_eps": 1}'})
+    with pytest.raises(WeightFileError, match="bad.safetensors: __metadata__ zoo_conventions: "
+                                              "padding='valid'"):
+        load_weight_file(bad, "mobilenet_v2", width=WIDTH)
+    # An explicit choice is not second-guessed by the file.
+    assert load_weight_file(bad, "mobilenet_v2", width=WIDTH,
+                            conventions=KERAS).conventions == KERAS

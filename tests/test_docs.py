@@ -125,6 +125,9 @@ def test_every_subcommand_has_its_help_on_the_cli_page(site):
     assert names
     for name in names:
         assert f"$ zoo {name} --help" in text, name
+    # The modes of `zoo bench` that parse options of their own.
+    for mode in ("--train", "--lengths", "--memory-plan"):
+        assert f"usage: zoo bench {mode}" in text, mode
 
 
 @pytest.mark.slow

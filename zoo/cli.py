@@ -464,8 +464,15 @@ def _write_safetensors(variables, model_name: str, out: str, dtype: str,
         raise FileExistsError(f"{path} exists; pass --overwrite to replace it")
     import jax
 
+    from zoo.registry import get_spec
+    from zoo.weights.conventions import to_metadata
+
+    # What the weights need travels in the file: PyTorch-layout names alone
+    # would read back under the family's PyTorch conventions.
+    conventions = getattr(variables, "conventions", None) or get_spec(model_name).conventions
     state = to_torch(jax.device_get(variables), model_name, dtype=np.dtype(dtype))
-    write_atomic(path, save(state, metadata={"zoo_model": model_name, "dtype": dtype}))
+    write_atomic(path, save(state, metadata={"zoo_model": model_name, "dtype": dtype,
+                                             **to_metadata(conventions)}))
     print(f"sha256 {file_digest(path)}")
     return path
 

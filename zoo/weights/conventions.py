@@ -148,6 +148,49 @@ KERAS = Conventions("same", 1e-3, "converted from Keras")
 TORCHVISION = Conventions("symmetric", 1e-5, "converted from torchvision")
 
 
+# The safetensors ``__metadata__`` key under which the zoo records conventions
+# (metadata values are strings: the ``to_json`` dict, as JSON).
+SAFETENSORS_KEY = "zoo_conventions"
+
+
+def to_metadata(conventions: Conventions) -> dict[str, str]:
+    """Safetensors ``__metadata__`` entries that record ``conventions``.
+
+    Args:
+        conventions: what the weights written beside them need.
+
+    Returns:
+        ``{"zoo_conventions": "<the to_json dict as JSON>"}``.
+    """
+    return {SAFETENSORS_KEY: json.dumps(conventions.to_json())}
+
+
+def from_metadata(metadata: Mapping[str, str], where: str) -> Optional[Conventions]:
+    """The conventions recorded by ``to_metadata`` in a safetensors file's
+    ``__metadata__``, or None when it records none (a file not written by
+    the zoo).
+
+    Args:
+        metadata: the file's ``__metadata__`` (string to string).
+        where: the file, for messages.
+
+    Returns:
+        The recorded ``Conventions``, or None.
+
+    Raises:
+        ValueError: the entry is there but is not the JSON ``to_metadata``
+            writes (the message names ``where`` and the key).
+    """
+    text = metadata.get(SAFETENSORS_KEY)
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = text
+    return Conventions.from_json(data, f"{where}: __metadata__ {SAFETENSORS_KEY}")
+
+
 def conventions_of(model, source: str = "") -> Conventions:
     """The conventions ``model`` (a zoo flax Module) was built with.
 

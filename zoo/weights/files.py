@@ -18,6 +18,7 @@ def load_weight_file(path, name: str, **options) -> "Weights":
     """Variables for zoo model ``name`` from a PyTorch (.pth/.pt/.bin),
     safetensors or Keras (.h5/.keras) file, as ``Weights`` carrying the
     conventions they need (see ``from_torch`` and ``from_keras_file``;
+    a safetensors file written by ``zoo convert-weights`` records its own;
     ``conventions=`` overrides them). ``options`` are ``zoo.create``'s.
 
     Args:
@@ -32,7 +33,8 @@ def load_weight_file(path, name: str, **options) -> "Weights":
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
-        WeightFileError: an unknown suffix, or a damaged or unsafe file.
+        WeightFileError: an unknown suffix, a damaged or unsafe file, or
+            recorded conventions that do not parse.
         WeightMismatchError: the weights do not fit the model (keys named).
 
     Example:
@@ -49,6 +51,12 @@ def load_weight_file(path, name: str, **options) -> "Weights":
         from zoo.weights.torch import from_torch
         from zoo.weights.torch_pickle import read_state_dict
 
+        if suffix == ".safetensors" and not {"conventions", "padding", "bn_eps"} & set(options):
+            # A file the zoo wrote says what its weights need; others get
+            # the family's PyTorch conventions, as from_torch describes.
+            recorded = _recorded_conventions(path)
+            if recorded is not None:
+                options["conventions"] = recorded
         return from_torch(read_state_dict(path), name, source=str(path), **options)
     if suffix in KERAS_SUFFIXES:
         from zoo.weights.keras_files import from_keras_file
@@ -56,3 +64,15 @@ def load_weight_file(path, name: str, **options) -> "Weights":
         return from_keras_file(path, name, **options)
     known = ", ".join(TORCH_SUFFIXES + (".safetensors",) + KERAS_SUFFIXES)
     raise WeightFileError(one_line(path, f"unknown weight format {suffix!r}; supported: {known}"))
+
+
+def _recorded_conventions(path: Path):
+    from zoo.weights.conventions import from_metadata
+    from zoo.weights.torch_pickle import safetensors_metadata
+
+    try:
+        return from_metadata(safetensors_metadata(path), str(path))
+    except WeightFileError:
+        raise
+    except ValueError as e:
+        raise WeightFileError(str(e)) from None

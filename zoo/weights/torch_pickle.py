@@ -81,7 +81,8 @@ from zoo.weights.errors import UnsafePickleError, WeightBudgetError, WeightFileE
 
 __all__ = ["MAX_DIMS", "MAX_PICKLE_DEPTH", "MAX_TENSOR_BYTES", "MAX_VIEW_COPIES",
            "SAFETENSORS_MAX_HEADER", "ZIP_MAX_RATIO", "UnsafePickleError", "WeightBudgetError",
-           "WeightFileError", "load_safetensors", "load_torch", "read_state_dict"]
+           "WeightFileError", "load_safetensors", "load_torch", "read_state_dict",
+           "safetensors_metadata"]
 
 # ---- Budgets (see the module docstring) ----
 # numpy allows 64 dimensions; no network's weight has more than a handful.
@@ -776,8 +777,9 @@ def _no_duplicates(pairs):
     return d
 
 
-def _safetensors_header(raw: bytes, data_len: int, path) -> list:
-    """[(name, dtype, shape, begin, end)] from the JSON header, every field checked."""
+def _safetensors_header(raw: bytes, data_len: int, path) -> tuple[list, dict]:
+    """([(name, dtype, shape, begin, end)], metadata) from the JSON header,
+    every field checked."""
     if not raw.startswith(b"{"):
         raise _fail(path, "the header is not a JSON object", "header")
     depth = _json_depth(raw)
@@ -792,11 +794,12 @@ def _safetensors_header(raw: bytes, data_len: int, path) -> list:
         raise _fail(path, f"not valid JSON ({type(e).__name__}: {e})", "header") from e
     if not isinstance(header, dict):
         raise _fail(path, "the header is not a JSON object", "header")
-    entries = []
+    entries, metadata = [], {}
     for name, info in header.items():
         if name == "__metadata__":
             if not (isinstance(info, dict) and all(isinstance(v, str) for v in info.values())):
                 raise _fail(path, "must map strings to strings", "__metadata__")
+            metadata = info
             continue
         where = f"tensor {name}"
         if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
@@ -827,7 +830,41 @@ def _safetensors_header(raw: bytes, data_len: int, path) -> list:
         covered = end
     if covered != data_len:
         raise _fail(path, f"the tensors cover {covered} of the {data_len}-byte data section")
-    return entries
+    return entries, metadata
+
+
+def _open_safetensors(f, path) -> tuple[int, list, dict]:
+    """(header length, entries, metadata) of the open safetensors file ``f``."""
+    size = os.fstat(f.fileno()).st_size
+    head = f.read(8)
+    if len(head) < 8:
+        raise _fail(path, f"not a safetensors file: {size} bytes, too short for a header")
+    (n,) = struct.unpack("<Q", head)
+    if n > min(size - 8, SAFETENSORS_MAX_HEADER):
+        raise _fail(path, f"not a safetensors file: header length {n} exceeds "
+                    + (f"the {size - 8} bytes after it" if n > size - 8 else
+                       f"the limit of {SAFETENSORS_MAX_HEADER}"), "header")
+    return (n, *_safetensors_header(f.read(n), size - 8 - n, path))
+
+
+def safetensors_metadata(path) -> dict[str, str]:
+    """The ``__metadata__`` of a ``.safetensors`` file (its header checked
+    as ``load_safetensors`` checks it; no tensor is read).
+
+    Args:
+        path: the ``.safetensors`` file.
+
+    Returns:
+        The string-to-string metadata; empty when the file has none.
+
+    Raises:
+        WeightFileError: not a safetensors file, or a header that breaks
+            the format's rules or the size limits.
+        FileNotFoundError: ``path`` does not exist.
+    """
+    path = os.fspath(path)
+    with _open(path) as f:
+        return dict(_open_safetensors(f, path)[2])
 
 
 def load_safetensors(path) -> dict[str, np.ndarray]:
@@ -849,16 +886,7 @@ def load_safetensors(path) -> dict[str, np.ndarray]:
     """
     path = os.fspath(path)
     with _open(path) as f:
-        size = os.fstat(f.fileno()).st_size
-        head = f.read(8)
-        if len(head) < 8:
-            raise _fail(path, f"not a safetensors file: {size} bytes, too short for a header")
-        (n,) = struct.unpack("<Q", head)
-        if n > min(size - 8, SAFETENSORS_MAX_HEADER):
-            raise _fail(path, f"not a safetensors file: header length {n} exceeds "
-                        + (f"the {size - 8} bytes after it" if n > size - 8 else
-                           f"the limit of {SAFETENSORS_MAX_HEADER}"), "header")
-        entries = _safetensors_header(f.read(n), size - 8 - n, path)
+        n, entries, _ = _open_safetensors(f, path)
         out = {}
         for name, dt, shape, begin, end in entries:
             arr = np.empty(shape, dt)
