@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 import pytest
 
-from zoo.depth.pictures import _to_linear, _to_srgb, disc_kernel
+from zoo.depth.pictures import disc_kernel, linear_to_srgb, srgb_to_linear
 from zoo.portrait import guided_filter, portrait, refine_mask
 
 
@@ -120,9 +120,10 @@ def test_no_halo_around_a_bright_subject():
     from scipy.signal import fftconvolve
 
     radius = 2.0 * max(h, w) / 40  # strength 2, the largest radius
-    linear = _to_linear(image / 255.0)
+    linear = srgb_to_linear(image / 255.0)
     blurred = fftconvolve(linear, disc_kernel(radius)[..., None], mode="same", axes=(0, 1))
-    naive = np.rint(255 * _to_srgb(mask[..., None] * linear + (1 - mask[..., None]) * blurred))
+    naive = np.rint(255 * linear_to_srgb(mask[..., None] * linear
+                                         + (1 - mask[..., None]) * blurred))
     assert naive[rim].max() > 100
 
 

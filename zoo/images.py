@@ -110,20 +110,29 @@ def read_image(path: os.PathLike | str, *, max_pixels: int = MAX_IMAGE_PIXELS) -
 
 
 def png_bytes(array) -> bytes:
-    """A uint8 (H, W) or (H, W, 3) array as PNG file bytes (lossless).
+    """A uint8 (H, W), (H, W, 1) or (H, W, 3) array as PNG file bytes (lossless).
 
     Args:
-        array: (H, W) grey or (H, W, 3) RGB uint8 pixels.
+        array: (H, W) or (H, W, 1) grey, or (H, W, 3) RGB uint8 pixels.
 
     Returns:
         The bytes of a PNG file (write them with ``zoo.atomic.write_atomic``).
+
+    Raises:
+        ValueError: ``array`` is not uint8, or not one of those shapes.
     """
     import io
 
     from PIL import Image
 
+    array = np.asarray(array)
+    if array.dtype != np.uint8 or not (
+            array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (1, 3))):
+        raise ValueError(f"png_bytes: expected uint8 (H, W), (H, W, 1) or (H, W, 3) pixels, "
+                         f"got {array.dtype} {array.shape}")
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
+    Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array
+                    ).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -49,7 +49,8 @@ from typing import Optional
 import numpy as np
 
 from zoo.depth.inference import as_rgb
-from zoo.depth.pictures import RADIUS_FRACTION, _disc_blur, _to_linear, _to_srgb, normalized
+from zoo.depth.pictures import (RADIUS_FRACTION, disc_blur, linear_to_srgb, normalized,
+                                 srgb_to_linear)
 
 DEPTH_MODEL = "midas_small_lite0"
 MIN_RADIUS_SHARE = 0.3  # of the largest radius, for background at the subject's depth
@@ -202,7 +203,7 @@ def background_blur(linear: np.ndarray, weight: np.ndarray, radius) -> np.ndarra
     stack = np.concatenate([linear * weight[..., None], weight[..., None]], -1).astype(np.float32)
     blurred = []
     for r in levels:
-        b = _disc_blur(stack, float(r))
+        b = disc_blur(stack, float(r))
         den = b[..., 3:]
         blurred.append(np.where(den > 1e-4, b[..., :3] / np.maximum(den, 1e-4), linear))
     if len(levels) == 1:
@@ -306,7 +307,7 @@ def portrait(image, *, depth: bool = True, strength: float = 1.0, refine: bool =
         radius = blur_radii(d, m, largest)
     else:
         radius = largest
-    linear = _to_linear(rgb.astype(np.float64) / 255.0)
+    linear = srgb_to_linear(rgb.astype(np.float64) / 255.0)
     back = background_blur(linear, (1.0 - m) ** 2, radius)
     out = m[..., None] * linear + (1.0 - m[..., None]) * back
-    return np.rint(_to_srgb(out) * 255.0).astype(np.uint8)
+    return np.rint(linear_to_srgb(out) * 255.0).astype(np.uint8)

@@ -24,33 +24,15 @@ exact depth, the split fixed by the renderer's seeds.
 
 from __future__ import annotations
 
-import io
 import os
 from typing import Optional, Sequence
 
 import numpy as np
-from PIL import Image
 
 from zoo.datasets.errors import import_tfds, require
+from zoo.images import png_bytes
 
 tfds = import_tfds()
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """Encode an image as PNG with Pillow (lossless).
-
-    Args:
-        image: (H, W), (H, W, 1) or (H, W, 3) image, cast to uint8.
-
-    Returns:
-        bytes: the PNG file, grey for one channel, RGB for three.
-    """
-    image = np.asarray(image, np.uint8)
-    if image.ndim == 3 and image.shape[-1] == 1:
-        image = image[..., 0]
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def stratified_split(labels: Sequence[int], n_test: int,

@@ -118,8 +118,18 @@ def disc_kernel(radius: float) -> np.ndarray:
     return (k / k.sum()).astype(np.float32)
 
 
-def _disc_blur(a: np.ndarray, radius: float) -> np.ndarray:
-    """(H, W, C) convolved with ``disc_kernel(radius)`` (zero outside)."""
+def disc_blur(a: np.ndarray, radius: float) -> np.ndarray:
+    """A lens-like blur: ``a`` convolved with ``disc_kernel(radius)``.
+
+    Args:
+        a: (H, W, C) float values (linear light, for a photographic blur);
+            outside the image counts as zero, so blur a mask beside the
+            values and divide (normalised convolution) to avoid dark edges.
+        radius: the disc's radius in pixels; under 0.5 returns ``a`` as is.
+
+    Returns:
+        The blurred (H, W, C) array.
+    """
     if radius < 0.5:
         return a
     from scipy.signal import fftconvolve
@@ -127,11 +137,27 @@ def _disc_blur(a: np.ndarray, radius: float) -> np.ndarray:
     return fftconvolve(a, disc_kernel(radius)[:, :, None], mode="same", axes=(0, 1))
 
 
-def _to_linear(srgb: np.ndarray) -> np.ndarray:
+def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values to linear light (IEC 61966-2-1's transfer function).
+
+    Args:
+        srgb: values in [0, 1], any shape.
+
+    Returns:
+        Linear-light values in [0, 1], same shape.
+    """
     return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
 
 
-def _to_srgb(linear: np.ndarray) -> np.ndarray:
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """Linear light back to sRGB encoding (the inverse of ``srgb_to_linear``).
+
+    Args:
+        linear: linear-light values, any shape; clipped to [0, 1] first.
+
+    Returns:
+        sRGB-encoded values in [0, 1], same shape.
+    """
     linear = np.clip(linear, 0.0, 1.0)
     return np.where(linear <= 0.0031308, linear * 12.92,
                     1.055 * linear ** (1 / 2.4) - 0.055)
@@ -234,7 +260,7 @@ def bokeh(image, inverse_depth, *, focus: Optional[tuple[float, float]] = None,
     first, last = int(np.floor(u.min())), int(np.ceil(u.max()))
     base = np.floor(u)
     frac = (u - base).astype(np.float32)
-    linear = _to_linear(rgb.astype(np.float32) / 255.0).astype(np.float32)
+    linear = srgb_to_linear(rgb.astype(np.float32) / 255.0).astype(np.float32)
     out = np.zeros((h, w, 3), np.float32)
     cover = np.zeros((h, w, 1), np.float32)
     for j in range(first, last + 1):  # far (negative) to near (positive)
@@ -242,9 +268,9 @@ def bokeh(image, inverse_depth, *, focus: Optional[tuple[float, float]] = None,
         mask = mask.astype(np.float32)[..., None]
         if not mask.any():
             continue
-        layer = _disc_blur(np.concatenate([linear * mask, mask], axis=-1), abs(j) * step)
+        layer = disc_blur(np.concatenate([linear * mask, mask], axis=-1), abs(j) * step)
         alpha = np.clip(layer[..., 3:], 0.0, 1.0)
         out = out * (1 - alpha) + np.clip(layer[..., :3], 0.0, None)
         cover = cover * (1 - alpha) + alpha
     out = out / np.maximum(cover, 1e-6)
-    return np.rint(_to_srgb(out) * 255.0).astype(np.uint8)
+    return np.rint(linear_to_srgb(out) * 255.0).astype(np.uint8)

@@ -25,6 +25,7 @@ import random
 import struct
 import zlib
 
+from zoo.images import PNG_SIGNATURE
 from zoo.weights.fuzz import Target, default_budget
 from zoo.weights.fuzz.mutate import apply_edit, random_edits
 
@@ -34,7 +35,6 @@ __all__ = ["BYTES_PER_PIXEL", "FUZZ_MAX_PIXELS", "PNG_SIGNATURE", "TARGETS", "bu
 
 FUZZ_MAX_PIXELS = 1 << 22  # 4 megapixels
 BYTES_PER_PIXEL = 16  # the most read_image allocates per pixel (measured: 13, RGBA and palette)
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def read_image(path: str) -> None:
