@@ -53,6 +53,10 @@ autodoc_typehints = "signature"
 autosummary_generate = False  # the pages are written by docs/_ext/apiref.py
 napoleon_google_docstring = True
 napoleon_numpy_docstring = True
+# ``Attributes:`` sections as fields of their class: as ``.. attribute::``
+# entries they would describe a second time a dataclass field that autodoc
+# also finds as a member (one whose default is a function or a type).
+napoleon_use_ivar = True
 
 html_theme = "sphinx_book_theme"
 html_title = "zoo"
