@@ -294,6 +294,42 @@ def _entry(name: str) -> _Entry:
                        "zoo.list_models() (or `zoo list`) shows every name.") from None
 
 
+def models_for_task(task: str) -> list[str]:
+    """The registered models of one task.
+
+    Args:
+        task: a ``ModelSpec.task``, e.g. ``"classification"``, ``"depth"``,
+            ``"segmentation"``.
+
+    Returns:
+        Their names, sorted as ``list_models`` sorts them (empty for a task
+        no model has).
+    """
+    return [n for n in list_models() if _REGISTRY[n].spec.task == task]
+
+
+def spec_for_task(name: str, task: str) -> "ModelSpec":
+    """``get_spec(name)``, refusing a model made for another task.
+
+    Args:
+        name: a registered model name.
+        task: the task the caller runs, e.g. ``"depth"``.
+
+    Returns:
+        The model's ``ModelSpec``.
+
+    Raises:
+        KeyError: ``name`` is not registered (see ``get_spec``).
+        ValueError: the model is for another task; the message lists the
+            models of ``task``.
+    """
+    spec = get_spec(name)
+    if spec.task != task:
+        raise ValueError(f"{name} is a {spec.task} model, not a {task} model; {task} models: "
+                         f"{', '.join(models_for_task(task)) or 'none registered'}")
+    return spec
+
+
 def get_spec(name: str, *, width: Optional[float] = None,
              resolution: Optional[int] = None) -> ModelSpec:
     """The spec of ``name``; ``width``/``resolution`` derive a variant whose

@@ -123,14 +123,9 @@ def _to_image(prob, height: int, width: int):
 
 @functools.lru_cache(maxsize=None)
 def _segmentation_spec(name: str):
-    from zoo.registry import get_spec, list_models
+    from zoo.registry import spec_for_task
 
-    spec = get_spec(name)
-    if spec.task != "segmentation":
-        names = [n for n in list_models() if get_spec(n).task == "segmentation"]
-        raise ValueError(f"model={name!r} is a {spec.task} model, not a segmentation model; "
-                         f"segmentation models: {', '.join(names)}")
-    return spec
+    return spec_for_task(name, "segmentation")
 
 
 def input_shape(model: str = DEFAULT_MODEL) -> tuple[int, int]:

@@ -348,11 +348,11 @@ def flow_image(flow: np.ndarray, bound: float = FLOW_BOUND) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _classifier_spec(name: str, resolution: Optional[int]):
-    from zoo.registry import get_spec, list_models
+    from zoo.registry import get_spec, models_for_task
 
     spec = get_spec(name)
     if spec.task != "classification":
-        usable = [n for n in list_models() if get_spec(n).task == "classification"]
+        usable = models_for_task("classification")
         raise VideoError(f"backbone={name!r} is a {spec.task} model; video features need an "
                          f"image classifier: {', '.join(usable)}")
     return get_spec(name, resolution=resolution)

@@ -171,14 +171,9 @@ def as_rgb(image, name: str = "image") -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _depth_spec(name: str):
-    from zoo.registry import get_spec, list_models
+    from zoo.registry import spec_for_task
 
-    spec = get_spec(name)
-    if spec.task != "depth":
-        depth = [n for n in list_models() if get_spec(n).task == "depth"]
-        raise ValueError(f"{name} is a {spec.task} model, not a depth model; depth models: "
-                         f"{', '.join(depth) or 'none registered'}")
-    return spec
+    return spec_for_task(name, "depth")
 
 
 @functools.lru_cache(maxsize=None)

@@ -142,9 +142,9 @@ def depth_models() -> list[str]:
     Returns:
         list[str]: their names, sorted.
     """
-    from zoo.registry import get_spec, list_models
+    from zoo.registry import models_for_task
 
-    return [n for n in list_models() if get_spec(n).task == "depth"]
+    return models_for_task("depth")
 
 
 def evaluate_models(models: Sequence[str], *, allow_unpinned: bool = False,

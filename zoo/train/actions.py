@@ -56,9 +56,9 @@ def action_models() -> list[str]:
     Returns:
         list[str]: their names, in ``zoo.list_models()`` order.
     """
-    import zoo
+    from zoo.registry import models_for_task
 
-    return [n for n in zoo.list_models() if zoo.get_spec(n).task == TASK]
+    return models_for_task(TASK)
 
 
 def sample_proposals(rng: np.random.Generator, gt: np.ndarray, labels: np.ndarray,

@@ -43,9 +43,9 @@ def depth_models() -> list[str]:
     Returns:
         list[str]: their names, in ``zoo.list_models()`` order.
     """
-    import zoo
+    from zoo.registry import models_for_task
 
-    return [n for n in zoo.list_models() if zoo.get_spec(n).task == "depth"]
+    return models_for_task("depth")
 
 
 def merge_backbone(variables: dict, pretrained: dict, backbone: str) -> dict:

@@ -402,9 +402,9 @@ def classifiers() -> list[str]:
     Returns:
         list[str]: their names, in ``zoo.list_models()`` order.
     """
-    import zoo
+    from zoo.registry import models_for_task
 
-    return [n for n in zoo.list_models() if zoo.get_spec(n).task == "classification"]
+    return models_for_task("classification")
 
 
 def check_labels(labels: np.ndarray, num_classes: int, where: str) -> None:
