@@ -219,3 +219,27 @@ def test_cli_writes_overlays(tmp_path):
     assert r.returncode == 2 and "no such file or folder" in r.stderr
     r = zoo_cli("facemesh", "--help")
     assert "zoo facemesh --example astronaut --out overlays/" in r.stdout
+    r = zoo_cli("facemesh", "--example", "astronaut", "--detector", "far", "--out", str(tmp_path))
+    assert r.returncode == 2 and "invalid choice: 'far'" in r.stderr
+
+
+def test_cli_detector_choice(tmp_path, capsys):
+    """--detector reaches the pipeline: each run's box is the one
+    ``detect_and_mesh`` gives with that detector, and the two detectors'
+    boxes differ (so the comparison tells them apart)."""
+    import argparse
+
+    from zoo.cli import sample_image
+    from zoo.face import detect_and_mesh
+    from zoo.face_cli import cmd_facemesh
+
+    boxes = {}
+    for detector in ("short_range", "full_range"):
+        args = argparse.Namespace(images=[], example=["astronaut"], out=str(tmp_path / detector),
+                                  json=True, detector=detector)
+        assert cmd_facemesh(args) == 0
+        (row,) = json.loads(capsys.readouterr().out)
+        (face,) = detect_and_mesh(sample_image("astronaut"), detector=detector)
+        np.testing.assert_allclose(row["faces"][0]["box"], face.box, atol=0.06)
+        boxes[detector] = np.asarray(face.box, float)
+    assert np.abs(boxes["full_range"] - boxes["short_range"]).max() > 0.5

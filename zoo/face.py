@@ -870,8 +870,8 @@ def draw(image, faces: Sequence[Face], *, point_radius: Optional[float] = None):
     return out
 
 
-def write_overlays(inputs: Sequence[tuple[str, np.ndarray]], out_dir, *, batch: int = 8
-                   ) -> list[dict]:
+def write_overlays(inputs: Sequence[tuple[str, np.ndarray]], out_dir, *, batch: int = 8,
+                   detector: str = "short_range") -> list[dict]:
     """Detects and meshes each image, draws it and writes the overlay as a PNG.
 
     Files are named ``<out_dir>/<stem>_facemesh.png``, the stem from the
@@ -882,6 +882,7 @@ def write_overlays(inputs: Sequence[tuple[str, np.ndarray]], out_dir, *, batch: 
         inputs: ``(label, image)`` pairs.
         out_dir: folder for the overlays; created if needed.
         batch: images per ``detect_and_mesh_batch`` call.
+        detector: one of ``DETECTOR_MODES`` (see ``detect_and_mesh``).
 
     Returns:
         list[dict]: per image ``{"image": label, "overlay": path, "faces":
@@ -894,7 +895,8 @@ def write_overlays(inputs: Sequence[tuple[str, np.ndarray]], out_dir, *, batch: 
     rows, used = [], set()
     for start in range(0, len(inputs), batch):
         chunk = inputs[start:start + batch]
-        found = detect_and_mesh_batch([im for _, im in chunk], names=[n for n, _ in chunk])
+        found = detect_and_mesh_batch([im for _, im in chunk], names=[n for n, _ in chunk],
+                                      detector=detector)
         for (label, image), faces in zip(chunk, found):
             stem = Path(label.split(":", 1)[-1]).stem or "image"
             name, k = f"{stem}_facemesh.png", 1
