@@ -27,6 +27,10 @@ pytest.importorskip("sphinx")
 pytest.importorskip("myst_nb")
 pytest.importorskip("sphinx_book_theme")
 
+# One test worker runs this file (`--dist loadgroup`): the site is built
+# once, not once per worker.
+pytestmark = pytest.mark.xdist_group("docs_site")
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:

@@ -109,7 +109,10 @@ def small_run(data_dir, tmp_path_factory):
     return work, result
 
 
+# The tests of one small run share a test worker (`--dist loadgroup`), so
+# the run is trained once, not once per worker.
 @pytest.mark.slow
+@pytest.mark.xdist_group("train_small_run")
 def test_fit_evaluates_saves_best_and_refuses_another_model(small_run):
     work, result = small_run
     assert result.steps == 6 and result.best["step"] in (3, 6)
@@ -215,6 +218,7 @@ def test_the_loop_trains_another_task_with_its_own_data_and_metric(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("train_small_run")
 def test_run_predicts_with_its_classes_and_converts_to_tflite(small_run, tmp_path):
     import sklearn.datasets
     from PIL import Image
