@@ -9,6 +9,13 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import pytest  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``early`` go first, in their order; the rest keep theirs.
+    pytest-xdist hands tests out in collection order, so a multi-minute test
+    collected late runs alone at the end while the other worker idles."""
+    items.sort(key=lambda item: item.get_closest_marker("early") is None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def zoo_cache(tmp_path_factory):
     """One weight cache for the whole run (each file is fetched once from

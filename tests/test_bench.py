@@ -324,6 +324,7 @@ def test_profile_covers_every_layer():
     assert r["whole_ms"] > 0 and "mobilenet_v3_small" in markdown([r], top=len(r["layers"]))
 
 
+@pytest.mark.early
 def test_profile_train_and_xla_ops_views():
     """--train times forward and backward per layer; --ops groups the traced
     ops of the whole program by the layer and pass they came from."""

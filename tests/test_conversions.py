@@ -106,6 +106,7 @@ BRACKETED_SIZES = ("efficientnet_b5", "efficientnet_b6")
 # One test worker runs every export in turn (`--dist loadgroup`): the large
 # ones take a machine-wide lock, and on two workers one would wait for it.
 @pytest.mark.slow
+@pytest.mark.early
 @pytest.mark.xdist_group("float32_exports")
 @pytest.mark.parametrize("name", [n for n in zoo.list_models() if zoo.get_spec(n).task in TASKS
                                   and n not in BRACKETED_SIZES])

@@ -253,6 +253,7 @@ def test_run_predicts_with_its_classes_and_converts_to_tflite(small_run, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.early
 def test_sigkill_at_a_random_step_then_resume_ends_where_an_unbroken_run_ends(data_dir,
                                                                               tmp_path,
                                                                               jax_cache):
@@ -304,6 +305,7 @@ fit(TrainConfig(workdir=work, **settings), progress=False)
 
 
 @pytest.mark.slow
+@pytest.mark.early
 def test_two_devices_match_one(data_dir, tmp_path, jax_cache):
     """20 steps over 2 CPU devices give the 1-device loss curve: the batch is
     split, gradients and BatchNorm statistics are over the global batch.
