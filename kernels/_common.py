@@ -248,6 +248,11 @@ def round_up(n: int, m: int) -> int:
     return -(-n // m) * m
 
 
+def next_pow2(n: int) -> int:
+    """The smallest power of two at least ``n`` (1 for ``n <= 1``)."""
+    return 1 << max(0, (n - 1).bit_length())
+
+
 def pow2_divisor(n: int, cap: int) -> int:
     """Largest power of two dividing ``n``, at most ``cap``."""
     p = 1

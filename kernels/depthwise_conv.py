@@ -56,8 +56,8 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 from kernels._common import (IMPLEMENTATIONS, TPU_VMEM_BUDGET, TRITON_TILE_ELEMENTS, act_fn,
-                             itemsize, pallas_target, record_fallback, resolve_implementation,
-                             round_up, with_reference_vjp, TRANSCENDENTAL)
+                             itemsize, next_pow2, pallas_target, record_fallback,
+                             resolve_implementation, round_up, with_reference_vjp, TRANSCENDENTAL)
 
 __all__ = ["IMPLEMENTATIONS", "depthwise_conv", "depthwise_conv_reference",
            "depthwise_conv_xla_fast", "depthwise_conv_bn_act", "depthwise_conv_bn_act_reference",
@@ -348,10 +348,6 @@ class DepthwisePlan:
         return (self.n, self.out_h_pad // self.th, self.out_w_pad // self.tw, self.c_pad // self.bc)
 
 
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
-
-
 def depthwise_plan(shape, k: int, stride: int = 1, padding: Padding = "same",
                    dtype=jnp.float32, target: str = "tpu") -> DepthwisePlan:
     """Tiling of a depthwise kxk conv of NHWC ``shape`` for ``target``
@@ -407,9 +403,9 @@ def depthwise_plan(shape, k: int, stride: int = 1, padding: Padding = "same",
             **base, reason=f"8 output rows x {out_w} columns x {bc} channels need {vmem} bytes "
                            f"of VMEM double-buffered, over the {TPU_VMEM_BUDGET}-byte budget")
     if target == "triton":
-        tw = min(_next_pow2(out_w), 16)
-        th = min(_next_pow2(out_h), 8)
-        bc = max(1, min(_next_pow2(c), 128, TRITON_TILE_ELEMENTS // (th * tw)))
+        tw = min(next_pow2(out_w), 16)
+        th = min(next_pow2(out_h), 8)
+        bc = max(1, min(next_pow2(c), 128, TRITON_TILE_ELEMENTS // (th * tw)))
         return DepthwisePlan(**base, th=th, tw=tw, bc=bc, out_h_pad=round_up(out_h, th),
                              out_w_pad=round_up(out_w, tw), c_pad=round_up(c, bc))
     raise ValueError(f"target={target!r}: use 'tpu' or 'triton'")

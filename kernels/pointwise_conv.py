@@ -43,8 +43,8 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 from kernels._common import (IMPLEMENTATIONS, TPU_VMEM_BUDGET, TRANSCENDENTAL, act_fn, itemsize,
-                             pallas_target, record_fallback, resolve_implementation, round_up,
-                             with_reference_vjp)
+                             next_pow2, pallas_target, record_fallback, resolve_implementation,
+                             round_up, with_reference_vjp)
 
 __all__ = ["IMPLEMENTATIONS", "pointwise_conv", "pointwise_conv_reference",
            "pointwise_conv_xla_fast", "pointwise_conv_pallas", "pointwise_plan", "PointwisePlan"]
@@ -187,10 +187,6 @@ class PointwisePlan:
         return (pl.cdiv(self.m_pad, self.bm), self.n_pad // self.bn)
 
 
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
-
-
 def pointwise_plan(m: int, k: int, n: int, dtype=jnp.float32, residual: bool = False,
                    target: str = "tpu") -> PointwisePlan:
     """Tiling of an (m, k) @ (k, n) conv with epilogue for ``target``.
@@ -230,9 +226,9 @@ def pointwise_plan(m: int, k: int, n: int, dtype=jnp.float32, residual: bool = F
             f"K={k} x {bn} columns need {vmem} bytes of VMEM at 8 rows, over the "
             f"{TPU_VMEM_BUDGET}-byte budget"))
     if target == "triton":
-        bm = 64 if m >= 64 else max(16, _next_pow2(m))
-        bn = max(16, min(64, _next_pow2(n)))
-        bk = max(16, min(32, _next_pow2(k)))
+        bm = 64 if m >= 64 else max(16, next_pow2(m))
+        bn = max(16, min(64, next_pow2(n)))
+        bk = max(16, min(32, next_pow2(k)))
         return PointwisePlan(target, m, k, n, bm=bm, bn=bn, bk=bk, m_pad=round_up(m, bm),
                              k_pad=round_up(k, bk), n_pad=round_up(n, bn))
     raise ValueError(f"target={target!r}: use 'tpu' or 'triton'")

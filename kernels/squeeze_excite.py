@@ -42,8 +42,8 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 from kernels._common import (IMPLEMENTATIONS, TPU_VMEM_BUDGET, TRANSCENDENTAL, act_fn, itemsize,
-                             pallas_target, record_fallback, resolve_implementation, round_up,
-                             with_reference_vjp)
+                             next_pow2, pallas_target, record_fallback, resolve_implementation,
+                             round_up, with_reference_vjp)
 
 __all__ = ["IMPLEMENTATIONS", "squeeze_excite", "squeeze_excite_reference",
            "squeeze_excite_xla_fast", "squeeze_excite_pallas", "squeeze_excite_plan", "SEPlan"]
@@ -169,10 +169,6 @@ class SEPlan:
         return pl.cdiv(self.hw_pad, self.bt)
 
 
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
-
-
 def squeeze_excite_plan(shape, r: int, dtype=jnp.float32, target: str = "tpu") -> SEPlan:
     """Tiling of a squeeze-and-excite of NHWC ``shape`` with reduced width
     ``r`` for ``target``.
@@ -211,10 +207,10 @@ def squeeze_excite_plan(shape, r: int, dtype=jnp.float32, target: str = "tpu") -
             f"8 rows x {c} channels and the FC weights need {vmem} bytes of VMEM, over "
             f"the {TPU_VMEM_BUDGET}-byte budget"))
     if target == "triton":
-        bc = max(8, min(64, _next_pow2(c)))
-        bt = max(8, min(64, _next_pow2(hw)))
+        bc = max(8, min(64, next_pow2(c)))
+        bt = max(8, min(64, next_pow2(hw)))
         return SEPlan(target, n, hw, c, r, bt=bt, bc=bc, hw_pad=round_up(hw, bt),
-                      c_pad=round_up(c, bc), r_pad=max(2, _next_pow2(r)))
+                      c_pad=round_up(c, bc), r_pad=max(2, next_pow2(r)))
     raise ValueError(f"target={target!r}: use 'tpu' or 'triton'")
 
 
